@@ -1,0 +1,108 @@
+"""The cell record: one measured (model, runtime, variant, batch, duration) cell.
+
+Field names are the user-facing contract of ``shared/docs/interface.md`` and must not be
+renamed.  A record crosses process boundaries (worker -> parent -> ``cells.jsonl``) as a
+plain dict, so everything here is JSON-serialisable.  A value that could not be measured is
+``None`` (``null``), never 0, and the reason is stored in ``error`` or a ``*_reason`` field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "interrupted")
+RUNTIMES = ("pytorch", "onnxruntime")
+
+
+@dataclass
+class CellRecord:
+    # identity
+    run_id: str
+    timestamp: str
+    host: str
+    device: str
+    device_name: str
+    model: str
+    runtime: str
+    provider: str
+    variant: str
+    weights: str
+    batch_size: int
+    duration_s: float
+    threads: int | None
+    status: str = "ok"
+    error: str | None = None
+    # size
+    params_total: int | None = None
+    params_unique: int | None = None
+    params_used: int | None = None
+    model_bytes: int | None = None
+    onnx_bytes: int | None = None
+    # compute
+    macs: int | None = None
+    flops: int | None = None
+    achieved_flops_per_s: float | None = None
+    utilization: float | None = None
+    # latency (seconds)
+    latency_mean_s: float | None = None
+    latency_std_s: float | None = None
+    latency_median_s: float | None = None
+    latency_p90_s: float | None = None
+    latency_p95_s: float | None = None
+    latency_p99_s: float | None = None
+    latency_min_s: float | None = None
+    latency_max_s: float | None = None
+    latency_iqr_s: float | None = None
+    latency_ci95_low_s: float | None = None
+    latency_ci95_high_s: float | None = None
+    latency_n: int | None = None
+    latency_samples_s: list[float] = field(default_factory=list)
+    latency_calls_per_sample: int | None = None
+    latency_noisy: bool | None = None
+    load_time_s: float | None = None
+    first_call_s: float | None = None
+    rtf: float | None = None
+    throughput_audio_s_per_s: float | None = None
+    # memory
+    peak_memory_bytes: int | None = None
+    # fidelity against the fp32 PyTorch output of the same input
+    output_max_abs_err: float | None = None
+    output_cosine: float | None = None
+    # energy
+    energy_j: float | None = None
+    energy_gross_j: float | None = None
+    energy_per_audio_s_j: float | None = None
+    power_w_mean: float | None = None
+    idle_power_w: float | None = None
+    energy_source: str | None = None
+    energy_domain: str | None = None
+    energy_window_s: float | None = None
+    energy_reason: str | None = None
+    # accuracy (evaluation on real data)
+    eval_dataset: str | None = None
+    eval_metric: str | None = None
+    accuracy: float | None = None
+    accuracy_layer: int | None = None
+    # anything else a runner wants to keep (input shape checks, output shape, ...)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CellRecord":
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        extra = dict(kwargs.pop("extra", {}) or {})
+        extra.update({k: v for k, v in data.items() if k not in known})
+        return cls(**kwargs, extra=extra)
+
+
+CELL_KEY_FIELDS = ("model", "runtime", "provider", "variant", "batch_size", "duration_s", "threads")
+
+
+def cell_key(record: dict[str, Any] | CellRecord) -> tuple:
+    """The identity of a cell inside a run: used to resume and to match across runs."""
+    data = record.to_dict() if isinstance(record, CellRecord) else record
+    return tuple(data.get(k) for k in CELL_KEY_FIELDS)
