@@ -1,0 +1,205 @@
+"""Export a registered model to ONNX, check it against PyTorch, and record it in a manifest.
+
+The exported graph takes ``waveform`` (batch, samples) with both axes dynamic and returns
+``hidden_state_0 .. hidden_state_L``.  The check runs both runtimes on fresh random inputs of
+two lengths and two batch sizes and fails the model's export, with the numbers, when the
+outputs disagree.  Re-export is skipped when the model, the exporter and the file are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import contextlib
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from export.params import count_parameters, onnx_initializer_count
+from export.registry import ModelSpec, get_spec
+
+OPSET = {"torchscript": 17, "dynamo": 18}
+EXPORTERS = tuple(OPSET)
+CHECK_INPUTS = ((1, 1.37), (3, 2.5))  # (batch, seconds): two lengths, not hop multiples
+MIN_COSINE = 0.9999
+MAX_REL_ERR = 1e-3  # max abs error relative to max(1, max |reference|)
+MANIFEST = "manifest.json"
+
+
+class ExportError(RuntimeError):
+    """An export or its check failed; the message carries the numbers."""
+
+
+@dataclass
+class CheckResult:
+    batch: int
+    samples: int
+    max_abs_err: float
+    cosine: float
+    ok: bool
+
+
+def _code_digest() -> str:
+    """Hash of the model and export code: a change here invalidates exported files."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        if path.name in {"flops.py"}:
+            continue
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def fingerprint(spec: ModelSpec, tiny: bool, exporter: str) -> str:
+    h = hashlib.sha256(json.dumps(
+        [spec.name, tiny, exporter, OPSET[exporter], torch.__version__, _code_digest()]).encode())
+    return h.hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def compare_outputs(reference: list[np.ndarray], candidate: list[np.ndarray]) -> tuple[float, float]:
+    """(max abs error over all outputs, cosine similarity of the last output)."""
+    if len(reference) != len(candidate):
+        raise ExportError(f"output count differs: {len(reference)} vs {len(candidate)}")
+    err = 0.0
+    for r, c in zip(reference, candidate):
+        if r.shape != c.shape:
+            raise ExportError(f"output shape differs: {r.shape} vs {c.shape}")
+        err = max(err, float(np.max(np.abs(r.astype(np.float64) - c.astype(np.float64)))) if r.size else 0.0)
+    a = reference[-1].astype(np.float64).ravel()
+    b = candidate[-1].astype(np.float64).ravel()
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    cosine = float(a @ b / denom) if denom > 0 else float(np.array_equal(a, b))
+    return err, cosine
+
+
+def check_onnx(model: torch.nn.Module, path: Path, seed: int = 1234) -> list[CheckResult]:
+    """Run PyTorch and ONNX Runtime on fresh random inputs and compare every output."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(seed)
+    results = []
+    for batch, seconds in CHECK_INPUTS:
+        samples = int(seconds * 16000)
+        wav = torch.randn(batch, samples, generator=gen) * 0.1
+        with torch.inference_mode():
+            ref = [o.numpy() for o in model(wav)]
+        out = session.run(None, {"waveform": wav.numpy()})
+        err, cosine = compare_outputs(ref, out)
+        scale = max(1.0, max(float(np.max(np.abs(r))) for r in ref))
+        ok = cosine >= MIN_COSINE and err <= MAX_REL_ERR * scale
+        results.append(CheckResult(batch, samples, err, cosine, ok))
+    return results
+
+
+def _torch_export(model: torch.nn.Module, spec: ModelSpec, path: Path, exporter: str, n_outputs: int) -> None:
+    example = torch.randn(2, 16000)
+    names = [f"hidden_state_{i}" for i in range(n_outputs)]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if exporter == "torchscript":
+            axes = {"waveform": {0: "batch", 1: "samples"}}
+            axes.update({n: {0: "batch", 1: "frames"} for n in names})
+            torch.onnx.export(model, (example,), str(path), input_names=["waveform"],
+                              output_names=names, dynamic_axes=axes, opset_version=OPSET[exporter],
+                              dynamo=False)
+        else:
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            samples = torch.export.Dim("samples", min=spec.min_samples, max=16000 * 3600)
+            torch.onnx.export(model, (example,), str(path), input_names=["waveform"],
+                              output_names=names, dynamic_shapes=({0: batch, 1: samples},),
+                              opset_version=OPSET[exporter], dynamo=True, external_data=False)
+
+
+def load_manifest(out_dir: Path) -> dict[str, Any]:
+    path = out_dir / MANIFEST
+    if not path.exists():
+        return {"models": {}}
+    return json.loads(path.read_text())
+
+
+def save_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    tmp = out_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    tmp.replace(out_dir / MANIFEST)
+
+
+def onnx_path(out_dir: Path, name: str, tiny: bool = False) -> Path:
+    return Path(out_dir) / (f"{name}-tiny.onnx" if tiny else f"{name}.onnx")
+
+
+def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter: str = "torchscript",
+                 force: bool = False) -> dict[str, Any]:
+    """Export ``name`` (unless an identical export exists) and return its manifest entry."""
+    if exporter not in EXPORTERS:
+        raise ValueError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
+    spec = get_spec(name)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = onnx_path(out_dir, name, tiny)
+    key = f"{name}-tiny" if tiny else name
+    manifest = load_manifest(out_dir)
+    fp = fingerprint(spec, tiny, exporter)
+    entry = manifest["models"].get(key)
+    if (not force and entry and entry.get("fingerprint") == fp and path.exists()
+            and entry.get("sha256") == file_sha256(path)):
+        entry["skipped"] = True
+        return entry
+
+    model = spec.build(tiny)
+    example = torch.randn(2, max(spec.min_samples * 2, 1600))
+    counts = count_parameters(model, example)
+    with torch.inference_mode():
+        n_outputs = len(model(example))
+    start = time.perf_counter()
+    try:
+        _torch_export(model, spec, path, exporter, n_outputs)
+    except Exception as exc:  # the exporter's own message is the useful part
+        raise ExportError(f"{name}: {exporter} export failed: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    export_time = time.perf_counter() - start
+    checks = check_onnx(model, path)
+    if not all(c.ok for c in checks):
+        bad = [c for c in checks if not c.ok]
+        path.unlink(missing_ok=True)
+        raise ExportError(f"{name}: ONNX output differs from PyTorch: " + "; ".join(
+            f"batch {c.batch} x {c.samples} samples: max abs err {c.max_abs_err:.3g}, "
+            f"cosine {c.cosine:.6f}" for c in bad))
+    import onnx
+
+    entry = {
+        "model": name, "tiny": tiny, "file": path.name, "exporter": exporter,
+        "opset": OPSET[exporter], "fingerprint": fp,
+        "input": {"name": "waveform", "shape": ["batch", "samples"], "dtype": "float32",
+                  "sample_rate": 16000, "min_samples": spec.min_samples},
+        "outputs": [f"hidden_state_{i}" for i in range(n_outputs)],
+        "frame_rate_hz": spec.frame_rate_hz,
+        **counts.to_dict(),
+        "onnx_initializers": onnx_initializer_count(path),
+        "published_params": spec.published_params,
+        "published_note": spec.published_note,
+        "onnx_bytes": path.stat().st_size,
+        "sha256": file_sha256(path),
+        "export_time_s": round(export_time, 3),
+        "checks": [c.__dict__ for c in checks],
+        "versions": {"torch": torch.__version__, "onnx": onnx.__version__},
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "skipped": False,
+    }
+    manifest = load_manifest(out_dir)  # re-read: another model may have been written meanwhile
+    manifest["models"][key] = entry
+    save_manifest(out_dir, manifest)
+    return entry
