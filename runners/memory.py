@@ -1,0 +1,49 @@
+"""Peak resident memory of this process over a baseline, per cell (Linux).
+
+Linux keeps the process's peak RSS (``VmHWM`` in /proc/self/status) and lets a process reset
+it by writing ``5`` to /proc/self/clear_refs, so each cell's peak is measured exactly instead
+of sampled.  Where that is not possible the tracker says so and reports ``None``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _status_kb(field: str, proc: Path) -> int | None:
+    try:
+        for line in (proc / "status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class PeakRSSTracker:
+    """``reset()`` before a cell, ``peak_over_baseline()`` after it."""
+
+    def __init__(self, proc: str | Path = "/proc/self") -> None:
+        self.proc = Path(proc)
+        self.baseline_bytes: int | None = None
+        self.reason: str | None = None
+
+    def current_bytes(self) -> int | None:
+        kb = _status_kb("VmRSS", self.proc)
+        return None if kb is None else kb * 1024
+
+    def reset(self) -> None:
+        """Set the baseline to the current RSS and restart the peak from it."""
+        try:
+            (self.proc / "clear_refs").write_text("5")
+        except OSError as exc:
+            self.reason = f"cannot reset peak RSS ({exc}); peak memory not measured"
+        self.baseline_bytes = self.current_bytes()
+
+    def peak_over_baseline(self) -> int | None:
+        if self.reason is not None or self.baseline_bytes is None:
+            return None
+        kb = _status_kb("VmHWM", self.proc)
+        if kb is None:
+            return None
+        return max(0, kb * 1024 - self.baseline_bytes)

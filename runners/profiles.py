@@ -1,0 +1,98 @@
+"""Device profiles: small TOML data files in ``runners/device_profiles/``, not code branches.
+
+A profile names the runtimes, the PyTorch device, the ONNX Runtime execution providers (each
+one a series of cells; ``ort_optional_providers`` are used only when the installed
+onnxruntime has them), the default threads, the default sweep and the energy sensors to try
+first.  ``auto`` picks one from what the machine is, and says why.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+PROFILE_DIR = Path(__file__).parent / "device_profiles"
+
+
+class ProfileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str
+    description: str
+    runtimes: tuple[str, ...]
+    pytorch_device: str
+    ort_providers: tuple[str, ...]
+    ort_optional_providers: tuple[str, ...] = ()
+    threads: int = 0
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8)
+    durations: tuple[float, ...] = (1, 2, 4, 8, 16)
+    energy: tuple[str, ...] = ()
+    cell_timeout_s: float = 900
+    chosen_because: str | None = field(default=None, compare=False)
+
+    def providers_for(self, available: list[str]) -> list[str]:
+        """The ONNX Runtime provider series to run: required ones always (an absent one becomes
+        ``unsupported`` cells with the reason), optional ones only when available."""
+        return list(self.ort_providers) + [p for p in self.ort_optional_providers if p in available]
+
+    def default_threads(self) -> int:
+        return self.threads if self.threads > 0 else available_cores()
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def profile_names(directory: Path = PROFILE_DIR) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.toml"))
+
+
+def load_profile(name: str, directory: Path = PROFILE_DIR) -> DeviceProfile:
+    path = directory / f"{name}.toml"
+    if not path.exists():
+        raise ProfileError(f"unknown device profile {name!r}; valid: {', '.join(profile_names(directory) + ['auto'])}")
+    data: dict[str, Any] = tomllib.loads(path.read_text())
+    try:
+        return DeviceProfile(
+            name=data["name"], description=data.get("description", ""),
+            runtimes=tuple(data["runtimes"]), pytorch_device=data.get("pytorch_device", "cpu"),
+            ort_providers=tuple(data.get("ort_providers", ["CPUExecutionProvider"])),
+            ort_optional_providers=tuple(data.get("ort_optional_providers", [])),
+            threads=int(data.get("threads", 0)),
+            batch_sizes=tuple(int(b) for b in data.get("batch_sizes", [1, 2, 4, 8])),
+            durations=tuple(float(d) for d in data.get("durations", [1, 2, 4, 8, 16])),
+            energy=tuple(data.get("energy", [])), cell_timeout_s=float(data.get("cell_timeout_s", 900)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProfileError(f"device profile {path} is malformed: {exc}") from None
+
+
+def detect_kind(root: str | None = None, run: Callable | None = None) -> tuple[str, str]:
+    """(profile name, reason) for this machine; uses the environment fingerprint's detector."""
+    try:
+        from runners.environment import detect_platform
+    except ImportError:
+        detect_platform = None
+    if detect_platform is not None:
+        found = detect_platform(root=root, run=run)
+        kind = found.get("kind", "cpu")
+        return (kind if kind in profile_names() else "cpu"), found.get("reason", "")
+    return "cpu", "no platform detector available"
+
+
+def resolve_profile(name: str, root: str | None = None, run: Callable | None = None) -> DeviceProfile:
+    """Load ``name``; for ``auto``, detect the machine and record why the profile was chosen."""
+    if name != "auto":
+        return load_profile(name)
+    kind, reason = detect_kind(root, run)
+    profile = load_profile(kind)
+    return DeviceProfile(**{**profile.__dict__, "chosen_because": reason or f"detected {kind}"})

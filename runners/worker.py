@@ -1,0 +1,201 @@
+"""The worker: one process measures one model under one runtime configuration.
+
+Started by the suite (``python -m runners.worker``) with a JSON job on stdin; it answers with
+JSON lines on its own stdout (``loaded``, ``start``, ``cell``, ``done``) so that the parent can
+write each cell as soon as it exists, and can tell which cell was running when a worker
+crashed, ran out of memory or timed out.  Anything libraries print goes to stderr, never into
+the protocol.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from runners.audio import synthetic_batch
+from runners.harness import TimingPolicy, time_callable
+from runners.memory import PeakRSSTracker
+from runners.records import CellRecord
+from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, UnsupportedError
+
+SAMPLE_RATE = 16_000
+PROBE_SECONDS = 1.0
+
+
+def make_runtime(job: dict[str, Any]):
+    from export.registry import get_spec
+
+    spec = get_spec(job["model"])
+    if job["runtime"] == "pytorch":
+        device = "cuda" if job["provider"].startswith("cuda") else "cpu"
+        return PyTorchRuntime(lambda: spec.build(job.get("tiny", False)), job.get("threads"), device)
+    return OnnxRuntimeRuntime(job["onnx_path"], job["provider"], job.get("threads"),
+                              job.get("ort_opt", "all"))
+
+
+def base_record(job: dict[str, Any], cell: dict[str, Any]) -> CellRecord:
+    entry = job.get("manifest_entry") or {}
+    return CellRecord(
+        run_id=job["run_id"], timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"), host=job["host"],
+        device=job["device"], device_name=job["device_name"], model=job["model"],
+        runtime=job["runtime"], provider=job["provider"], variant=job.get("variant", "fp32"),
+        weights=job.get("weights", "random"), batch_size=int(cell["batch_size"]),
+        duration_s=float(cell["duration_s"]), threads=job.get("threads"),
+        params_total=entry.get("params_total"), params_unique=entry.get("params_unique"),
+        params_used=entry.get("params_used"), model_bytes=entry.get("model_bytes"),
+        onnx_bytes=entry.get("onnx_bytes"),
+    )
+
+
+def fidelity_probe(job: dict[str, Any], runtime) -> tuple[float | None, float | None, str | None]:
+    """Max abs error and cosine of this runtime's output against fp32 PyTorch on a probe input."""
+    from export.onnx_export import compare_outputs
+    from export.registry import get_spec
+
+    if job["runtime"] == "pytorch" and job.get("variant", "fp32") == "fp32":
+        return 0.0, 1.0, None  # this *is* the reference
+    import torch
+
+    spec = get_spec(job["model"])
+    samples = max(spec.min_samples, int(PROBE_SECONDS * SAMPLE_RATE))
+    wav = synthetic_batch(1, samples, seed=99)
+    out = runtime.outputs_numpy(runtime.make_call(runtime.prepare(wav))())
+    reference_model = spec.build(job.get("tiny", False))
+    with torch.inference_mode():
+        ref = [o.numpy() for o in reference_model(torch.from_numpy(wav))]
+    del reference_model
+    gc.collect()
+    try:
+        err, cosine = compare_outputs(ref, out)
+    except Exception as exc:  # shape mismatch is itself a fidelity finding
+        return None, None, f"fidelity probe failed: {exc}"
+    return err, cosine, None
+
+
+def open_energy(job: dict[str, Any]):
+    spec = job.get("energy", "none")
+    try:
+        from energy import open_meter
+    except ImportError as exc:  # energy package absent or broken: say so, measure nothing
+        return None, f"energy harness unavailable: {exc}"
+    meter = open_meter(spec, job.get("energy_preferred"))
+    return meter, (None if meter.available else meter.reason)
+
+
+def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: PeakRSSTracker,
+                 policy: TimingPolicy, meter, energy_reason: str | None, idle_w: float | None,
+                 fidelity: tuple) -> CellRecord:
+    from export.registry import get_spec
+
+    spec = get_spec(job["model"])
+    rec = base_record(job, cell)
+    rec.load_time_s = runtime.load_time_s
+    batch, duration = rec.batch_size, rec.duration_s
+    samples = int(round(duration * SAMPLE_RATE))
+    if samples < spec.min_samples:
+        rec.status = "unsupported"
+        rec.error = (f"duration {duration:g}s is shorter than {spec.name}'s minimum input "
+                     f"{spec.min_duration_s:g}s ({spec.min_samples} samples)")
+        return rec
+    wav = synthetic_batch(batch, samples, seed=0)
+    prepared = runtime.prepare(wav)
+    if runtime.batch_of(prepared) != batch:
+        raise RuntimeError(f"prepared input has batch {runtime.batch_of(prepared)}, expected {batch}")
+    call = runtime.make_call(prepared)
+    try:
+        tracker.reset()
+        outputs = runtime.outputs_numpy(call())
+        expected = (batch, spec.frames(samples))
+        got = tuple(outputs[-1].shape[:2])
+        if got != expected:
+            raise RuntimeError(f"output shape {tuple(outputs[-1].shape)} does not match batch x frames {expected}")
+        del outputs
+        timing = time_callable(call, policy, sync=runtime.sync)
+        rec.peak_memory_bytes = tracker.peak_over_baseline()
+    except MemoryError as exc:
+        rec.status, rec.error = "oom", f"out of memory: {exc}"
+        return rec
+    for key, value in timing.stats.to_fields().items():
+        setattr(rec, key, value)
+    rec.latency_samples_s = timing.samples_s
+    rec.latency_calls_per_sample = timing.calls_per_sample
+    rec.first_call_s = timing.first_call_s
+    audio_s = batch * duration
+    rec.rtf = timing.stats.median / audio_s
+    rec.throughput_audio_s_per_s = audio_s / timing.stats.median
+    rec.output_max_abs_err, rec.output_cosine, fid_error = fidelity
+    rec.extra.update({"output_shape": list(expected) + [None], "input_samples": samples,
+                      "warmup_calls": timing.warmup_calls, "measured_time_s": timing.measured_time_s})
+    if fid_error:
+        rec.extra["fidelity_error"] = fid_error
+    if meter is not None and meter.available:
+        fields = meter.measure(call, audio_s_per_call=audio_s, min_window_s=job.get("energy_window_s", 2.0),
+                               idle_power_w=idle_w, sync=runtime.sync)
+        for key, value in fields.items():
+            if hasattr(rec, key):
+                setattr(rec, key, value)
+            else:
+                rec.extra[key] = value
+    else:
+        rec.energy_reason = energy_reason
+    return rec
+
+
+def run_job(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
+    cells = job["cells"]
+    policy = TimingPolicy(**job.get("policy", {}))
+    runtime = make_runtime(job)
+    try:
+        runtime.load()
+    except UnsupportedError as exc:
+        for cell in cells:
+            rec = base_record(job, cell)
+            rec.status, rec.error = "unsupported", str(exc)
+            emit({"type": "cell", "record": rec.to_dict()})
+        emit({"type": "done"})
+        return
+    emit({"type": "loaded", "load_time_s": runtime.load_time_s})
+    fidelity = fidelity_probe(job, runtime)
+    meter, energy_reason = open_energy(job)
+    idle_w = None
+    if meter is not None and meter.available:
+        idle_w = meter.measure_idle(job.get("idle_s", 2.0))
+    tracker = PeakRSSTracker()
+    for cell in cells:
+        emit({"type": "start", "cell": cell})
+        try:
+            rec = measure_cell(job, cell, runtime, tracker, policy, meter, energy_reason, idle_w, fidelity)
+        except Exception as exc:
+            rec = base_record(job, cell)
+            rec.status, rec.error = "error", f"{type(exc).__name__}: {exc}"
+        emit({"type": "cell", "record": rec.to_dict()})
+    if meter is not None:
+        meter.close()
+    runtime.close()
+    emit({"type": "done"})
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray prints from libraries go to stderr
+    sys.stdout = sys.stderr
+
+    def emit(message: dict[str, Any]) -> None:
+        protocol.write(json.dumps(message) + "\n")
+        protocol.flush()
+
+    try:
+        run_job(job, emit)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
