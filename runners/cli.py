@@ -1,0 +1,94 @@
+"""``python -m runners``: the benchmark command line (``make bench`` calls it).
+
+A thin layer: parse flags, validate everything before anything is written (bad input: one
+line on stderr naming the value and the valid choices, exit 2), run the suite, print the
+runtime comparison, write the report.  Exit 0 when every cell is ok (or unsupported by
+design), 1 when some cells failed (their status is stored), 2 for bad usage, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def env_default(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m runners", description=__doc__.splitlines()[0])
+    p.add_argument("--device", default=env_default("DEVICE", "auto"), help="cpu|rpi|jetson|gpu|auto")
+    p.add_argument("--models", default=env_default("MODELS"), help="comma-separated model ids (default: the lab suite)")
+    p.add_argument("--runtimes", default=env_default("RUNTIMES"), help="pytorch,onnxruntime")
+    p.add_argument("--providers", default=env_default("PROVIDERS"), help="ONNX Runtime execution providers")
+    p.add_argument("--batch-sizes", default=env_default("BATCH_SIZES"))
+    p.add_argument("--durations", default=env_default("DURATIONS"), help="seconds of audio")
+    p.add_argument("--reps", type=int, default=int(env_default("REPS", "0") or 0) or None,
+                   help="minimum timed repetitions per cell (default 10)")
+    p.add_argument("--threads", default=env_default("THREADS"), help="threads for both runtimes (list = sweep)")
+    p.add_argument("--variants", default=env_default("VARIANTS"))
+    p.add_argument("--energy", default=env_default("ENERGY", "auto"))
+    p.add_argument("--grid", action="store_true", default=env_default("GRID") == "1")
+    p.add_argument("--quick", action="store_true", default=env_default("QUICK") == "1")
+    p.add_argument("--fresh", action="store_true", default=env_default("FRESH") == "1",
+                   help="start a new run instead of resuming one with the same settings")
+    p.add_argument("--tiny", action="store_true", default=env_default("TINY") == "1",
+                   help="toy-size models (for tests and smoke checks)")
+    p.add_argument("--min-time", type=float, default=None, help="minimum measured seconds per cell")
+    p.add_argument("--max-time", type=float, default=None, help="measurement cap per cell (seconds)")
+    p.add_argument("--ci-target", type=float, default=None, help="stop when the median's 95%% CI is this narrow")
+    p.add_argument("--cell-timeout", type=float, default=None)
+    p.add_argument("--exporter", default=env_default("EXPORTER", "torchscript"))
+    p.add_argument("--results", default=env_default("RESULTS_DIR", "results"))
+    p.add_argument("--onnx-dir", default=env_default("ONNX_DIR"))
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from runners.profiles import ProfileError, resolve_profile
+    from runners.settings import SettingsError, build_settings
+
+    try:
+        profile = resolve_profile(args.device)
+        settings = build_settings(
+            profile, models=args.models, runtimes=args.runtimes, batch_sizes=args.batch_sizes,
+            durations=args.durations, reps=args.reps, threads=args.threads, providers=args.providers,
+            energy=args.energy, variants=args.variants, grid=args.grid, quick=args.quick, tiny=args.tiny,
+            min_time_s=args.min_time, max_time_s=args.max_time, ci_target=args.ci_target,
+            cell_timeout_s=args.cell_timeout, exporter=args.exporter, results_dir=args.results,
+            onnx_dir=args.onnx_dir)
+    except (ProfileError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    note = None
+    if args.device == "auto":
+        note = f"DEVICE=auto chose '{profile.name}' ({profile.chosen_because})"
+        print(note, file=sys.stderr)
+    from runners.suite import run_suite
+
+    outcome = run_suite(settings, fresh=args.fresh, profile_note=note, progress=not args.no_progress,
+                        log=lambda m: print(m, file=sys.stderr))
+    _report(outcome.run_dir)
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.counts.items()))
+    print(f"\nrun {outcome.status}: {counts}; results in {outcome.run_dir}")
+    if outcome.status == "interrupted":
+        return 130
+    return 0 if outcome.all_ok else 1
+
+
+def _report(run_dir: Path) -> None:
+    try:
+        from runners.report import write_report
+    except ImportError:
+        return
+    report = write_report(run_dir)
+    table = Path(run_dir) / "table.txt"
+    if table.exists():
+        print(table.read_text())
+    print(f"report: {report}")

@@ -1,0 +1,226 @@
+"""What a benchmark run measures: settings, their validation, and the plan of cells.
+
+Validation happens before anything is written: a bad value raises ``SettingsError`` with one
+line naming the value and the valid choices (the command line turns it into exit code 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+from runners.profiles import DeviceProfile
+from runners.runtimes import RUNTIMES
+
+VARIANTS = ("fp32",)
+QUICK = {"batch_sizes": (1,), "durations": (1.0,), "reps": 5, "min_time_s": 0.2, "max_time_s": 3.0}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: str
+    models: tuple[str, ...]
+    runtimes: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    durations: tuple[float, ...]
+    reps: int = 10
+    threads: tuple[int, ...] = (1,)
+    variants: tuple[str, ...] = ("fp32",)
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    pytorch_device: str = "cpu"
+    energy: str = "auto"
+    energy_preferred: tuple[str, ...] = ()
+    grid: bool = False
+    quick: bool = False
+    tiny: bool = False
+    min_time_s: float = 1.0
+    max_time_s: float = 30.0
+    ci_target: float = 0.05
+    cell_timeout_s: float = 900.0
+    exporter: str = "torchscript"
+    results_dir: str = "results"
+    onnx_dir: str = "results/onnx"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # fields that change what is measured: two runs with the same ones can resume each other
+    MEASURING = ("device", "models", "runtimes", "batch_sizes", "durations", "reps", "threads",
+                 "variants", "providers", "pytorch_device", "energy", "grid", "quick", "tiny",
+                 "min_time_s", "max_time_s", "ci_target", "exporter")
+
+    def settings_hash(self) -> str:
+        data = {k: getattr(self, k) for k in self.MEASURING}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()[:10]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def policy(self) -> dict[str, Any]:
+        return {"min_reps": self.reps, "min_time_s": self.min_time_s,
+                "max_time_s": max(self.max_time_s, self.min_time_s), "ci_target": self.ci_target}
+
+    def sweep(self) -> list[tuple[int, float]]:
+        """(batch, duration) pairs: the full grid, or two lines through it (the default)."""
+        if self.grid:
+            return list(product(self.batch_sizes, self.durations))
+        first_d, first_b = self.durations[0], self.batch_sizes[0]
+        pairs = [(b, first_d) for b in self.batch_sizes]
+        pairs += [(first_b, d) for d in self.durations if (first_b, d) not in pairs]
+        return pairs
+
+    def plan(self) -> list[dict[str, Any]]:
+        """Every cell, grouped so that one worker measures one model × runtime configuration."""
+        cells = []
+        for model in self.models:
+            for runtime in self.runtimes:
+                providers = [self.pytorch_device] if runtime == "pytorch" else list(self.providers)
+                for provider, variant, threads in product(providers, self.variants, self.threads):
+                    for batch, duration in self.sweep():
+                        cells.append({"model": model, "runtime": runtime, "provider": provider,
+                                      "variant": variant, "threads": threads,
+                                      "batch_size": batch, "duration_s": float(duration)})
+        return cells
+
+
+def parse_list(text: str | None, kind: type, name: str) -> tuple | None:
+    """``"1,2,4"`` -> (1, 2, 4); each value must be > 0 for numbers."""
+    if text is None or text == "":
+        return None
+    values = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if kind is str:
+            values.append(item)
+            continue
+        try:
+            value = kind(item)
+        except ValueError:
+            raise SettingsError(f"{name}={item!r} is not a number; expected a comma-separated list of "
+                                f"positive {'integers' if kind is int else 'numbers'}") from None
+        if value <= 0:
+            raise SettingsError(f"{name}={item} must be > 0")
+        values.append(value)
+    if not values:
+        raise SettingsError(f"{name} is empty")
+    return tuple(values)
+
+
+def check_choice(values: tuple[str, ...], valid: tuple[str, ...] | list[str], name: str) -> None:
+    for value in values:
+        if value not in valid:
+            raise SettingsError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+
+
+def check_writable(results_dir: str | Path) -> None:
+    """The results folder must be creatable and writable; checked before anything is written."""
+    path = Path(results_dir).resolve()
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise SettingsError(f"results folder {results_dir} is not writable (checked {probe}); "
+                            f"choose another with RESULTS_DIR=... / --results")
+
+
+def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str | None,
+                   batch_sizes: str | None, durations: str | None, reps: int | None,
+                   threads: str | None, providers: str | None, energy: str | None,
+                   variants: str | None = None, grid: bool = False, quick: bool = False,
+                   tiny: bool = False, min_time_s: float | None = None, max_time_s: float | None = None,
+                   ci_target: float | None = None, cell_timeout_s: float | None = None,
+                   exporter: str = "torchscript", results_dir: str = "results",
+                   onnx_dir: str | None = None, available_providers: list[str] | None = None,
+                   all_providers: list[str] | None = None) -> Settings:
+    from export.onnx_export import EXPORTERS
+    from export.registry import LAB_SUITE, MODELS
+
+    model_list = parse_list(models, str, "MODELS") or LAB_SUITE
+    check_choice(model_list, list(MODELS), "model")
+    runtime_list = parse_list(runtimes, str, "RUNTIMES") or profile.runtimes
+    check_choice(runtime_list, RUNTIMES, "runtime")
+    variant_list = parse_list(variants, str, "VARIANTS") or ("fp32",)
+    check_choice(variant_list, VARIANTS, "variant")
+    if exporter not in EXPORTERS:
+        raise SettingsError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
+    available = available_providers if available_providers is not None else _ort_available()
+    provider_list = parse_list(providers, str, "PROVIDERS")
+    if provider_list:
+        # typed by the user: must exist in this onnxruntime build (a profile's absent provider
+        # becomes `unsupported` cells instead, so one profile serves several machines)
+        known = all_providers if all_providers is not None else _ort_all()
+        check_choice(provider_list, known, "execution provider")
+        for p in provider_list:
+            if p not in available:
+                raise SettingsError(f"execution provider {p} is not available in the installed onnxruntime; "
+                                    f"available: {', '.join(available)}")
+    else:
+        provider_list = tuple(profile.providers_for(available))
+    batch_list = parse_list(batch_sizes, int, "BATCH_SIZES") or profile.batch_sizes
+    duration_list = parse_list(durations, float, "DURATIONS") or profile.durations
+    thread_list = parse_list(threads, int, "THREADS") or (profile.default_threads(),)
+    if reps is not None and reps < 1:
+        raise SettingsError(f"REPS={reps} must be >= 1")
+    for name, value in (("MIN_TIME", min_time_s), ("MAX_TIME", max_time_s), ("CI_TARGET", ci_target),
+                        ("CELL_TIMEOUT", cell_timeout_s)):
+        if value is not None and value <= 0:
+            raise SettingsError(f"{name}={value} must be > 0")
+    energy_spec = energy or "auto"
+    _check_energy(energy_spec)
+    check_writable(results_dir)
+    settings = Settings(
+        device=profile.name, models=tuple(model_list), runtimes=tuple(runtime_list),
+        batch_sizes=tuple(batch_list), durations=tuple(float(d) for d in duration_list),
+        reps=reps or 10, threads=tuple(thread_list), variants=tuple(variant_list),
+        providers=tuple(provider_list), pytorch_device=profile.pytorch_device,
+        energy=energy_spec, energy_preferred=tuple(profile.energy), grid=grid, tiny=tiny,
+        cell_timeout_s=cell_timeout_s or profile.cell_timeout_s, exporter=exporter,
+        results_dir=str(results_dir), onnx_dir=onnx_dir or str(Path(results_dir) / "onnx"),
+    )
+    if quick:
+        explicit = {"batch_sizes": batch_sizes, "durations": durations, "reps": reps}
+        overrides = {k: v for k, v in QUICK.items() if explicit.get(k) in (None, "")}
+        settings = replace(settings, quick=True, **overrides)
+    if min_time_s is not None:
+        settings = replace(settings, min_time_s=min_time_s)
+    if max_time_s is not None:
+        settings = replace(settings, max_time_s=max_time_s)
+    if ci_target is not None:
+        settings = replace(settings, ci_target=ci_target)
+    if settings.max_time_s < settings.min_time_s:
+        raise SettingsError(f"MAX_TIME={settings.max_time_s} must be >= MIN_TIME={settings.min_time_s}")
+    return settings
+
+
+def _check_energy(spec: str) -> None:
+    try:
+        from energy import EnergyConfigError, check_spec
+    except ImportError:
+        if spec not in ("auto", "none"):
+            raise SettingsError(f"ENERGY={spec!r}: the energy harness is not installed; valid: auto, none") from None
+        return
+    try:
+        check_spec(spec)
+    except EnergyConfigError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _ort_available() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def _ort_all() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_all_providers())
