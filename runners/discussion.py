@@ -1,0 +1,463 @@
+"""The computed discussion: the lab's hypotheses answered from a run's cells, with the numbers.
+
+The lab asks three questions of every run — does latency rank with model size, does ONNX Runtime
+win everywhere or only at some sizes, where does latency grow faster than linearly — and a
+report that answers them in prose written before the data is a report that can be wrong.  So
+every sentence here is built from the cells: a statistic, the models it covers, and a wording
+chosen by thresholds on that statistic.
+
+Statistics are small and implemented with numpy (no scipy on a Pi): Spearman's rank correlation
+with average ranks for ties, and a least-squares slope in log-log space.
+
+Public API: :func:`discussion` (the Markdown section), :func:`spearman`, :func:`ranks`,
+:func:`loglog_slope`, :func:`growth_slopes`, :func:`rank_correlations`,
+:func:`runtime_verdicts`, :func:`noisy_cells`, :data:`Slope`, :data:`Correlation`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from runners.tables import (ORT, PYTORCH, RUNTIME_LABELS, _num, _size_rows, compare_medians,
+                            iqr_ratio, is_noisy, is_ok, pair_cells, speedup)
+
+SUPERLINEAR = 1.1  # log-log slope above this: latency grows faster than the input
+SUBLINEAR = 0.9  # below this: fixed per-call costs still dominate
+MAX_LISTED = 8  # cells named per model before "and N more"
+
+SeriesKey = tuple  # (runtime, provider, variant, threads)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n, ties sharing the average of the ranks they span (as Spearman requires)."""
+    x = np.asarray(values, dtype=float)
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    out = np.empty(len(x), dtype=float)
+    start = 0
+    while start < len(x):
+        end = start
+        while end + 1 < len(x) and sorted_x[end + 1] == sorted_x[start]:
+            end += 1
+        out[order[start:end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return out
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rho: the Pearson correlation of the ranks; None when undefined (n < 2, constant)."""
+    if len(x) != len(y):
+        raise ValueError(f"spearman: x has {len(x)} values, y has {len(y)}")
+    if len(x) < 2:
+        return None
+    rx, ry = ranks(x), ranks(y)
+    dx, dy = rx - rx.mean(), ry - ry.mean()
+    denom = math.sqrt(float((dx * dx).sum() * (dy * dy).sum()))
+    return float((dx * dy).sum() / denom) if denom > 0 else None
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Least-squares slope of log y on log x: 1 is linear growth, 2 quadratic; None if < 2 x values."""
+    pairs = [(a, b) for a, b in zip(x, y) if a and b and a > 0 and b > 0]
+    if len({a for a, _ in pairs}) < 2:
+        return None
+    lx = np.log([a for a, _ in pairs])
+    ly = np.log([b for _, b in pairs])
+    return float(np.polyfit(lx, ly, 1)[0])
+
+
+# --------------------------------------------------------------------------- series
+
+
+def series_key(cell: Mapping[str, Any]) -> SeriesKey:
+    """What makes one line of measurements: the runtime and the setup it ran under."""
+    return (cell.get("runtime"), cell.get("provider"), cell.get("variant"), cell.get("threads"))
+
+
+def series_labels(cells: Iterable[Mapping[str, Any]]) -> dict[SeriesKey, str]:
+    """"PyTorch", "ONNX Runtime", with the setup appended only where a runtime ran several."""
+    keys = list(dict.fromkeys(series_key(c) for c in cells))
+    labels: dict[SeriesKey, str] = {}
+    for key in keys:
+        runtime = key[0]
+        same_runtime = [k for k in keys if k[0] == runtime]
+        label = RUNTIME_LABELS.get(runtime, str(runtime))
+        if len(same_runtime) > 1:
+            varying = [i for i in (1, 2, 3) if len({k[i] for k in same_runtime}) > 1]
+            parts = [f"{key[i]} thr" if i == 3 else str(key[i]) for i in varying]
+            label += f" ({', '.join(parts)})"
+        labels[key] = label
+    return labels
+
+
+def _by_series(cells: Iterable[Mapping[str, Any]]) -> dict[SeriesKey, list[Mapping[str, Any]]]:
+    out: dict[SeriesKey, list[Mapping[str, Any]]] = {}
+    for cell in cells:
+        out.setdefault(series_key(cell), []).append(cell)
+    return out
+
+
+def _models_in_order(cells: Iterable[Mapping[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(str(c.get("model")) for c in cells))
+
+
+def reference_point(cells: Sequence[Mapping[str, Any]]) -> tuple[Any, Any] | None:
+    """(batch, duration) where models are compared: batch 1 (else the smallest), first duration.
+
+    The first duration is the smallest one with an ok cell at that batch size, so one model that
+    fails at the shortest input does not move the comparison of all the others.
+    """
+    ok = [c for c in cells if is_ok(c)]
+    if not ok:
+        return None
+    batches = sorted({_num(c.get("batch_size")) for c in ok} - {None})
+    if not batches:
+        return None
+    batch = 1.0 if 1.0 in batches else batches[0]
+    durations = sorted({_num(c.get("duration_s")) for c in ok
+                        if _num(c.get("batch_size")) == batch} - {None})
+    return (batch, durations[0]) if durations else None
+
+
+def _at(cells: Iterable[Mapping[str, Any]], batch: float, duration: float) -> list[Mapping[str, Any]]:
+    return [c for c in cells
+            if _num(c.get("batch_size")) == batch and _num(c.get("duration_s")) == duration]
+
+
+def _fmt_shape(batch: Any, duration: Any) -> str:
+    b = _num(batch)
+    d = _num(duration)
+    return f"batch {int(b) if b is not None and b.is_integer() else b}, {d:g} s"
+
+
+# --------------------------------------------------------------------------- rank correlation
+
+
+@dataclass
+class Correlation:
+    """Spearman's rho between median latency and one size measure, for one series."""
+
+    series: str
+    size: str  # "parameters" or "MACs"
+    batch: float
+    duration: float
+    rho: float | None
+    models: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+    biggest_disagreement: tuple[str, float, float] | None = None  # model, latency rank, size rank
+
+
+def _param_count(model: str, sizes: Mapping[str, Mapping[str, Any]]) -> tuple[float | None, str]:
+    row = sizes.get(model, {})
+    for key in ("params_used", "params_total"):
+        if _num(row.get(key)) is not None:
+            return _num(row[key]), key
+    return None, ""
+
+
+def _macs_at(cells: Iterable[Mapping[str, Any]], model: str, batch: float, duration: float) -> float | None:
+    """MACs for this model and input from any runtime's record (they are counted on the graph)."""
+    for cell in _at(cells, batch, duration):
+        if cell.get("model") == model and _num(cell.get("macs")) is not None:
+            return _num(cell["macs"])
+    return None
+
+
+def rank_correlations(cells: Sequence[Mapping[str, Any]],
+                      models: Mapping[str, Any] | None = None) -> list[Correlation]:
+    """Per series: rho(latency, parameters) and, when MACs are recorded, rho(latency, MACs)."""
+    sizes = dict(_size_rows(models)) if models else {}
+    for model, row in _size_rows(cells).items():
+        merged = dict(sizes.get(model, {}))
+        merged.update({k: v for k, v in row.items() if v is not None})
+        sizes[model] = merged
+    labels = series_labels(cells)
+    out: list[Correlation] = []
+    for key, series in _by_series(cells).items():
+        point = reference_point(series)
+        if point is None:
+            continue
+        batch, duration = point
+        here = {str(c.get("model")): c for c in _at(series, batch, duration) if is_ok(c)}
+        all_models = _models_in_order(series)
+        for size_name in ("parameters", "MACs"):
+            values: dict[str, float] = {}
+            for model in here:
+                value = (_param_count(model, sizes)[0] if size_name == "parameters"
+                         else _macs_at(cells, model, batch, duration))
+                if value is not None:
+                    values[model] = value
+            if size_name == "MACs" and not values:
+                continue
+            names = [m for m in all_models if m in values]
+            latency = [float(here[m]["latency_median_s"]) for m in names]
+            size = [values[m] for m in names]
+            corr = Correlation(labels[key], size_name, batch, duration, None, names,
+                               [m for m in all_models if m not in values])
+            if len(names) >= 3:
+                corr.rho = spearman(latency, size)
+                lr, sr = ranks(latency), ranks(size)
+                worst = int(np.argmax(np.abs(lr - sr)))
+                if lr[worst] != sr[worst]:
+                    corr.biggest_disagreement = (names[worst], float(lr[worst]), float(sr[worst]))
+            out.append(corr)
+    return out
+
+
+def _strength(rho: float) -> str:
+    a = abs(rho)
+    word = "strong" if a >= 0.7 else "moderate" if a >= 0.4 else "weak"
+    return f"{word} {'positive' if rho > 0 else 'negative' if rho < 0 else 'zero'}"
+
+
+def _param_measure(cells: Sequence[Mapping[str, Any]], models: Mapping[str, Any] | None) -> str:
+    sizes = _size_rows(models) if models else {}
+    sizes.update({m: r for m, r in _size_rows(cells).items() if any(v is not None for v in r.values())})
+    kinds = {_param_count(m, sizes)[1] for m in sizes} - {""}
+    if kinds == {"params_used"}:
+        return "parameters used in inference"
+    if kinds == {"params_total"}:
+        return "total parameters"
+    return "parameter count (params_used where recorded, else params_total)"
+
+
+def correlation_sentence(corr: Correlation, measure: str) -> str:
+    """One sentence per correlation, wording chosen from rho's size and sign."""
+    where = f"{corr.series} at {_fmt_shape(corr.batch, corr.duration)}"
+    what = measure if corr.size == "parameters" else "MACs"
+    if len(corr.models) < 3:
+        text = (f"{where}: too few models for a rank correlation with {what} "
+                f"(n = {len(corr.models)}; 3 needed).")
+    elif corr.rho is None:
+        text = (f"{where}: Spearman's rho with {what} is undefined over {len(corr.models)} models "
+                "(all latencies or all sizes tie).")
+    else:
+        text = (f"{where}: Spearman's rho between median latency and {what} = {corr.rho:.2f} "
+                f"over {len(corr.models)} models — a {_strength(corr.rho)} rank correlation.")
+        if corr.biggest_disagreement:
+            model, lr, sr = corr.biggest_disagreement
+            text += (f" Largest rank disagreement: {model} (latency rank {lr:g}, "
+                     f"size rank {sr:g} of {len(corr.models)}).")
+    if corr.left_out:
+        text += f" Left out (no ok cell or no count there): {', '.join(corr.left_out)}."
+    return text
+
+
+# --------------------------------------------------------------------------- runtime verdicts
+
+
+@dataclass
+class RuntimeVerdicts:
+    """Paired cells sorted by the significance of ONNX Runtime vs PyTorch."""
+
+    faster: list = field(default_factory=list)  # ONNX Runtime significantly faster
+    slower: list = field(default_factory=list)
+    same: list = field(default_factory=list)  # 95% CIs overlap
+    no_ci: list = field(default_factory=list)
+    speedups: list = field(default_factory=list)  # (speed-up, paired cell)
+
+    @property
+    def n(self) -> int:
+        return len(self.faster) + len(self.slower) + len(self.same) + len(self.no_ci)
+
+
+def runtime_verdicts(cells: Iterable[Mapping[str, Any]]) -> RuntimeVerdicts:
+    """Every cell measured ok under both runtimes, classified by non-overlap of the 95% CIs."""
+    out = RuntimeVerdicts()
+    buckets = {"faster": out.faster, "slower": out.slower, "same": out.same, "no-ci": out.no_ci}
+    for row in pair_cells(cells):
+        verdict = compare_medians(row.pt, row.ort)
+        if verdict is None:
+            continue
+        buckets[verdict].append(row)
+        out.speedups.append((speedup(row.pt, row.ort), row))
+    return out
+
+
+def _row_label(row: Any, with_setup: bool = False) -> str:
+    """'batch 1, 2 s', with the setup appended when a run compared several."""
+    text = _fmt_shape(row.batch_size, row.duration_s)
+    if with_setup:
+        setup = [f"{v} thr" if i == 1 else str(v) for i, v in enumerate(row.setup) if v is not None]
+        text += f" [{' · '.join(setup)}]"
+    return text
+
+
+def _where(rows: list, with_setup: bool = False) -> str:
+    """'model (batch 1, 1 s; batch 2, 1 s)' per model, capped so a big grid stays readable."""
+    per_model: dict[str, list[str]] = {}
+    for row in rows:
+        per_model.setdefault(str(row.model), []).append(_row_label(row, with_setup))
+    parts = []
+    for model, shapes in per_model.items():
+        shown = "; ".join(shapes[:MAX_LISTED])
+        if len(shapes) > MAX_LISTED:
+            shown += f"; and {len(shapes) - MAX_LISTED} more"
+        parts.append(f"{model} ({shown})")
+    return ", ".join(parts)
+
+
+def runtime_paragraph(verdicts: RuntimeVerdicts) -> list[str]:
+    """Counts, range of speed-ups, and where each outcome happened."""
+    n = verdicts.n
+    if n == 0:
+        return ["No cell was measured ok under both PyTorch and ONNX Runtime, so the runtimes "
+                "cannot be compared in this run."]
+    lines = [f"Of {n} cells measured ok under both runtimes, ONNX Runtime was significantly faster "
+             f"(non-overlapping 95% CIs of the median) in {len(verdicts.faster)}, significantly "
+             f"slower in {len(verdicts.slower)} and indistinguishable in {len(verdicts.same)}"
+             + (f"; {len(verdicts.no_ci)} had no CI to test" if verdicts.no_ci else "") + "."]
+    values = [(s, r) for s, r in verdicts.speedups if s is not None]
+    multi = len({r.setup for _, r in verdicts.speedups}) > 1
+    if values:
+        low = min(values, key=lambda v: v[0])
+        high = max(values, key=lambda v: v[0])
+        gmean = math.exp(sum(math.log(s) for s, _ in values) / len(values))
+        lines.append(f"Speed-up (PyTorch median / ONNX Runtime median) ranged from {low[0]:.2f}× "
+                     f"({low[1].model}, {_row_label(low[1], multi)}) to {high[0]:.2f}× "
+                     f"({high[1].model}, {_row_label(high[1], multi)}); "
+                     f"geometric mean {gmean:.2f}×.")
+    if len(verdicts.faster) == n:
+        lines.append("ONNX Runtime won in every compared cell.")
+    elif not verdicts.faster:
+        lines.append("ONNX Runtime was not significantly faster in any cell.")
+    else:
+        lines.append("ONNX Runtime won only in some cells.")
+    for name, rows in (("Faster", verdicts.faster), ("Slower", verdicts.slower),
+                       ("Indistinguishable", verdicts.same)):
+        if rows and len(rows) < n:
+            lines.append(f"{name} under ONNX Runtime: {_where(rows, multi)}.")
+    return lines
+
+
+# --------------------------------------------------------------------------- growth
+
+
+@dataclass
+class Slope:
+    """The log-log slope of median latency against one input axis for one model and series."""
+
+    model: str
+    series: str
+    axis: str  # "duration_s" or "batch_size"
+    slope: float
+    n_points: int
+    fixed: str  # the other axis's value, for the sentence
+
+    @property
+    def kind(self) -> str:
+        if self.slope > SUPERLINEAR:
+            return "superlinear"
+        if self.slope < SUBLINEAR:
+            return "sublinear"
+        return "linear"
+
+
+def growth_slopes(cells: Sequence[Mapping[str, Any]], axis: str) -> list[Slope]:
+    """Per model and series, the slope along ``axis`` (duration at batch 1, or batch at the first
+    duration), from the ok cells only; fewer than two distinct points gives no slope."""
+    if axis not in ("duration_s", "batch_size"):
+        raise ValueError(f"axis must be 'duration_s' or 'batch_size', not {axis!r}")
+    labels = series_labels(cells)
+    out: list[Slope] = []
+    for key, series in _by_series(cells).items():
+        point = reference_point(series)
+        if point is None:
+            continue
+        batch, duration = point
+        other, fixed_value = ("batch_size", batch) if axis == "duration_s" else ("duration_s", duration)
+        fixed = (f"batch {fixed_value:g}" if other == "batch_size" else f"{fixed_value:g} s")
+        for model in _models_in_order(series):
+            line = [c for c in series if is_ok(c) and c.get("model") == model
+                    and _num(c.get(other)) == fixed_value]
+            xs = [_num(c.get(axis)) for c in line]
+            ys = [_num(c.get("latency_median_s")) for c in line]
+            slope = loglog_slope(xs, ys)
+            if slope is not None:
+                out.append(Slope(model, labels[key], axis, slope, len({x for x in xs}), fixed))
+    return out
+
+
+def growth_paragraph(slopes: list[Slope], axis: str) -> list[str]:
+    """Which models grow faster than linearly along this axis, with every slope given."""
+    noun = "duration" if axis == "duration_s" else "batch size"
+    if not slopes:
+        return [f"Latency vs {noun}: fewer than two measured points per model, so no slope."]
+    fixed = slopes[0].fixed
+    listed = "; ".join(f"{s.model} / {s.series} {s.slope:.2f} (n={s.n_points})" for s in slopes)
+    lines = [f"Latency vs {noun} (at {fixed}), log-log slope of the median per model and runtime "
+             f"(1 = linear, 2 = quadratic): {listed}."]
+    for kind, text in (("superlinear", f"grows faster than linearly (slope > {SUPERLINEAR:g}), "
+                                       "as attention's quadratic cost would"),
+                       ("sublinear", f"grows slower than linearly (slope < {SUBLINEAR:g}): fixed "
+                                     "per-call costs still dominate over this range")):
+        hits = [s for s in slopes if s.kind == kind]
+        if hits:
+            names = ", ".join(f"{s.model} under {s.series} ({s.slope:.2f})" for s in hits)
+            lines.append(f"Latency {text}: {names}.")
+    if not any(s.kind == "superlinear" for s in slopes):
+        lines.append(f"No model's latency grows faster than linearly in {noun} over the measured "
+                     f"range (all slopes ≤ {SUPERLINEAR:g}).")
+    return lines
+
+
+# --------------------------------------------------------------------------- noise
+
+
+def noisy_cells(cells: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], str]]:
+    """Ok cells whose latency is not to be trusted to one digit, with the reason."""
+    out = []
+    for cell in cells:
+        if not is_ok(cell) or not is_noisy(cell):
+            continue
+        ratio = iqr_ratio(cell)
+        reason = f"IQR/median {ratio:.0%}" if ratio is not None else "flagged noisy by the harness"
+        out.append((cell, reason))
+    return out
+
+
+def noisy_paragraph(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    labels = series_labels(cells)
+    noisy = noisy_cells(cells)
+    n_ok = sum(1 for c in cells if is_ok(c))
+    if not noisy:
+        return [f"No noisy cell: all {n_ok} ok cells have IQR/median ≤ 10% and no noise flag."]
+    items = "; ".join(f"{c.get('model')} / {labels[series_key(c)]} "
+                      f"({_fmt_shape(c.get('batch_size'), c.get('duration_s'))}): {reason}"
+                      for c, reason in noisy)
+    return [f"{len(noisy)} of {n_ok} ok cells are noisy (IQR/median > 10% or flagged): {items}. "
+            "Differences within their spread should not be read as real."]
+
+
+# --------------------------------------------------------------------------- the section
+
+
+def discussion(cells: Sequence[Mapping[str, Any]], models: Mapping[str, Any] | None = None) -> str:
+    """The discussion as Markdown: four short subsections, each sentence carrying its numbers.
+
+    ``models`` is the run's per-model manifest (``run.json`` ``models``), used for parameter
+    counts when the cells lack them.
+    """
+    cells = list(cells)
+    if not any(is_ok(c) for c in cells):
+        return "No cell was measured ok, so there is nothing to discuss.\n"
+    measure = _param_measure(cells, models)
+    parts = ["### Does latency rank with model size?", ""]
+    correlations = rank_correlations(cells, models)
+    parts += [f"- {correlation_sentence(c, measure)}" for c in correlations] or [
+        "- No parameter counts recorded."]
+    parts += ["", "### Does ONNX Runtime win everywhere?", ""]
+    parts += [f"- {line}" for line in runtime_paragraph(runtime_verdicts(cells))]
+    parts += ["", "### Where does latency grow faster than linearly?", ""]
+    for axis in ("duration_s", "batch_size"):
+        parts += [f"- {line}" for line in growth_paragraph(growth_slopes(cells, axis), axis)]
+    parts += ["", "### Noisy cells", ""]
+    parts += [f"- {line}" for line in noisy_paragraph(cells)]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,206 @@
+"""The run's plots: latency, real-time factor, memory and energy against batch size and duration.
+
+PNG files into ``run_dir/plots/``, drawn with matplotlib's object API (``Figure``, no pyplot):
+no global backend or figure state, nothing to close, headless on a Pi or in CI.
+
+Every plot has a line per model and runtime — one colour per model, solid for PyTorch, dashed
+for ONNX Runtime (dotted/dash-dot for further setups of a runtime) — log axes, and error bars
+from the 95% CI of the median (the IQR when no CI was recorded).  The two sweeps of the default
+run are drawn as they were measured: batch sizes at the first (smallest) duration, durations at
+batch 1.  A plot with fewer than two points on every line says nothing and is skipped.
+
+Public API: :func:`write_plots`, :data:`PLOTS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+from runners.discussion import reference_point, series_key, series_labels
+from runners.tables import ORT, PYTORCH, _num, ci95, iqr, is_ok
+
+Cell = Mapping[str, Any]
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+          "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+STYLES = {PYTORCH: ("-", ":"), ORT: ("--", "-.")}
+
+
+def _scale(cell: Cell) -> float:
+    """Divisor that turns a latency into an RTF: the audio seconds of the batch."""
+    return (_num(cell.get("batch_size")) or 0) * (_num(cell.get("duration_s")) or 0)
+
+
+def _latency_bars(cell: Cell, divisor: float = 1.0) -> tuple[float, float] | None:
+    """(below, above) error-bar lengths: the 95% CI of the median, else ± half the IQR."""
+    median = _num(cell.get("latency_median_s"))
+    interval = ci95(cell)
+    if median is not None and interval:
+        return (max(median - interval[0], 0) / divisor, max(interval[1] - median, 0) / divisor)
+    spread = iqr(cell)
+    if spread is not None:
+        return (spread / 2 / divisor, spread / 2 / divisor)
+    return None
+
+
+def _latency_ms(cell: Cell) -> tuple[float | None, tuple[float, float] | None]:
+    value = _num(cell.get("latency_median_s"))
+    bars = _latency_bars(cell, 1e-3)
+    return (None if value is None else value * 1e3), bars
+
+
+def _rtf(cell: Cell) -> tuple[float | None, tuple[float, float] | None]:
+    audio = _scale(cell)
+    value = _num(cell.get("latency_median_s"))
+    if not audio or value is None:
+        return None, None
+    return value / audio, _latency_bars(cell, audio)
+
+
+def _field(key: str, factor: float = 1.0) -> Callable[[Cell], tuple[float | None, None]]:
+    def get(cell: Cell) -> tuple[float | None, None]:
+        value = _num(cell.get(key))
+        return (None if value is None else value * factor), None
+    return get
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """One figure: what is on x, what is held fixed, what is on y."""
+
+    filename: str
+    x: str  # "batch_size" or "duration_s"
+    ylabel: str
+    value: Callable[[Cell], tuple[float | None, tuple[float, float] | None]]
+    needs: str | None = None  # a record field that must be non-null somewhere, else no plot
+
+
+PLOTS: tuple[PlotSpec, ...] = (
+    PlotSpec("latency_vs_batch.png", "batch_size", "median latency (ms)", _latency_ms),
+    PlotSpec("latency_vs_duration.png", "duration_s", "median latency (ms)", _latency_ms),
+    PlotSpec("rtf_vs_duration.png", "duration_s", "real-time factor (latency / audio s)", _rtf),
+    PlotSpec("memory_vs_duration.png", "duration_s", "peak memory (MB)",
+             _field("peak_memory_bytes", 1e-6), "peak_memory_bytes"),
+    PlotSpec("energy_vs_duration.png", "duration_s", "energy per inference (J)",
+             _field("energy_j"), "energy_j"),
+    PlotSpec("energy_vs_batch.png", "batch_size", "energy per inference (J)",
+             _field("energy_j"), "energy_j"),
+)
+
+
+@dataclass
+class Line:
+    model: str
+    series: tuple
+    xs: list[float]
+    ys: list[float]
+    bars: list[tuple[float, float] | None]
+
+
+def _lines(cells: Sequence[Cell], spec: PlotSpec, fixed: float) -> list[Line]:
+    """The points of each (model, series) along ``spec.x`` with the other axis at ``fixed``."""
+    other = "duration_s" if spec.x == "batch_size" else "batch_size"
+    lines: dict[tuple, Line] = {}
+    for cell in cells:
+        if not is_ok(cell) or _num(cell.get(other)) != fixed:
+            continue
+        x = _num(cell.get(spec.x))
+        y, bars = spec.value(cell)
+        if x is None or x <= 0 or y is None or y <= 0:
+            continue
+        key = (str(cell.get("model")), series_key(cell))
+        line = lines.setdefault(key, Line(key[0], key[1], [], [], []))
+        line.xs.append(x)
+        line.ys.append(y)
+        line.bars.append(bars)
+    for line in lines.values():
+        order = sorted(range(len(line.xs)), key=lambda i: line.xs[i])
+        line.xs = [line.xs[i] for i in order]
+        line.ys = [line.ys[i] for i in order]
+        line.bars = [line.bars[i] for i in order]
+    return list(lines.values())
+
+
+def _fixed_value(cells: Sequence[Cell], spec: PlotSpec) -> float | None:
+    """Batch 1 (else the smallest) for duration plots; the first duration at that batch for batch
+    plots — the smallest duration with an ok cell, as the default sweep measures them."""
+    point = reference_point(cells)
+    if point is None:
+        return None
+    if spec.x == "duration_s":
+        return point[0]
+    durations = sorted({_num(c.get("duration_s")) for c in cells if is_ok(c)} - {None})
+    return durations[0] if durations else None
+
+
+def _styles(lines: list[Line]) -> dict[tuple, str]:
+    """Solid PyTorch, dashed ONNX Runtime; a runtime's further setups get the next style."""
+    out: dict[tuple, str] = {}
+    for key in dict.fromkeys(line.series for line in lines):
+        runtime = key[0]
+        styles = STYLES.get(runtime, (":",))
+        used = sum(1 for k in out if k[0] == runtime)
+        out[key] = styles[min(used, len(styles) - 1)]
+    return out
+
+
+def _draw(spec: PlotSpec, lines: list[Line], fixed: float, labels: Mapping[tuple, str],
+          title: str, path: Path) -> None:
+    fig = Figure(figsize=(7.5, 5), layout="constrained")
+    ax = fig.add_subplot()
+    models = list(dict.fromkeys(line.model for line in lines))
+    colors = {m: COLORS[i % len(COLORS)] for i, m in enumerate(models)}
+    styles = _styles(lines)
+    for line in lines:
+        yerr = None
+        if all(b is not None for b in line.bars):
+            yerr = [[b[0] for b in line.bars], [b[1] for b in line.bars]]
+        ax.errorbar(line.xs, line.ys, yerr=yerr, color=colors[line.model],
+                    linestyle=styles[line.series], marker="o", markersize=4, capsize=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    xs = sorted({x for line in lines for x in line.xs})
+    ax.set_xticks(xs)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    held = f"duration {fixed:g} s" if spec.x == "batch_size" else f"batch {fixed:g}"
+    ax.set_xlabel("batch size" if spec.x == "batch_size" else "audio duration (s)")
+    ax.set_ylabel(spec.ylabel)
+    ax.set_title(f"{title}{spec.ylabel} vs {'batch size' if spec.x == 'batch_size' else 'duration'}"
+                 f" ({held})", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    handles = [Line2D([], [], color=colors[m], label=m) for m in models]
+    handles += [Line2D([], [], color="black", linestyle=styles[k], label=labels[k]) for k in styles]
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    fig.savefig(path, dpi=110)
+
+
+def write_plots(cells: Iterable[Cell], plots_dir: str | Path, title: str = "") -> list[Path]:
+    """Draw every plot the cells support into ``plots_dir``; return the files written.
+
+    A plot whose lines all have fewer than two points, or whose field no cell carries, is skipped
+    (and a stale file of that name from an earlier report is removed, so the folder matches the
+    report).  ``title`` is prefixed to each title, e.g. the device name.
+    """
+    cells = list(cells)
+    plots_dir = Path(plots_dir)
+    labels = series_labels(cells)
+    written: list[Path] = []
+    prefix = f"{title}: " if title else ""
+    for spec in PLOTS:
+        path = plots_dir / spec.filename
+        fixed = _fixed_value(cells, spec)
+        lines = _lines(cells, spec, fixed) if fixed is not None else []
+        wanted = spec.needs is None or any(_num(c.get(spec.needs)) is not None for c in cells)
+        if not wanted or not any(len(set(line.xs)) >= 2 for line in lines):
+            path.unlink(missing_ok=True)
+            continue
+        plots_dir.mkdir(parents=True, exist_ok=True)
+        _draw(spec, lines, fixed, labels, prefix, path)
+        written.append(path)
+    return written

@@ -1,0 +1,294 @@
+"""The output side of a run: read ``run.json`` and ``cells.jsonl``, write the tables, plots and report.
+
+Only plain files are read, so results copied from a Pi to a laptop can be re-reported there
+(``python -m runners.report results/rpi/<run_id>``).  What is written into the run folder:
+
+* ``table.txt`` — the runtime comparison as printed at the end of ``make bench``;
+* ``summary.csv`` — one row per cell, every scalar field;
+* ``plots/*.png`` — latency, RTF (and memory, energy where measured) vs batch size and duration;
+* ``report.md`` — status, environment, settings, parameters, the comparison, the plots, the
+  computed discussion and the failed cells with their errors.
+
+``cells.jsonl`` is append-only: a resumed run appends a newer record for a cell it re-measured,
+so the latest record per :func:`runners.records.cell_key` wins; a last line cut short by a killed
+process is skipped.
+
+Public API: :func:`load_cells`, :func:`load_run`, :func:`write_report`, :func:`render_report`,
+:func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from tabulate import tabulate
+
+from runners.discussion import discussion
+from runners.plots import write_plots
+from runners.records import cell_key
+from runners.tables import (comparison_table, fmt_bytes, is_ok, params_table,
+                            write_summary_csv)
+
+CELLS = "cells.jsonl"
+RUN = "run.json"
+REPORT = "report.md"
+TABLE = "table.txt"
+SUMMARY = "summary.csv"
+PLOTS = "plots"
+MAX_VALUE_CHARS = 100  # environment/settings values longer than this are cut in the report
+MAX_ERROR_CHARS = 200
+ENV_SKIP = {"schema", "collected_at", "timestamp"}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _parse_line(line: str) -> dict | None:
+    """One record, or None when the line is not one.
+
+    A process killed mid-write leaves a partial line, and a resumed run then appends its next
+    record to that same line; the record is recovered from the last ``{`` that starts a JSON
+    object running to the end of the line.
+    """
+    try:
+        value = json.loads(line)
+        return value if isinstance(value, dict) else None
+    except json.JSONDecodeError:
+        pass
+    start = line.find("{", 1)
+    while start != -1:
+        try:
+            value = json.loads(line[start:])
+            if isinstance(value, dict) and "model" in value and "runtime" in value:
+                return value
+        except json.JSONDecodeError:
+            pass
+        start = line.find("{", start + 1)
+    return None
+
+
+def load_cells(run_dir: str | Path) -> list[dict]:
+    """The cells of a run, the latest record per cell key, in first-measured order.
+
+    A truncated last line (a killed process) is skipped silently; an unreadable line elsewhere is
+    skipped with a warning, because that is damage the user may want to know about.  A missing
+    ``cells.jsonl`` is an empty run.
+    """
+    path = Path(run_dir) / CELLS
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    latest: dict[tuple, dict] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        record = _parse_line(line)
+        if record is None:
+            if number != len(lines):
+                warnings.warn(f"{path}:{number}: unreadable record skipped", stacklevel=2)
+            continue
+        latest[cell_key(record)] = record  # an existing key keeps its place, takes the new value
+    return list(latest.values())
+
+
+def load_run(run_dir: str | Path) -> dict:
+    """``run.json`` as a dict; an empty dict when it is missing (cells alone can be reported)."""
+    path = Path(run_dir) / RUN
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _md_cell(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """A value safe inside a Markdown table cell: one line, pipes escaped, cut to ``limit``."""
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("|", "\\|")
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dicts as dotted keys; nulls and empty lists dropped; absent devices in one row."""
+    rows: list[tuple[str, str]] = []
+    for key, value in data.items():
+        if key in ENV_SKIP or value is None:
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            if value.get("present") is False:
+                rows.append((name, "not present"))
+            else:
+                rows += _flatten(value, name + ".")
+        elif isinstance(value, (list, tuple)):
+            scalars = [str(v) for v in value if not isinstance(v, (Mapping, list, tuple))]
+            if scalars:
+                rows.append((name, ", ".join(scalars)))
+        elif key.endswith("_bytes") and isinstance(value, (int, float)):
+            rows.append((name, fmt_bytes(value)))
+        else:
+            rows.append((name, str(value)))
+    return rows
+
+
+def _kv_table(data: Mapping[str, Any] | None, empty: str) -> str:
+    rows = _flatten(data or {})
+    if not rows:
+        return empty
+    return tabulate([(_md_cell(k), _md_cell(v)) for k, v in rows], headers=["", ""],
+                    tablefmt="github", disable_numparse=True)
+
+
+def _status_counts(cells: Sequence[Mapping[str, Any]]) -> str:
+    counts: dict[str, int] = {}
+    for cell in cells:
+        counts[str(cell.get("status"))] = counts.get(str(cell.get("status")), 0) + 1
+    if not counts:
+        return "no cells recorded"
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def status_section(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> str:
+    """The run's state in words: an interrupted or unfinished run must not pass for a complete one."""
+    status = run.get("status") or "unknown"
+    interrupted_cells = sum(1 for c in cells if c.get("status") == "interrupted")
+    lines = []
+    if status == "interrupted":
+        lines.append("**Status: INTERRUPTED.** The run was stopped before it finished: the cells "
+                     "below are the ones measured until then, and the sweep is incomplete. "
+                     "Rerun the same command to resume.")
+    elif status == "running":
+        lines.append("**Status: RUNNING (or killed without finishing).** The run had not finished "
+                     "when this report was written; results are partial.")
+    elif status == "complete":
+        lines.append("**Status: complete.**")
+    else:
+        lines.append(f"**Status: {status}.**")
+    if interrupted_cells and status != "interrupted":
+        lines.append(f"{interrupted_cells} cell(s) carry the status `interrupted`.")
+    lines.append(f"Cells: {len(cells)} ({_status_counts(cells)}).")
+    return "\n\n".join(lines)
+
+
+def _meta_rows(run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    keys = ("run_id", "device", "device_name", "host", "wavebench_version", "started", "finished")
+    return [(k, _md_cell(run[k])) for k in keys if run.get(k) is not None]
+
+
+def failed_section(cells: Sequence[Mapping[str, Any]]) -> str:
+    """Every cell that is not ok, with its status and the first line of its error."""
+    failed = [c for c in cells if not is_ok(c)]
+    if not failed:
+        return "None: every cell was measured ok."
+    rows = []
+    for cell in failed:
+        error = str(cell.get("error") or "").strip().splitlines()
+        identity = [cell.get(k) for k in ("model", "runtime", "provider", "variant", "batch_size",
+                                          "duration_s", "status")]
+        rows.append([("" if v is None else _md_cell(v)) for v in identity]
+                    + [_md_cell(error[0], MAX_ERROR_CHARS) if error else ""])
+    return tabulate(rows, headers=["model", "runtime", "provider", "variant", "batch", "dur s",
+                                   "status", "error"], tablefmt="github", disable_numparse=True)
+
+
+def plots_section(plots: Iterable[Path], run_dir: Path) -> str:
+    links = [f"![{p.stem.replace('_', ' ')}]({p.relative_to(run_dir).as_posix()})" for p in plots]
+    if not links:
+        return "No plots: no line has two or more ok points."
+    return "\n\n".join(links)
+
+
+def _size_source(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """Cells first, then the run's per-model manifest to fill the gaps (a failed cell has none)."""
+    models = run.get("models") or {}
+    manifest = ([{"model": name} | dict(entry) for name, entry in models.items()
+                 if isinstance(entry, Mapping)] if isinstance(models, Mapping) else [])
+    return [dict(c) for c in cells] + manifest
+
+
+def render_report(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
+                  plots: Sequence[Path], run_dir: Path) -> str:
+    """The Markdown report from what was read and drawn; pure, so tests can check its text."""
+    title = run.get("run_id") or run_dir.name
+    device = " · ".join(str(run[k]) for k in ("device_name", "device") if run.get(k))
+    meta = _meta_rows(run)
+    models = run.get("models") if isinstance(run.get("models"), Mapping) else None
+    sections = [
+        f"# wavebench run {title}" + (f" — {device}" if device else ""),
+        status_section(run, cells),
+        tabulate(meta, headers=["", ""], tablefmt="github", disable_numparse=True) if meta else "",
+        "## Environment",
+        _kv_table(run.get("environment"), "No environment recorded."),
+        "## Settings",
+        _kv_table(run.get("settings"), "No settings recorded."),
+        "## Parameters",
+        params_table(_size_source(run, cells), fmt="github"),
+        "## Runtime comparison",
+        comparison_table(cells, fmt="github"),
+        "## Plots",
+        plots_section(plots, run_dir),
+        "## Discussion",
+        discussion(cells, models).rstrip(),
+        "## Failed and unsupported cells",
+        failed_section(cells),
+    ]
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``table.txt``, ``summary.csv``, ``plots/*.png`` and ``report.md``; return the report path.
+
+    Works on any state a run can be left in: interrupted, still running, no ok cell, one runtime.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist")
+    if not (run_dir / RUN).exists() and not (run_dir / CELLS).exists():
+        raise FileNotFoundError(f"{run_dir} holds neither {RUN} nor {CELLS}: not a wavebench run")
+    run = load_run(run_dir)
+    cells = load_cells(run_dir)
+    (run_dir / TABLE).write_text(comparison_table(cells) + "\n", encoding="utf-8")
+    write_summary_csv(cells, run_dir / SUMMARY)
+    plots = write_plots(cells, run_dir / PLOTS, title=str(run.get("device_name") or ""))
+    path = run_dir / REPORT
+    path.write_text(render_report(run, cells, plots, run_dir), encoding="utf-8")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m runners.report RUN_DIR...``: (re)write each run's report; 2 on a bad folder."""
+    parser = argparse.ArgumentParser(prog="python -m runners.report",
+                                     description="Write table.txt, summary.csv, plots and "
+                                                 "report.md for finished or interrupted runs.")
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--print", action="store_true", help="also print the comparison table")
+    args = parser.parse_args(argv)
+    for run_dir in args.run_dirs:
+        try:
+            path = write_report(run_dir)
+        except (FileNotFoundError, ValueError, json.JSONDecodeError) as exc:
+            print(f"wavebench report: {exc}", file=sys.stderr)
+            return 2
+        if args.print:
+            print((run_dir / TABLE).read_text(encoding="utf-8"))
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
