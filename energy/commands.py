@@ -1,0 +1,77 @@
+"""Running external commands (``vcgencmd``, ``tegrastats``) through one injectable runner.
+
+Readers never call :mod:`subprocess` themselves: they get a :class:`CommandRunner`, so tests can
+replay recorded output (see :class:`energy.fakes.FakeRunner`) and a user can wrap commands
+(``ssh pi ...``) without touching the readers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from typing import Iterator, Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str = ""
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together: some tools print their refusals on either."""
+        return (self.stdout + "\n" + self.stderr).strip()
+
+
+class LineStream(Protocol):
+    """Lines of a long-running command (``tegrastats``), and a way to stop it."""
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
+class CommandRunner(Protocol):
+    def run(self, argv: Sequence[str], timeout: float = 5.0) -> CommandResult:
+        """Run to completion.  Raises ``FileNotFoundError`` when the program does not exist."""
+        ...
+
+    def stream(self, argv: Sequence[str]) -> LineStream:
+        """Start a command that prints lines until closed.  ``FileNotFoundError`` if missing."""
+        ...
+
+
+class _PopenStream:
+    def __init__(self, argv: Sequence[str]) -> None:
+        self._proc = subprocess.Popen(
+            list(argv), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            yield line.rstrip("\n")
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+
+class SubprocessRunner:
+    """The real runner."""
+
+    def run(self, argv: Sequence[str], timeout: float = 5.0) -> CommandResult:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+        return CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+
+    def stream(self, argv: Sequence[str]) -> LineStream:
+        return _PopenStream(argv)
