@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+from tabulate import tabulate
 
 from runners.tables import (ORT, PYTORCH, RUNTIME_LABELS, _num, _size_rows, compare_medians,
                             iqr_ratio, is_noisy, is_ok, pair_cells, speedup)
@@ -385,27 +386,50 @@ def growth_slopes(cells: Sequence[Mapping[str, Any]], axis: str) -> list[Slope]:
     return out
 
 
+GROWTH_MEANING = {
+    "duration_s": "as attention's cost, quadratic in sequence length, would make it",
+    "batch_size": "each extra item in a batch costs more than the one before",
+}
+
+
 def growth_paragraph(slopes: list[Slope], axis: str) -> list[str]:
-    """Which models grow faster than linearly along this axis, with every slope given."""
+    """Which models grow faster (or slower) than linearly along this axis, with their slopes."""
     noun = "duration" if axis == "duration_s" else "batch size"
     if not slopes:
         return [f"Latency vs {noun}: fewer than two measured points per model, so no slope."]
-    fixed = slopes[0].fixed
-    listed = "; ".join(f"{s.model} / {s.series} {s.slope:.2f} (n={s.n_points})" for s in slopes)
-    lines = [f"Latency vs {noun} (at {fixed}), log-log slope of the median per model and runtime "
-             f"(1 = linear, 2 = quadratic): {listed}."]
-    for kind, text in (("superlinear", f"grows faster than linearly (slope > {SUPERLINEAR:g}), "
-                                       "as attention's quadratic cost would"),
-                       ("sublinear", f"grows slower than linearly (slope < {SUBLINEAR:g}): fixed "
-                                     "per-call costs still dominate over this range")):
-        hits = [s for s in slopes if s.kind == kind]
-        if hits:
-            names = ", ".join(f"{s.model} under {s.series} ({s.slope:.2f})" for s in hits)
-            lines.append(f"Latency {text}: {names}.")
-    if not any(s.kind == "superlinear" for s in slopes):
+    lines = []
+    hits = [s for s in slopes if s.kind == "superlinear"]
+    if hits:
+        names = ", ".join(f"{s.model} under {s.series} ({s.slope:.2f})" for s in hits)
+        lines.append(f"Latency grows faster than linearly in {noun} (at {hits[0].fixed}; log-log "
+                     f"slope > {SUPERLINEAR:g}, {GROWTH_MEANING[axis]}): {names}.")
+    else:
+        top = max(slopes, key=lambda s: s.slope)
         lines.append(f"No model's latency grows faster than linearly in {noun} over the measured "
-                     f"range (all slopes ≤ {SUPERLINEAR:g}).")
+                     f"range (at {top.fixed}; largest log-log slope {top.slope:.2f}, {top.model} "
+                     f"under {top.series}).")
+    low = [s for s in slopes if s.kind == "sublinear"]
+    if low:
+        names = ", ".join(f"{s.model} under {s.series} ({s.slope:.2f})" for s in low)
+        lines.append(f"Slower than linear in {noun} (slope < {SUBLINEAR:g}: fixed per-call costs "
+                     f"still dominate over this range): {names}.")
     return lines
+
+
+def slope_table(by_axis: Mapping[str, list[Slope]]) -> str:
+    """Every fitted slope, one row per model and runtime, so the sentences can stay short."""
+    columns = [a for a in ("duration_s", "batch_size") if by_axis.get(a)]
+    if not columns:
+        return ""
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for axis in columns:
+        for s in by_axis[axis]:
+            rows.setdefault((s.model, s.series), {})[axis] = f"{s.slope:.2f} (n={s.n_points})"
+    headers = ["model", "runtime"] + [
+        f"slope vs duration ({by_axis[a][0].fixed})" if a == "duration_s"
+        else f"slope vs batch ({by_axis[a][0].fixed})" for a in columns]
+    body = [[m, r] + [cells.get(a, "") for a in columns] for (m, r), cells in rows.items()]
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 # --------------------------------------------------------------------------- noise
@@ -456,8 +480,13 @@ def discussion(cells: Sequence[Mapping[str, Any]], models: Mapping[str, Any] | N
     parts += ["", "### Does ONNX Runtime win everywhere?", ""]
     parts += [f"- {line}" for line in runtime_paragraph(runtime_verdicts(cells))]
     parts += ["", "### Where does latency grow faster than linearly?", ""]
-    for axis in ("duration_s", "batch_size"):
-        parts += [f"- {line}" for line in growth_paragraph(growth_slopes(cells, axis), axis)]
+    slopes = {axis: growth_slopes(cells, axis) for axis in ("duration_s", "batch_size")}
+    for axis, found in slopes.items():
+        parts += [f"- {line}" for line in growth_paragraph(found, axis)]
+    table = slope_table(slopes)
+    if table:
+        parts += ["", "Log-log slope of the median latency (1 = linear, 2 = quadratic; n = points "
+                  "fitted):", "", table]
     parts += ["", "### Noisy cells", ""]
     parts += [f"- {line}" for line in noisy_paragraph(cells)]
     return "\n".join(parts) + "\n"

@@ -197,7 +197,8 @@ def failed_section(cells: Sequence[Mapping[str, Any]]) -> str:
         error = str(cell.get("error") or "").strip().splitlines()
         identity = [cell.get(k) for k in ("model", "runtime", "provider", "variant", "batch_size",
                                           "duration_s", "status")]
-        rows.append([("" if v is None else _md_cell(v)) for v in identity]
+        rows.append([("" if v is None else _md_cell(f"{v:g}" if isinstance(v, float) else v))
+                     for v in identity]
                     + [_md_cell(error[0], MAX_ERROR_CHARS) if error else ""])
     return tabulate(rows, headers=["model", "runtime", "provider", "variant", "batch", "dur s",
                                    "status", "error"], tablefmt="github", disable_numparse=True)

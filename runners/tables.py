@@ -338,7 +338,8 @@ def comparison_table(cells: Iterable[Mapping[str, Any]], fmt: str = "simple",
     spread = _spread_kind(cells)
     suffix = f" [{spread}]" if spread == "95% CI" else f" ({spread})" if spread else ""
 
-    varying = [i for i in range(4) if len({r.setup[i] for r in rows}) > 1]
+    # a runtime absent for some model (setup value None) is shown by its dashes, not a new group
+    varying = [i for i in range(4) if len({r.setup[i] for r in rows} - {None}) > 1]
     headers: list[str] = (["setup"] if varying else []) + [
         "model", "batch", "dur s", f"PT median ms{suffix}", f"ORT median ms{suffix}",
         "speed-up PT/ORT", "RTF PT", "RTF ORT"]
