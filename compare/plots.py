@@ -17,10 +17,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from .match import Comparison, Row  # noqa: E402
 
 DPI = 90
+NICE_TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5,
+              2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 50.0, 100.0]
 COLORS = ["#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB"]
 
 
@@ -53,8 +56,9 @@ def _short_label(comp: Comparison, row: Row, drop_model: bool) -> str:
                  f"{int(d) if isinstance(d, float) and d.is_integer() else d}s")
     if f.get("threads") is not None:
         parts.append(f"t{f['threads']}")
-    if row.settings and "|" in row.settings:
-        parts.append(f"({row.settings.replace('ExecutionProvider', 'EP')})")
+    varying = [p for p in (row.settings or "").split(", ") if "|" in p]
+    if varying:
+        parts.append("(" + ", ".join(varying).replace("ExecutionProvider", "EP") + ")")
     return " ".join(parts)
 
 
@@ -96,6 +100,8 @@ def latency_plots(comp: Comparison, out_dir: Path) -> list[Plot]:
                         transform=ax.get_xaxis_transform(), clip_on=False)
         if any_bar:
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels([_short_label(comp, r, drop_model=True) for r in rows],
                            rotation=45, ha="right", fontsize=8)
@@ -106,7 +112,7 @@ def latency_plots(comp: Comparison, out_dir: Path) -> list[Plot]:
         fig.tight_layout()
         name = f"latency_{_slug(str(model))}.png"
         path = out_dir / name
-        fig.savefig(path, dpi=DPI)
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
         plt.close(fig)
         plots.append(Plot(name, f"{model}: median latency by {comp.by}", path))
     return plots
@@ -120,7 +126,7 @@ def speedup_plot(comp: Comparison, out_dir: Path) -> Plot | None:
     if not rows:
         return None
     height = min(40.0, 1.6 + 0.24 * len(rows))
-    fig, axes = plt.subplots(1, len(others), figsize=(6.5 * len(others), height), sharey=True,
+    fig, axes = plt.subplots(1, len(others), figsize=(4.5 * len(others) + 3.5, height), sharey=True,
                              squeeze=False)
     ys = list(range(len(rows)))[::-1]
     for ax, gi in zip(axes[0], others):
@@ -140,6 +146,11 @@ def speedup_plot(comp: Comparison, out_dir: Path) -> Plot | None:
             ax.plot([sig.speedup], [y], "o", color=color, markerfacecolor=face, markersize=5)
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.set_xscale("log")
+        lo_x, hi_x = ax.get_xlim()
+        ticks = [t for t in NICE_TICKS if lo_x <= t <= hi_x] or [1.0]
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{comp.groups[gi].label} vs {comp.base.label}", fontsize=10)
         ax.set_xlabel("speedup (base median / group median), 95% CI")
         ax.grid(axis="x", which="both", alpha=0.3)
@@ -150,7 +161,7 @@ def speedup_plot(comp: Comparison, out_dir: Path) -> Plot | None:
                  fontsize=9)
     fig.tight_layout()
     path = out_dir / "speedup.png"
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return Plot("speedup.png", f"speedup over {comp.base.label}", path)
 
