@@ -71,7 +71,7 @@ def parse_spec(spec: str | None) -> list[str]:
 
 
 def make_context(
-    root: str | os.PathLike | None = None,
+    root: "str | os.PathLike | SysRoot | None" = None,
     env: Mapping[str, str] | None = None,
     runner: CommandRunner | None = None,
     clock: Clock | None = None,
@@ -94,7 +94,7 @@ def open_meter(
     spec: str = "auto",
     preferred: list[str] | None = None,
     *,
-    root: str | None = None,
+    root: "str | SysRoot | None" = None,
     env: dict | None = None,
     runner: CommandRunner | None = None,
     clock: Clock | None = None,

@@ -53,6 +53,7 @@ class EnergyMeter:
     unavailable_reason: str | None = None
     probes: list[Probe] = field(default_factory=list)
     period_timeout_s: float = 2.0
+    period_poll_s: float = 0.001
     periods: dict[int, Period] = field(default_factory=dict, repr=False)
     idle_w: dict[str, float | None] = field(default_factory=dict)
     idle_reason: str | None = None
@@ -95,7 +96,7 @@ class EnergyMeter:
                     self.periods[id(sensor)] = Period(sensor.known_period_s or 1.0, sensor.known_period_s is not None)
                 else:
                     try:
-                        self.periods[id(sensor)] = measure_update_period(sensor, self.clock, self.period_timeout_s)
+                        self.periods[id(sensor)] = measure_update_period(sensor, self.clock, self.period_timeout_s, self.period_poll_s)
                     except (SensorError, OSError) as exc:
                         self.periods[id(sensor)] = Period(sensor.default_period_s, False, f"probe failed: {exc}")
         return {s.primary.name: self.periods[id(s)] for s in self.sensors}

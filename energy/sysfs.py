@@ -32,8 +32,10 @@ class SysRoot:
     path: Path = Path("/")
 
     @classmethod
-    def resolve(cls, root: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> "SysRoot":
-        """An explicit ``root`` wins; else ``$WAVEBENCH_SYSFS_ROOT``; else ``/``."""
+    def resolve(cls, root: "str | os.PathLike | SysRoot | None" = None, env: Mapping[str, str] | None = None) -> "SysRoot":
+        """An explicit ``root`` wins (a ``SysRoot`` is used as is); else ``$WAVEBENCH_SYSFS_ROOT``; else ``/``."""
+        if isinstance(root, SysRoot):
+            return root
         if root is None:
             root = (os.environ if env is None else env).get(ROOT_ENV) or "/"
         return cls(Path(root))
