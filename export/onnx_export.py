@@ -9,6 +9,7 @@ outputs disagree.  Re-export is skipped when the model, the exporter and the fil
 from __future__ import annotations
 
 import hashlib
+import re
 import io
 import json
 import contextlib
@@ -57,7 +58,7 @@ def _code_digest() -> str:
 
 def fingerprint(spec: ModelSpec, tiny: bool, exporter: str) -> str:
     h = hashlib.sha256(json.dumps(
-        [spec.name, tiny, exporter, OPSET[exporter], torch.__version__, _code_digest()]).encode())
+        [spec.name, tiny, exporter, OPSET[exporter], torch.__version__, _code_digest(), spec.arch]).encode())
     return h.hexdigest()[:16]
 
 
@@ -138,7 +139,8 @@ def save_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
 
 
 def onnx_path(out_dir: Path, name: str, tiny: bool = False) -> Path:
-    return Path(out_dir) / (f"{name}-tiny.onnx" if tiny else f"{name}.onnx")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+    return Path(out_dir) / (f"{safe}-tiny.onnx" if tiny else f"{safe}.onnx")
 
 
 def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter: str = "torchscript",

