@@ -101,7 +101,9 @@ def latency_plots(comp: Comparison, out_dir: Path) -> list[Plot]:
         if any_bar:
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_minor_formatter(FuncFormatter(
+                lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+            ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels([_short_label(comp, r, drop_model=True) for r in rows],
                            rotation=45, ha="right", fontsize=8)

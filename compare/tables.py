@@ -163,20 +163,22 @@ def _identity_cells(comp: Comparison, row: Row) -> list[Cell]:
 
 def latency_table(comp: Comparison) -> Table:
     ident = _identity_columns(comp)
-    headers = list(ident) + ["settings"]
+    headers = list(ident)
     headers += [f"{g.label} median [IQR] ms" for g in comp.groups]
     for g in comp.groups[1:]:
         headers += [f"{g.label} vs {comp.base.label}", "95% CI, p"]
-    numeric = [False] * len(ident) + [False] + [True] * (len(headers) - len(ident) - 1)
+    headers.append("settings")
+    numeric = [False] * len(ident) + [True] * (len(headers) - len(ident) - 1) + [False]
     for i, h in enumerate(ident):
         if h in ("batch", "dur (s)", "threads"):
             numeric[i] = True
     rows = []
     for row in comp.rows:
-        cells = _identity_cells(comp, row) + [Cell(row.settings or "")]
+        cells = _identity_cells(comp, row)
         cells += [latency_cell(e) for e in row.entries]
         for gi in range(1, len(comp.groups)):
             cells += list(ratio_cells(row, gi))
+        cells.append(Cell(row.settings or ""))
         rows.append(cells)
     note = (f"Speedup of each group over {comp.base.label} = median({comp.base.label}) / "
             f"median(group). No mark: significant (Mann–Whitney U p < 0.05 and the 95% "

@@ -125,8 +125,8 @@ def test_match_by_device(tmp_path):
     texts = {tuple(c.text for c in row[:2]): [c.text for c in row] for row in latency_table(comp).rows}
     assert "missing" in texts[("tera", "pytorch")]
     assert "oom" in texts[("hubert-base", "pytorch")]
-    assert texts[("apc", "pytorch")][-2] == "2.00× slower"
-    assert texts[("logmel", "pytorch")][-2].startswith("~")
+    assert "2.00× slower" in texts[("apc", "pytorch")]
+    assert any(t.startswith("~") for t in texts[("logmel", "pytorch")])
 
 
 def test_match_by_runtime_inside_each_run(tmp_path):
