@@ -39,6 +39,7 @@ def parse_pmic(text: str) -> tuple[dict[str, float], list[str]]:
     amps: dict[str, float] = {}
     volts: dict[str, float] = {}
     skipped: list[str] = []
+    nan_rails: set[str] = set()
     for line in text.splitlines():
         m = _LINE.match(line)
         if not m:
@@ -50,10 +51,11 @@ def parse_pmic(text: str) -> tuple[dict[str, float], list[str]]:
             number = math.nan
         if math.isnan(number):
             skipped.append(f"{rail}_{which}=nan")
+            nan_rails.add(rail)
             continue
         (amps if which == "A" else volts)[rail] = number
     watts = {rail: amps[rail] * volts[rail] for rail in amps if rail in volts}
-    skipped += [f"{rail}_A (no {rail}_V)" for rail in amps if rail not in volts]
+    skipped += [f"{rail}_A (no {rail}_V)" for rail in amps if rail not in volts and rail not in nan_rails]
     return watts, skipped
 
 
