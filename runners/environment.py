@@ -15,6 +15,10 @@ in ``run.json`` under ``environment``.
 
 Public API: :func:`collect_environment`, :func:`throttle_snapshot`, :func:`throttle_change`,
 :func:`detect_platform`, :func:`decode_throttled`, :func:`run_command`.
+
+The top-level keys of the fingerprint: ``platform``, ``host``, ``cpu``, ``memory``, ``gpu``,
+``jetson``, ``rpi``, ``thermal`` (a :func:`throttle_snapshot`), ``software`` and ``summary``
+(flat headline names: ``gpu_name``, ``jetson_model``, ``rpi_model``, ``cpu_model``, ...).
 """
 
 from __future__ import annotations
@@ -694,7 +698,7 @@ def collect_environment(root: str | None = None, run: CommandRunner | None = Non
     file or command; what is missing is recorded as absent.
     """
     r = sysfs_root(root)
-    return {
+    env = {
         "schema": SCHEMA,
         "collected_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "platform": detect_platform(r, run),
@@ -707,6 +711,24 @@ def collect_environment(root: str | None = None, run: CommandRunner | None = Non
         "thermal": throttle_snapshot(r, run),
         "software": read_software(),
     }
+    env["summary"] = summarize(env)
+    return env
+
+
+def summarize(env: dict[str, Any]) -> dict[str, Any]:
+    """Flat headline keys (``gpu_name``, ``jetson_model``, ``rpi_model``, ``cpu_model``, ...),
+    present only when known, for code that wants one name for the device."""
+    pairs = {
+        "platform": (env.get("platform") or {}).get("kind"),
+        "gpu_name": (env.get("gpu") or {}).get("name"),
+        "jetson_model": (env.get("jetson") or {}).get("model"),
+        "rpi_model": (env.get("rpi") or {}).get("model"),
+        "cpu_model": (env.get("cpu") or {}).get("model"),
+        "logical_cores": (env.get("cpu") or {}).get("logical_cores"),
+        "memory_total_bytes": (env.get("memory") or {}).get("total_bytes"),
+        "hostname": (env.get("host") or {}).get("hostname"),
+    }
+    return {k: v for k, v in pairs.items() if v is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

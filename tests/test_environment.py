@@ -206,6 +206,7 @@ def test_pi5_with_throttling(pi5):
     rpi = e["rpi"]
     assert rpi["present"] and rpi["model"] == PI5_MODEL and rpi["revision"] == "d04170"
     assert rpi["temperature_c"] == 61.3
+    assert e["summary"]["rpi_model"] == PI5_MODEL and e["summary"]["cpu_model"] == "Cortex-A76"
     thr = rpi["throttled"]
     assert thr["raw"] == "0x50005"
     assert thr["now"] == ["under_voltage", "throttled"]
@@ -251,6 +252,7 @@ def test_jetson_orin(orin):
     assert j["present"] and j["model"] == ORIN_MODEL and j["l4t_release"] == "35.4.1"
     assert (j["power_mode"], j["power_mode_id"]) == ("MAXN", 0)
     assert j["clocks_pinned"] is True and j["gpu_clocks_pinned"] is True
+    assert e["summary"]["jetson_model"] == ORIN_MODEL and "rpi_model" not in e["summary"]
     assert e["cpu"]["model"] == "Cortex-A78AE"
     assert e["rpi"]["present"] is False
     assert [z["type"] for z in e["thermal"]["thermal_zones"]] == ["CPU-therm", "GPU-therm"]
@@ -274,6 +276,7 @@ def test_gpu_server(gpu_server):
     g = e["gpu"]
     assert g["present"] and g["count"] == 2
     assert (g["name"], g["driver_version"], g["power_limit_w"]) == ("NVIDIA H200", "550.54.15", 700.0)
+    assert e["summary"]["gpu_name"] == "NVIDIA H200" and e["summary"]["platform"] == "gpu"
     assert g["gpus"][1]["power_limit_w"] == 500.0 and g["gpus"][1]["memory_total_mib"] == 143771.0
     cpu = e["cpu"]
     assert cpu["model"] == "AMD EPYC 9454 48-Core Processor"
