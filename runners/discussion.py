@@ -23,8 +23,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from tabulate import tabulate
 
-from runners.tables import (ORT, PYTORCH, RUNTIME_LABELS, _num, _size_rows, compare_medians,
-                            iqr_ratio, is_noisy, is_ok, pair_cells, speedup)
+from runners.tables import (RUNTIME_LABELS, as_float, compare_medians, iqr_ratio, is_noisy,
+                            is_ok, model_sizes, pair_cells, speedup)
 
 SUPERLINEAR = 1.1  # log-log slope above this: latency grows faster than the input
 SUBLINEAR = 0.9  # below this: fixed per-call costs still dominate
@@ -118,23 +118,23 @@ def reference_point(cells: Sequence[Mapping[str, Any]]) -> tuple[Any, Any] | Non
     ok = [c for c in cells if is_ok(c)]
     if not ok:
         return None
-    batches = sorted({_num(c.get("batch_size")) for c in ok} - {None})
+    batches = sorted({as_float(c.get("batch_size")) for c in ok} - {None})
     if not batches:
         return None
     batch = 1.0 if 1.0 in batches else batches[0]
-    durations = sorted({_num(c.get("duration_s")) for c in ok
-                        if _num(c.get("batch_size")) == batch} - {None})
+    durations = sorted({as_float(c.get("duration_s")) for c in ok
+                        if as_float(c.get("batch_size")) == batch} - {None})
     return (batch, durations[0]) if durations else None
 
 
 def _at(cells: Iterable[Mapping[str, Any]], batch: float, duration: float) -> list[Mapping[str, Any]]:
     return [c for c in cells
-            if _num(c.get("batch_size")) == batch and _num(c.get("duration_s")) == duration]
+            if as_float(c.get("batch_size")) == batch and as_float(c.get("duration_s")) == duration]
 
 
 def _fmt_shape(batch: Any, duration: Any) -> str:
-    b = _num(batch)
-    d = _num(duration)
+    b = as_float(batch)
+    d = as_float(duration)
     return f"batch {int(b) if b is not None and b.is_integer() else b}, {d:g} s"
 
 
@@ -158,24 +158,24 @@ class Correlation:
 def _param_count(model: str, sizes: Mapping[str, Mapping[str, Any]]) -> tuple[float | None, str]:
     row = sizes.get(model, {})
     for key in ("params_used", "params_total"):
-        if _num(row.get(key)) is not None:
-            return _num(row[key]), key
+        if as_float(row.get(key)) is not None:
+            return as_float(row[key]), key
     return None, ""
 
 
 def _macs_at(cells: Iterable[Mapping[str, Any]], model: str, batch: float, duration: float) -> float | None:
     """MACs for this model and input from any runtime's record (they are counted on the graph)."""
     for cell in _at(cells, batch, duration):
-        if cell.get("model") == model and _num(cell.get("macs")) is not None:
-            return _num(cell["macs"])
+        if cell.get("model") == model and as_float(cell.get("macs")) is not None:
+            return as_float(cell["macs"])
     return None
 
 
 def rank_correlations(cells: Sequence[Mapping[str, Any]],
                       models: Mapping[str, Any] | None = None) -> list[Correlation]:
     """Per series: rho(latency, parameters) and, when MACs are recorded, rho(latency, MACs)."""
-    sizes = dict(_size_rows(models)) if models else {}
-    for model, row in _size_rows(cells).items():
+    sizes = dict(model_sizes(models)) if models else {}
+    for model, row in model_sizes(cells).items():
         merged = dict(sizes.get(model, {}))
         merged.update({k: v for k, v in row.items() if v is not None})
         sizes[model] = merged
@@ -219,8 +219,8 @@ def _strength(rho: float) -> str:
 
 
 def _param_measure(cells: Sequence[Mapping[str, Any]], models: Mapping[str, Any] | None) -> str:
-    sizes = _size_rows(models) if models else {}
-    sizes.update({m: r for m, r in _size_rows(cells).items() if any(v is not None for v in r.values())})
+    sizes = model_sizes(models) if models else {}
+    sizes.update({m: r for m, r in model_sizes(cells).items() if any(v is not None for v in r.values())})
     kinds = {_param_count(m, sizes)[1] for m in sizes} - {""}
     if kinds == {"params_used"}:
         return "parameters used in inference"
@@ -377,9 +377,9 @@ def growth_slopes(cells: Sequence[Mapping[str, Any]], axis: str) -> list[Slope]:
         fixed = (f"batch {fixed_value:g}" if other == "batch_size" else f"{fixed_value:g} s")
         for model in _models_in_order(series):
             line = [c for c in series if is_ok(c) and c.get("model") == model
-                    and _num(c.get(other)) == fixed_value]
-            xs = [_num(c.get(axis)) for c in line]
-            ys = [_num(c.get("latency_median_s")) for c in line]
+                    and as_float(c.get(other)) == fixed_value]
+            xs = [as_float(c.get(axis)) for c in line]
+            ys = [as_float(c.get("latency_median_s")) for c in line]
             slope = loglog_slope(xs, ys)
             if slope is not None:
                 out.append(Slope(model, labels[key], axis, slope, len({x for x in xs}), fixed))

@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from runners.discussion import reference_point, series_key, series_labels
-from runners.tables import ORT, PYTORCH, _num, ci95, iqr, is_ok
+from runners.tables import ORT, PYTORCH, as_float, ci95, iqr, is_ok
 
 Cell = Mapping[str, Any]
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
@@ -33,12 +33,12 @@ STYLES = {PYTORCH: ("-", ":"), ORT: ("--", "-.")}
 
 def _scale(cell: Cell) -> float:
     """Divisor that turns a latency into an RTF: the audio seconds of the batch."""
-    return (_num(cell.get("batch_size")) or 0) * (_num(cell.get("duration_s")) or 0)
+    return (as_float(cell.get("batch_size")) or 0) * (as_float(cell.get("duration_s")) or 0)
 
 
 def _latency_bars(cell: Cell, divisor: float = 1.0) -> tuple[float, float] | None:
     """(below, above) error-bar lengths: the 95% CI of the median, else ± half the IQR."""
-    median = _num(cell.get("latency_median_s"))
+    median = as_float(cell.get("latency_median_s"))
     interval = ci95(cell)
     if median is not None and interval:
         return (max(median - interval[0], 0) / divisor, max(interval[1] - median, 0) / divisor)
@@ -49,14 +49,14 @@ def _latency_bars(cell: Cell, divisor: float = 1.0) -> tuple[float, float] | Non
 
 
 def _latency_ms(cell: Cell) -> tuple[float | None, tuple[float, float] | None]:
-    value = _num(cell.get("latency_median_s"))
+    value = as_float(cell.get("latency_median_s"))
     bars = _latency_bars(cell, 1e-3)
     return (None if value is None else value * 1e3), bars
 
 
 def _rtf(cell: Cell) -> tuple[float | None, tuple[float, float] | None]:
     audio = _scale(cell)
-    value = _num(cell.get("latency_median_s"))
+    value = as_float(cell.get("latency_median_s"))
     if not audio or value is None:
         return None, None
     return value / audio, _latency_bars(cell, audio)
@@ -64,7 +64,7 @@ def _rtf(cell: Cell) -> tuple[float | None, tuple[float, float] | None]:
 
 def _field(key: str, factor: float = 1.0) -> Callable[[Cell], tuple[float | None, None]]:
     def get(cell: Cell) -> tuple[float | None, None]:
-        value = _num(cell.get(key))
+        value = as_float(cell.get(key))
         return (None if value is None else value * factor), None
     return get
 
@@ -107,9 +107,9 @@ def _lines(cells: Sequence[Cell], spec: PlotSpec, fixed: float) -> list[Line]:
     other = "duration_s" if spec.x == "batch_size" else "batch_size"
     lines: dict[tuple, Line] = {}
     for cell in cells:
-        if not is_ok(cell) or _num(cell.get(other)) != fixed:
+        if not is_ok(cell) or as_float(cell.get(other)) != fixed:
             continue
-        x = _num(cell.get(spec.x))
+        x = as_float(cell.get(spec.x))
         y, bars = spec.value(cell)
         if x is None or x <= 0 or y is None or y <= 0:
             continue
@@ -134,7 +134,7 @@ def _fixed_value(cells: Sequence[Cell], spec: PlotSpec) -> float | None:
         return None
     if spec.x == "duration_s":
         return point[0]
-    durations = sorted({_num(c.get("duration_s")) for c in cells if is_ok(c)} - {None})
+    durations = sorted({as_float(c.get("duration_s")) for c in cells if is_ok(c)} - {None})
     return durations[0] if durations else None
 
 
@@ -150,7 +150,7 @@ def _styles(lines: list[Line]) -> dict[tuple, str]:
 
 
 def _draw(spec: PlotSpec, lines: list[Line], fixed: float, labels: Mapping[tuple, str],
-          title: str, path: Path) -> None:
+          title: str, path: Path, dpi: int) -> None:
     fig = Figure(figsize=(7.5, 5), layout="constrained")
     ax = fig.add_subplot()
     models = list(dict.fromkeys(line.model for line in lines))
@@ -177,10 +177,11 @@ def _draw(spec: PlotSpec, lines: list[Line], fixed: float, labels: Mapping[tuple
     handles = [Line2D([], [], color=colors[m], label=m) for m in models]
     handles += [Line2D([], [], color="black", linestyle=styles[k], label=labels[k]) for k in styles]
     ax.legend(handles=handles, fontsize=8, loc="best")
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
 
 
-def write_plots(cells: Iterable[Cell], plots_dir: str | Path, title: str = "") -> list[Path]:
+def write_plots(cells: Iterable[Cell], plots_dir: str | Path, title: str = "",
+                dpi: int = 110) -> list[Path]:
     """Draw every plot the cells support into ``plots_dir``; return the files written.
 
     A plot whose lines all have fewer than two points, or whose field no cell carries, is skipped
@@ -196,11 +197,11 @@ def write_plots(cells: Iterable[Cell], plots_dir: str | Path, title: str = "") -
         path = plots_dir / spec.filename
         fixed = _fixed_value(cells, spec)
         lines = _lines(cells, spec, fixed) if fixed is not None else []
-        wanted = spec.needs is None or any(_num(c.get(spec.needs)) is not None for c in cells)
+        wanted = spec.needs is None or any(as_float(c.get(spec.needs)) is not None for c in cells)
         if not wanted or not any(len(set(line.xs)) >= 2 for line in lines):
             path.unlink(missing_ok=True)
             continue
         plots_dir.mkdir(parents=True, exist_ok=True)
-        _draw(spec, lines, fixed, labels, prefix, path)
+        _draw(spec, lines, fixed, labels, prefix, path, dpi)
         written.append(path)
     return written

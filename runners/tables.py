@@ -10,8 +10,9 @@ test on two medians (:func:`compare_medians`) live here because the discussion a
 the same definitions as the printed table: one definition, one answer.
 
 Public API: :func:`comparison_table`, :func:`write_summary_csv`, :func:`params_table`,
-:func:`pair_cells`, :func:`compare_medians`, :func:`speedup`, :func:`is_ok`, :func:`ci95`,
-:func:`iqr`, :func:`fmt_num`, :func:`fmt_count`, :func:`fmt_bytes`, :data:`PairedCell`.
+:func:`model_sizes`, :func:`pair_cells`, :func:`compare_medians`, :func:`speedup`, :func:`is_ok`,
+:func:`ci95`, :func:`iqr`, :func:`iqr_ratio`, :func:`is_noisy`, :func:`rtf`, :func:`as_float`,
+:func:`fmt_num`, :func:`fmt_count`, :func:`fmt_bytes`, :data:`PairedCell`.
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ SIZE_FIELDS = ("params_total", "params_unique", "params_used", "model_bytes", "o
 
 def is_ok(cell: Mapping[str, Any] | None) -> bool:
     """A cell whose median can be used: status ``ok`` *and* a median (a half-written record is not)."""
-    return bool(cell) and cell.get("status") == "ok" and _num(cell.get("latency_median_s")) is not None
+    return bool(cell) and cell.get("status") == "ok" and as_float(cell.get("latency_median_s")) is not None
 
 
-def _num(value: Any) -> float | None:
+def as_float(value: Any) -> float | None:
     """A finite float, or None: JSON ``null``, NaN and strings never reach arithmetic."""
     if isinstance(value, bool) or value is None:
         return None
@@ -58,7 +59,7 @@ def _num(value: Any) -> float | None:
 
 def ci95(cell: Mapping[str, Any]) -> tuple[float, float] | None:
     """The 95% CI of the median as recorded by the harness, or None when it was not computed."""
-    low, high = _num(cell.get("latency_ci95_low_s")), _num(cell.get("latency_ci95_high_s"))
+    low, high = as_float(cell.get("latency_ci95_low_s")), as_float(cell.get("latency_ci95_high_s"))
     if low is None or high is None:
         return None
     return (low, high)
@@ -66,10 +67,10 @@ def ci95(cell: Mapping[str, Any]) -> tuple[float, float] | None:
 
 def iqr(cell: Mapping[str, Any]) -> float | None:
     """The IQR of the latency samples: the recorded one, else recomputed from the raw samples."""
-    recorded = _num(cell.get("latency_iqr_s"))
+    recorded = as_float(cell.get("latency_iqr_s"))
     if recorded is not None:
         return recorded
-    samples = [s for s in (_num(x) for x in cell.get("latency_samples_s") or []) if s is not None]
+    samples = [s for s in (as_float(x) for x in cell.get("latency_samples_s") or []) if s is not None]
     if len(samples) < 2:
         return None
     q75, q25 = np.percentile(samples, [75, 25])
@@ -78,7 +79,7 @@ def iqr(cell: Mapping[str, Any]) -> float | None:
 
 def iqr_ratio(cell: Mapping[str, Any]) -> float | None:
     """IQR / median: the relative spread torch.utils.benchmark calls noisy above 10%."""
-    spread, median = iqr(cell), _num(cell.get("latency_median_s"))
+    spread, median = iqr(cell), as_float(cell.get("latency_median_s"))
     if spread is None or not median:
         return None
     return spread / median
@@ -94,11 +95,11 @@ def is_noisy(cell: Mapping[str, Any]) -> bool:
 
 def rtf(cell: Mapping[str, Any]) -> float | None:
     """Real-time factor: the recorded one, else median / (batch × duration) as the contract defines."""
-    recorded = _num(cell.get("rtf"))
+    recorded = as_float(cell.get("rtf"))
     if recorded is not None:
         return recorded
-    median = _num(cell.get("latency_median_s"))
-    audio = (_num(cell.get("batch_size")) or 0) * (_num(cell.get("duration_s")) or 0)
+    median = as_float(cell.get("latency_median_s"))
+    audio = (as_float(cell.get("batch_size")) or 0) * (as_float(cell.get("duration_s")) or 0)
     return median / audio if median is not None and audio > 0 else None
 
 
@@ -107,7 +108,7 @@ def rtf(cell: Mapping[str, Any]) -> float | None:
 
 def fmt_num(value: float | None) -> str:
     """About three significant digits without exponents for the everyday range, '' for null."""
-    v = _num(value)
+    v = as_float(value)
     if v is None:
         return ""
     a = abs(v)
@@ -129,7 +130,7 @@ def _scaled(value: float, steps: Iterable[tuple[float, str]]) -> tuple[float, st
 
 def fmt_count(value: Any) -> str:
     """A count (parameters, MACs) with a decimal prefix and two decimals: ``94.37 M``."""
-    v = _num(value)
+    v = as_float(value)
     if v is None:
         return ""
     scaled, unit = _scaled(v, ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")))
@@ -138,7 +139,7 @@ def fmt_count(value: Any) -> str:
 
 def fmt_bytes(value: Any) -> str:
     """Bytes with decimal (SI) units and three significant digits: ``361 MB``, ``1.26 GB``."""
-    v = _num(value)
+    v = as_float(value)
     if v is None:
         return ""
     scaled, unit = _scaled(v, ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")))
@@ -150,7 +151,7 @@ def fmt_bytes(value: Any) -> str:
 
 def _fmt_duration(seconds: Any) -> str:
     """Durations as the user typed them: 1, 2, 0.5 (not 1.00)."""
-    v = _num(seconds)
+    v = as_float(seconds)
     return "" if v is None else f"{v:g}"
 
 
@@ -187,7 +188,7 @@ class PairedCell:
 
 
 def _sort_num(value: Any) -> float:
-    v = _num(value)
+    v = as_float(value)
     return v if v is not None else math.inf
 
 
@@ -231,8 +232,8 @@ def speedup(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> floa
     """PyTorch median / ONNX Runtime median: above 1 means ONNX Runtime is faster."""
     if not (is_ok(pt) and is_ok(ort)):
         return None
-    ort_median = _num(ort["latency_median_s"])
-    return _num(pt["latency_median_s"]) / ort_median if ort_median else None
+    ort_median = as_float(ort["latency_median_s"])
+    return as_float(pt["latency_median_s"]) / ort_median if ort_median else None
 
 
 def compare_medians(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> str | None:
@@ -269,7 +270,7 @@ def _latency_text(cell: Mapping[str, Any] | None, spread: str | None) -> str:
         return MISSING
     if not is_ok(cell):
         return str(cell.get("status") or "error")
-    text = _fmt_ms(_num(cell["latency_median_s"]))
+    text = _fmt_ms(as_float(cell["latency_median_s"]))
     if spread == "95% CI" and (interval := ci95(cell)):
         text += f" [{_fmt_ms(interval[0])}, {_fmt_ms(interval[1])}]"
     elif spread == "IQR" and (width := iqr(cell)) is not None:
@@ -288,7 +289,7 @@ def _speedup_text(row: PairedCell) -> str:
 def _shared_value(row: PairedCell, key: str) -> Any:
     """A per-input quantity (MACs) that either runtime's record may carry."""
     for cell in (row.ort, row.pt):
-        if cell and _num(cell.get(key)) is not None:
+        if cell and as_float(cell.get(key)) is not None:
             return cell.get(key)
     return None
 
@@ -304,7 +305,7 @@ def _per_runtime(key: str, fmt: Callable[[Any], str]) -> Callable[[Mapping[str, 
 
 OPTIONAL_COLUMNS: tuple[tuple[str, str, Any], ...] = (
     # (header, record field, formatter): per-runtime columns, shown only when some value is non-null
-    ("GFLOP/s", "achieved_flops_per_s", lambda v: fmt_num(None if _num(v) is None else _num(v) / 1e9)),
+    ("GFLOP/s", "achieved_flops_per_s", lambda v: fmt_num(None if as_float(v) is None else as_float(v) / 1e9)),
     ("peak mem", "peak_memory_bytes", fmt_bytes),
     ("J/inference", "energy_j", fmt_num),
 )
@@ -440,7 +441,7 @@ def write_summary_csv(cells: Iterable[Mapping[str, Any]], path: str | Path) -> P
 # --------------------------------------------------------------------------- parameters
 
 
-def _size_rows(source: Any) -> dict[str, dict[str, Any]]:
+def model_sizes(source: Any) -> dict[str, dict[str, Any]]:
     """Per-model size fields from cells, a ``{model: entry}`` dict, or a manifest ``{"models": ...}``.
 
     From cells the first non-null value per model and field wins (every cell of a model carries
@@ -458,14 +459,14 @@ def _size_rows(source: Any) -> dict[str, dict[str, Any]]:
     for item in items:
         row = out.setdefault(str(item.get("model")), {})
         for key in SIZE_FIELDS:
-            if row.get(key) is None and _num(item.get(key)) is not None:
+            if row.get(key) is None and as_float(item.get(key)) is not None:
                 row[key] = item[key]
     return out
 
 
 def params_table(cells_or_manifest: Any, fmt: str = "simple") -> str:
     """Per model: total / unique / used parameters, PyTorch and ONNX sizes, human-readable."""
-    rows = _size_rows(cells_or_manifest)
+    rows = model_sizes(cells_or_manifest)
     if not rows:
         return "(no parameter counts recorded)"
     headers = ["model", "params total", "params unique", "params used", "model size", "ONNX size"]

@@ -31,7 +31,7 @@ def sweep(**fields) -> list[dict]:
 
 
 def test_default_sweep_writes_the_three_latency_plots(tmp_path) -> None:
-    written = write_plots(sweep(), tmp_path / "plots", title="test cpu")
+    written = write_plots(sweep(), tmp_path / "plots", title="test cpu", dpi=40)
     assert sorted(p.name for p in written) == [
         "latency_vs_batch.png", "latency_vs_duration.png", "rtf_vs_duration.png"]
     for path in written:
@@ -39,7 +39,7 @@ def test_default_sweep_writes_the_three_latency_plots(tmp_path) -> None:
 
 
 def test_memory_and_energy_plots_when_measured(tmp_path) -> None:
-    written = write_plots(sweep(peak_memory_bytes=200_000_000, energy_j=0.3), tmp_path)
+    written = write_plots(sweep(peak_memory_bytes=200_000_000, energy_j=0.3), tmp_path, dpi=40)
     names = {p.name for p in written}
     assert {"memory_vs_duration.png", "energy_vs_duration.png", "energy_vs_batch.png"} <= names
 
@@ -56,6 +56,6 @@ def test_too_few_points_skips_the_plot_and_removes_a_stale_one(tmp_path) -> None
 def test_one_axis_only_and_failed_cells(tmp_path) -> None:
     cells = [cell("a", "pytorch", 1, d) for d in (1.0, 2.0)] + [
         cell("a", "pytorch", 2, 1.0, status="oom"), cell("a", "onnxruntime", status="error")]
-    written = write_plots(cells, tmp_path)
+    written = write_plots(cells, tmp_path, dpi=40)
     assert sorted(p.name for p in written) == ["latency_vs_duration.png", "rtf_vs_duration.png"]
     assert write_plots([cell("a", "pytorch", status="error")], tmp_path / "none") == []
