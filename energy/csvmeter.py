@@ -165,6 +165,10 @@ def probe(ctx: Context, path: str) -> Probe:
         except ValueError as exc:
             return Probe.missing(FAMILY, str(exc), "log a header row with time and watts columns (see docs/energy.md)")
         found = [f"{len(log.times)} samples so far, every ~{log.median_interval:.2f} s"]
+        period = log.median_interval or None
     else:
         found = ["file not there yet: energy is aligned when the log covers each window"]
-    return Probe(FAMILY, sensor=CsvMeterSensor(real, offset, grace, ctx.clock), found=found)
+        period = None
+    sensor = CsvMeterSensor(real, offset, grace, ctx.clock)
+    sensor.known_period_s = period  # windows span 20 log intervals; 1 s assumed until the log exists
+    return Probe(FAMILY, sensor=sensor, found=found)

@@ -24,11 +24,13 @@ class PowerInput:
     chip: str  # e.g. ina219
     path: str  # /sys/class/hwmon/hwmon2/power1_input
     label: str
+    unique: bool = True  # False when another chip has the same name: the hwmon index is added
 
     @property
     def domain(self) -> Domain:
+        chip = self.chip if self.unique else f"{self.chip}@{self.path.split('/')[-2]}"
         return Domain(
-            f"external:{self.chip}/{self.label}",
+            f"external:{chip}/{self.label}",
             f"external meter {self.chip} ({self.label}): whatever it is wired into (USB cable, barrel jack, wall)",
         )
 
@@ -41,7 +43,8 @@ def find_inputs(root: SysRoot) -> list[PowerInput]:
             stem = path.rsplit("/", 1)[1][: -len("_input")]
             label = root.read_optional(f"{chip}/{stem}_label") or stem
             found.append(PowerInput(name, path, label))
-    return found
+    keys = [(i.chip, i.label) for i in found]
+    return [PowerInput(i.chip, i.path, i.label, keys.count((i.chip, i.label)) == 1) for i in found]
 
 
 class HwmonPowerSensor(Sensor):
