@@ -48,7 +48,8 @@ class _NvmlSensor(Sensor):
     family = FAMILY
 
     def __init__(self, nvml: Any, handle: Any, index: str, name: str, how: str) -> None:
-        domain = Domain(f"gpu{index}" if index.isdigit() else "gpu", f"NVIDIA {name}: whole board (GPU, memory, VRM) via NVML")
+        label = name if name.upper().startswith("NVIDIA") else f"NVIDIA {name}"
+        domain = Domain(f"gpu{index}" if index.isdigit() else "gpu", f"{label}: whole board (GPU, memory, VRM) via NVML")
         super().__init__(f"nvml {how} ({name})", [domain])
         self._nvml = nvml
         self._handle = handle

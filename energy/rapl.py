@@ -19,7 +19,7 @@ Each zone is ``/sys/class/powercap/intel-rapl:<pkg>[:<sub>]/`` with ``name``, ``
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import SensorError
 from .sensor import Context, Domain, Probe, Sensor
@@ -70,7 +70,10 @@ class RaplSensor(Sensor):
     def __init__(self, root: SysRoot, zones: list[Zone]) -> None:
         keys = [k for k in ORDER if any(z.key == k for z in zones)]
         zone_names = ", ".join(f"{z.path.rsplit('/', 1)[-1]}={z.name}" for z in zones)
-        super().__init__(f"rapl ({zone_names})", [DOMAINS[k] for k in keys])
+        domains = [DOMAINS[k] for k in keys]
+        if "psys" in keys:  # psys is the whole platform: say that the package and DRAM are inside it
+            domains = [replace(d, within="psys") if d.name in ("cpu-package", "dram") else d for d in domains]
+        super().__init__(f"rapl ({zone_names})", domains)
         self._root = root
         self._zones = zones
         self._last: dict[str, int] = {}

@@ -64,6 +64,7 @@ def test_intel_laptop_zones_by_name_psys_apart_mmio_ignored(tmp_path):
     assert sensor.primary.name == "cpu-package"
     doms = {d.name: d for d in sensor.domains}
     assert doms["cpu-core"].within == "cpu-package" and doms["psys"].within is None
+    assert doms["cpu-package"].within == "psys" and doms["dram"].within == "psys"
     assert "never added" in doms["psys"].description
     assert any("mmio" in line for line in found.found)
     # advance the counters: package +3 J, core +1 J, uncore +0.5 J, dram +0.75 J, psys +9 J
@@ -81,7 +82,7 @@ def test_intel_laptop_zones_by_name_psys_apart_mmio_ignored(tmp_path):
 def test_amd_server_sums_the_sockets_packages(tmp_path):
     root = amd_server(tmp_path)
     sensor = probe(ctx(root)).sensor
-    assert [d.name for d in sensor.domains] == ["cpu-package"]
+    assert [d.name for d in sensor.domains] == ["cpu-package"] and sensor.primary.within is None
     sensor.read()
     write(root, "intel-rapl:0", 6_000_000)
     write(root, "intel-rapl:1", 9_500_000)
