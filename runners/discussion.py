@@ -330,7 +330,8 @@ def runtime_paragraph(verdicts: RuntimeVerdicts) -> list[str]:
     elif not verdicts.faster:
         lines.append("ONNX Runtime was not significantly faster in any cell.")
     else:
-        lines.append("ONNX Runtime won only in some cells.")
+        lines.append(f"ONNX Runtime won significantly in {len(verdicts.faster)} of {n} cells, "
+                     "not everywhere.")
     for name, rows in (("Faster", verdicts.faster), ("Slower", verdicts.slower),
                        ("Indistinguishable", verdicts.same)):
         if rows and len(rows) < n:
@@ -351,6 +352,7 @@ class Slope:
     slope: float
     n_points: int
     fixed: str  # the other axis's value, for the sentence
+    noisy: bool = False  # a fitted point is noisy: the slope is only as good as its points
 
     @property
     def kind(self) -> str:
@@ -382,8 +384,14 @@ def growth_slopes(cells: Sequence[Mapping[str, Any]], axis: str) -> list[Slope]:
             ys = [as_float(c.get("latency_median_s")) for c in line]
             slope = loglog_slope(xs, ys)
             if slope is not None:
-                out.append(Slope(model, labels[key], axis, slope, len({x for x in xs}), fixed))
+                out.append(Slope(model, labels[key], axis, slope, len(set(xs)), fixed,
+                                 any(is_noisy(c) for c in line)))
     return out
+
+
+def _slope_name(slope: Slope) -> str:
+    return (f"{slope.model} under {slope.series} ({slope.slope:.2f}"
+            f"{', noisy' if slope.noisy else ''})")
 
 
 GROWTH_MEANING = {
@@ -400,7 +408,7 @@ def growth_paragraph(slopes: list[Slope], axis: str) -> list[str]:
     lines = []
     hits = [s for s in slopes if s.kind == "superlinear"]
     if hits:
-        names = ", ".join(f"{s.model} under {s.series} ({s.slope:.2f})" for s in hits)
+        names = ", ".join(_slope_name(s) for s in hits)
         lines.append(f"Latency grows faster than linearly in {noun} (at {hits[0].fixed}; log-log "
                      f"slope > {SUPERLINEAR:g}, {GROWTH_MEANING[axis]}): {names}.")
     else:
@@ -410,9 +418,12 @@ def growth_paragraph(slopes: list[Slope], axis: str) -> list[str]:
                      f"under {top.series}).")
     low = [s for s in slopes if s.kind == "sublinear"]
     if low:
-        names = ", ".join(f"{s.model} under {s.series} ({s.slope:.2f})" for s in low)
-        lines.append(f"Slower than linear in {noun} (slope < {SUBLINEAR:g}: fixed per-call costs "
-                     f"still dominate over this range): {names}.")
+        names = ", ".join(_slope_name(s) for s in low)
+        lines.append(f"Slower than linear in {noun} (slope < {SUBLINEAR:g}, as when fixed "
+                     f"per-call costs dominate over this range): {names}.")
+    if any(s.noisy for s in hits + low):
+        lines.append("Slopes marked noisy were fitted through noisy cells (listed below): treat "
+                     "them as rough.")
     return lines
 
 
@@ -424,7 +435,8 @@ def slope_table(by_axis: Mapping[str, list[Slope]]) -> str:
     rows: dict[tuple[str, str], dict[str, str]] = {}
     for axis in columns:
         for s in by_axis[axis]:
-            rows.setdefault((s.model, s.series), {})[axis] = f"{s.slope:.2f} (n={s.n_points})"
+            rows.setdefault((s.model, s.series), {})[axis] = (
+                f"{s.slope:.2f} (n={s.n_points}{', noisy' if s.noisy else ''})")
     headers = ["model", "runtime"] + [
         f"slope vs duration ({by_axis[a][0].fixed})" if a == "duration_s"
         else f"slope vs batch ({by_axis[a][0].fixed})" for a in columns]
@@ -453,11 +465,11 @@ def noisy_paragraph(cells: Sequence[Mapping[str, Any]]) -> list[str]:
     n_ok = sum(1 for c in cells if is_ok(c))
     if not noisy:
         return [f"No noisy cell: all {n_ok} ok cells have IQR/median ≤ 10% and no noise flag."]
-    items = "; ".join(f"{c.get('model')} / {labels[series_key(c)]} "
-                      f"({_fmt_shape(c.get('batch_size'), c.get('duration_s'))}): {reason}"
-                      for c, reason in noisy)
-    return [f"{len(noisy)} of {n_ok} ok cells are noisy (IQR/median > 10% or flagged): {items}. "
-            "Differences within their spread should not be read as real."]
+    items = [f"  - {c.get('model')} / {labels[series_key(c)]} "
+             f"({_fmt_shape(c.get('batch_size'), c.get('duration_s'))}): {reason}"
+             for c, reason in noisy]
+    return [f"{len(noisy)} of {n_ok} ok cells are noisy (IQR/median > 10% or flagged); "
+            "differences within their spread should not be read as real:\n" + "\n".join(items)]
 
 
 # --------------------------------------------------------------------------- the section

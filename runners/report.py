@@ -183,7 +183,8 @@ def status_section(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -
 
 
 def _meta_rows(run: Mapping[str, Any]) -> list[tuple[str, str]]:
-    keys = ("run_id", "device", "device_name", "host", "wavebench_version", "started", "finished")
+    keys = ("run_id", "device", "device_name", "profile_note", "host", "wavebench_version",
+            "started", "finished", "command")
     return [(k, _md_cell(run[k])) for k in keys if run.get(k) is not None]
 
 

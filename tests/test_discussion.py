@@ -112,7 +112,7 @@ def test_runtime_verdicts_count_and_locate() -> None:
     assert ("Of 3 cells measured ok under both runtimes, ONNX Runtime was significantly faster "
             "(non-overlapping 95% CIs of the median) in 1, significantly slower in 1 and "
             "indistinguishable in 1.") in text
-    assert "ONNX Runtime won only in some cells." in text
+    assert "ONNX Runtime won significantly in 1 of 3 cells, not everywhere." in text
     assert "Faster under ONNX Runtime: a (batch 1, 1 s)." in text
     assert "Slower under ONNX Runtime: b (batch 1, 1 s)." in text
     assert "ranged from 0.50× (b, batch 1, 1 s) to 2.00× (a, batch 1, 1 s)" in text
@@ -124,8 +124,18 @@ def test_noisy_cells_flag_and_iqr() -> None:
              cell("wide", median=0.01, latency_iqr_s=0.002)]
     assert [c["model"] for c, _ in noisy_cells(cells)] == ["flagged", "wide"]
     text = discussion(cells)
-    assert "2 of 3 ok cells are noisy" in text and "wide / PyTorch (batch 1, 1 s): IQR/median 20%" in text
+    assert "2 of 3 ok cells are noisy" in text
+    assert "  - wide / PyTorch (batch 1, 1 s): IQR/median 20%" in text.splitlines()
 
 
 def test_no_ok_cells() -> None:
     assert "nothing to discuss" in discussion([cell("a", status="error")])
+
+
+def test_slope_through_noisy_cells_is_marked() -> None:
+    cells = _sweep("quad", "pytorch", 0.01, 2.0)
+    cells[1]["latency_noisy"] = True  # batch 1, 2 s
+    slope = next(s for s in growth_slopes(cells, "duration_s") if s.model == "quad")
+    assert slope.noisy
+    text = discussion(cells)
+    assert "quad under PyTorch (2.00, noisy)" in text and "2.00 (n=4, noisy)" in text
