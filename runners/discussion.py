@@ -195,7 +195,7 @@ def rank_correlations(cells: Sequence[Mapping[str, Any]],
                          else _macs_at(cells, model, batch, duration))
                 if value is not None:
                     values[model] = value
-            if size_name == "MACs" and not values:
+            if not values:  # nothing to correlate with: said once by the caller, not per series
                 continue
             names = [m for m in all_models if m in values]
             latency = [float(here[m]["latency_median_s"]) for m in names]
@@ -282,16 +282,17 @@ def runtime_verdicts(cells: Iterable[Mapping[str, Any]]) -> RuntimeVerdicts:
     return out
 
 
-def _row_label(row: Any, with_setup: bool = False) -> str:
-    """'batch 1, 2 s', with the setup appended when a run compared several."""
+def _row_label(row: Any, varying: Sequence[int] = ()) -> str:
+    """'batch 1, 2 s', with the parts of the setup that vary in this run appended."""
     text = _fmt_shape(row.batch_size, row.duration_s)
-    if with_setup:
-        setup = [f"{v} thr" if i == 1 else str(v) for i, v in enumerate(row.setup) if v is not None]
+    setup = [f"{row.setup[i]} thr" if i == 1 else str(row.setup[i]) for i in varying
+             if row.setup[i] is not None]
+    if setup:
         text += f" [{' · '.join(setup)}]"
     return text
 
 
-def _where(rows: list, with_setup: bool = False) -> str:
+def _where(rows: list, with_setup: Sequence[int] = ()) -> str:
     """'model (batch 1, 1 s; batch 2, 1 s)' per model, capped so a big grid stays readable."""
     per_model: dict[str, list[str]] = {}
     for row in rows:
@@ -316,7 +317,7 @@ def runtime_paragraph(verdicts: RuntimeVerdicts) -> list[str]:
              f"slower in {len(verdicts.slower)} and indistinguishable in {len(verdicts.same)}"
              + (f"; {len(verdicts.no_ci)} had no CI to test" if verdicts.no_ci else "") + "."]
     values = [(s, r) for s, r in verdicts.speedups if s is not None]
-    multi = len({r.setup for _, r in verdicts.speedups}) > 1
+    multi = [i for i in range(4) if len({r.setup[i] for _, r in verdicts.speedups} - {None}) > 1]
     if values:
         low = min(values, key=lambda v: v[0])
         high = max(values, key=lambda v: v[0])

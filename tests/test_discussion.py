@@ -139,3 +139,11 @@ def test_slope_through_noisy_cells_is_marked() -> None:
     assert slope.noisy
     text = discussion(cells)
     assert "quad under PyTorch (2.00, noisy)" in text and "2.00 (n=4, noisy)" in text
+
+
+def test_thread_sweep_names_the_setup_and_no_counts_said_once() -> None:
+    cells = [cell("a", rt, threads=t, median=0.02 / t * (0.5 if rt == "onnxruntime" else 1.0))
+             for t in (1, 2) for rt in ("pytorch", "onnxruntime")]
+    text = discussion(cells)
+    assert "- No parameter counts recorded." in text
+    assert "ranged from 2.00× (a, batch 1, 1 s [1 thr]) to 2.00× (a, batch 1, 1 s [1 thr])" in text
