@@ -143,6 +143,15 @@ def onnx_path(out_dir: Path, name: str, tiny: bool = False) -> Path:
     return Path(out_dir) / (f"{safe}-tiny.onnx" if tiny else f"{safe}.onnx")
 
 
+def describe_model(name: str, *, tiny: bool = False) -> dict[str, Any]:
+    """Parameter counts without an ONNX export (for PyTorch-only runs)."""
+    spec = get_spec(name)
+    model = spec.build(tiny)
+    counts = count_parameters(model, torch.randn(2, max(spec.min_samples * 2, 1600)))
+    return {"model": name, "tiny": tiny, **counts.to_dict(), "published_params": spec.published_params,
+            "published_note": spec.published_note, "onnx_bytes": None}
+
+
 def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter: str = "torchscript",
                  force: bool = False) -> dict[str, Any]:
     """Export ``name`` (unless an identical export exists) and return its manifest entry."""

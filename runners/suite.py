@@ -50,11 +50,14 @@ def open_run_folder(settings: Settings, profile_note: str | None, fresh: bool) -
 
 def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """Export (or reuse) every model's ONNX file; a failure is kept as that model's error."""
-    from export.onnx_export import export_model
+    from export.onnx_export import describe_model, export_model
 
     entries: dict[str, dict[str, Any]] = {}
     for model in settings.models:
         try:
+            if "onnxruntime" not in settings.runtimes:
+                entries[model] = describe_model(model, tiny=settings.tiny)
+                continue
             entry = export_model(model, settings.onnx_dir, tiny=settings.tiny, exporter=settings.exporter)
             log(f"export {model}: {'up to date' if entry.get('skipped') else 'exported and checked'}")
         except Exception as exc:

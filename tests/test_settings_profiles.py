@@ -1,0 +1,123 @@
+"""Settings, the sweep plan, validation of bad input, and device profiles (incl. absent hardware)."""
+
+import pytest
+
+from runners.profiles import ProfileError, load_profile, profile_names, resolve_profile
+from runners.settings import SettingsError, build_settings
+
+CPU_ONLY = ["CPUExecutionProvider"]
+ALL = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider", "OpenVINOExecutionProvider"]
+
+
+def settings(profile="cpu", **kw):
+    args = dict(models=None, runtimes=None, batch_sizes=None, durations=None, reps=None, threads=None,
+                providers=None, energy="none", available_providers=CPU_ONLY, all_providers=ALL)
+    args.update(kw)
+    return build_settings(load_profile(profile), **args)
+
+
+def test_default_sweep_is_two_lines_through_the_grid():
+    s = settings()
+    assert s.sweep() == [(1, 1.0), (2, 1.0), (4, 1.0), (8, 1.0), (1, 2.0), (1, 4.0), (1, 8.0), (1, 16.0)]
+    assert len(s.plan()) == 6 * 2 * 8
+    grid = settings(grid=True)
+    assert len(grid.sweep()) == 4 * 5
+
+
+def test_plan_groups_cells_by_model_and_runtime():
+    s = settings(models="tera,apc", batch_sizes="1,2", durations="1")
+    keys = [(c["model"], c["runtime"], c["batch_size"]) for c in s.plan()]
+    assert keys == [("tera", "pytorch", 1), ("tera", "pytorch", 2), ("tera", "onnxruntime", 1),
+                    ("tera", "onnxruntime", 2), ("apc", "pytorch", 1), ("apc", "pytorch", 2),
+                    ("apc", "onnxruntime", 1), ("apc", "onnxruntime", 2)]
+    assert {c["provider"] for c in s.plan() if c["runtime"] == "onnxruntime"} == {"CPUExecutionProvider"}
+    assert {c["provider"] for c in s.plan() if c["runtime"] == "pytorch"} == {"cpu"}
+
+
+def test_quick_and_thread_sweep():
+    q = settings(quick=True)
+    assert q.sweep() == [(1, 1.0)] and q.reps == 5 and q.quick
+    assert settings(quick=True, durations="2").sweep() == [(1, 2.0)]
+    assert settings(threads="1,2").threads == (1, 2)
+    assert len(settings(threads="1,2", models="tera").plan()) == 2 * 2 * 8
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"models": "tera,wav2vec3"}, "unknown model 'wav2vec3'; valid models: logmel"),
+    ({"runtimes": "tensorflow"}, "unknown runtime 'tensorflow'; valid: pytorch, onnxruntime"),
+    ({"batch_sizes": "1,0"}, "BATCH_SIZES=0 must be > 0"),
+    ({"batch_sizes": "1,x"}, "BATCH_SIZES='x' is not a number"),
+    ({"durations": "-1"}, "DURATIONS=-1 must be > 0"),
+    ({"reps": 0}, "REPS=0 must be >= 1"),
+    ({"providers": "FooExecutionProvider"}, "unknown execution provider 'FooExecutionProvider'; valid: Tensorrt"),
+    ({"providers": "CUDAExecutionProvider"}, "CUDAExecutionProvider is not available in the installed onnxruntime; available: CPUExecutionProvider"),
+])
+def test_bad_input_is_one_line_naming_the_value_and_choices(kw, message):
+    with pytest.raises(SettingsError) as info:
+        settings(**kw)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unwritable_results_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SettingsError, match="results folder .*a-file/results is not writable"):
+        settings(results_dir=str(blocker / "results"))
+    assert not (blocker.parent / "results").exists()
+
+
+def test_settings_hash_changes_with_what_is_measured_only():
+    a, b = settings(), settings()
+    assert a.settings_hash() == b.settings_hash()
+    assert settings(reps=20).settings_hash() != a.settings_hash()
+
+
+def test_profiles_are_data_files_and_all_load():
+    assert set(profile_names()) >= {"cpu", "rpi", "jetson", "gpu"}
+    rpi = load_profile("rpi")
+    assert rpi.threads == 4 and rpi.ort_providers == ("CPUExecutionProvider",)
+    assert max(rpi.durations) <= 8  # a smaller sweep on a Pi
+    jetson = load_profile("jetson")
+    assert jetson.pytorch_device == "cuda"
+    assert jetson.ort_providers == ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+    with pytest.raises(ProfileError, match="unknown device profile 'tpu'; valid: cpu, gpu, jetson, rpi, auto"):
+        load_profile("tpu")
+
+
+def test_profile_applied_on_a_machine_without_its_hardware():
+    # a Jetson profile here: its providers are kept (they become `unsupported` cells with the
+    # reason), PyTorch goes to CUDA, and the sweep is the profile's
+    s = settings("jetson")
+    assert s.providers == ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+    assert s.pytorch_device == "cuda"
+    assert {c["provider"] for c in s.plan() if c["runtime"] == "pytorch"} == {"cuda"}
+    # the GPU profile's TensorRT provider is optional: only when this onnxruntime has it
+    assert settings("gpu").providers == ("CUDAExecutionProvider",)
+    assert settings("gpu", available_providers=ALL).providers == ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+    assert settings("rpi").threads == (4,)
+
+
+def _fake_tree(tmp_path, model_text):
+    (tmp_path / "proc" / "device-tree").mkdir(parents=True)
+    (tmp_path / "proc" / "device-tree" / "model").write_text(model_text)
+    return str(tmp_path)
+
+
+def test_auto_detects_a_raspberry_pi_and_says_why(tmp_path):
+    root = _fake_tree(tmp_path, "Raspberry Pi 5 Model B Rev 1.0\x00")
+    profile = resolve_profile("auto", root=root, run=lambda argv: None)
+    assert profile.name == "rpi"
+    assert "Raspberry Pi" in profile.chosen_because
+
+
+def test_auto_detects_a_jetson(tmp_path):
+    root = _fake_tree(tmp_path, "NVIDIA Jetson Orin NX Engineering Reference Developer Kit\x00")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "nv_tegra_release").write_text("# R35 (release), REVISION: 4.1\n")
+    assert resolve_profile("auto", root=root, run=lambda argv: None).name == "jetson"
+
+
+def test_auto_on_this_machine_is_cpu(tmp_path):
+    profile = resolve_profile("auto", root=str(tmp_path), run=lambda argv: None)
+    assert profile.name == "cpu" and profile.chosen_because
