@@ -29,7 +29,6 @@ from typing import Any, Iterable, Mapping, Sequence
 from tabulate import tabulate
 
 from runners.discussion import discussion
-from runners.plots import write_plots
 from runners.records import cell_key
 from runners.tables import (comparison_table, fmt_bytes, is_ok, params_table,
                             write_summary_csv)
@@ -205,11 +204,24 @@ def failed_section(cells: Sequence[Mapping[str, Any]]) -> str:
                                    "status", "error"], tablefmt="github", disable_numparse=True)
 
 
-def plots_section(plots: Iterable[Path], run_dir: Path) -> str:
+def plots_section(plots: Iterable[Path] | str, run_dir: Path) -> str:
+    """Relative links (the folder can be moved or copied), or why there are none."""
+    if isinstance(plots, str):
+        return plots
     links = [f"![{p.stem.replace('_', ' ')}]({p.relative_to(run_dir).as_posix()})" for p in plots]
     if not links:
         return "No plots: no line has two or more ok points."
     return "\n\n".join(links)
+
+
+def _draw_plots(cells: Sequence[Mapping[str, Any]], run: Mapping[str, Any],
+                run_dir: Path) -> list[Path] | str:
+    """The plots, or a sentence saying why not: a board without matplotlib still gets its tables."""
+    try:
+        from runners.plots import write_plots
+    except ImportError as exc:
+        return f"No plots: matplotlib could not be imported ({exc})."
+    return write_plots(cells, run_dir / PLOTS, title=str(run.get("device_name") or ""))
 
 
 def _size_source(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> list[dict]:
@@ -221,7 +233,7 @@ def _size_source(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> 
 
 
 def render_report(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
-                  plots: Sequence[Path], run_dir: Path) -> str:
+                  plots: Sequence[Path] | str, run_dir: Path) -> str:
     """The Markdown report from what was read and drawn; pure, so tests can check its text."""
     title = run.get("run_id") or run_dir.name
     device = " · ".join(str(run[k]) for k in ("device_name", "device") if run.get(k))
@@ -266,7 +278,7 @@ def write_report(run_dir: str | Path) -> Path:
     cells = load_cells(run_dir)
     (run_dir / TABLE).write_text(comparison_table(cells) + "\n", encoding="utf-8")
     write_summary_csv(cells, run_dir / SUMMARY)
-    plots = write_plots(cells, run_dir / PLOTS, title=str(run.get("device_name") or ""))
+    plots = _draw_plots(cells, run, run_dir)
     path = run_dir / REPORT
     path.write_text(render_report(run, cells, plots, run_dir), encoding="utf-8")
     return path

@@ -122,3 +122,20 @@ def test_cells_without_run_json_and_bad_folders(tmp_path, capsys) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main([str(empty)]) == 2
+
+
+def test_report_without_matplotlib_still_writes_the_tables(tmp_path, monkeypatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_plots(name, *args, **kwargs):
+        if name == "runners.plots":
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_plots)
+    cells = [cell("a", "pytorch", 1, d) for d in (1.0, 2.0)]
+    report = write_report(write_run(tmp_path, cells)).read_text()
+    assert "No plots: matplotlib could not be imported" in report
+    assert (tmp_path / "table.txt").exists() and (tmp_path / "summary.csv").exists()
