@@ -17,7 +17,10 @@ from .powertop import read_powertop_csv
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m energy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m energy",
+        description="List the energy sensors this machine has, the ones it lacks and why, and how to fix that.",
+    )
     parser.add_argument("--root", help="directory that stands for / when reading sysfs (default: $WAVEBENCH_SYSFS_ROOT or /)")
     parser.add_argument("--spec", default="auto", help="what ENERGY= would select (default: auto)")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")

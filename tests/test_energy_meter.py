@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from energy import FIELDS, EnergyConfigError, EnergyMeter, SysRoot, open_meter
+from energy import FIELDS, EnergyConfigError, EnergyMeter, open_meter
 from energy.cli import main
 from energy.fakes import CounterSensor, FakeClock, FakeNVML, ProfileSensor
 from energy.result import NO_IDLE
