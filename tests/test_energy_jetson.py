@@ -148,3 +148,16 @@ def test_jetson_without_rails_or_tegrastats_says_both(tmp_path):
     write(tmp_path / "etc/nv_tegra_release", "# R32")
     found = probe(Context(root=SysRoot(tmp_path), runner=FakeRunner()))
     assert not found.available and "no INA3221 rails" in found.reason and "tegrastats not found" in found.reason
+
+
+def test_cli_on_an_agx_orin_tree_names_the_summed_domain(tmp_path):
+    import io
+
+    from energy.cli import main
+
+    out = io.StringIO()
+    assert main(["--root", str(agx_orin(tmp_path))], out=out) == 0
+    text = out.getvalue()
+    assert "[found]   jetson: jetson INA3221 via hwmon" in text
+    assert "domain module-rails-sum" in text and "no input rail" in text
+    assert "domain rail:VIN_SYS_5V0 (within module-rails-sum)" in text

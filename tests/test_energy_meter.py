@@ -170,3 +170,15 @@ def test_cli_bad_spec_is_exit_2_and_powertop_import(tmp_path, capsys):
     out = io.StringIO()
     assert main(["--powertop", str(report)], out=out) == 0
     assert "5.20 W, estimated" in out.getvalue()
+
+
+def test_a_failed_idle_baseline_is_explained_in_the_cell():
+    clock = FakeClock()
+    frozen_until_10 = CounterSensor(clock, lambda t: 0.0 if t < 10 else 12.0 * (t - 10), period_s=STEP)
+    meter = EnergyMeter(sensors=[frozen_until_10], clock=clock, period_poll_s=STEP, period_timeout_s=0.25)
+    assert meter.measure_idle(1.0) is None
+    assert "did not advance" in meter.idle_reason
+    clock.advance(10.0 - clock.monotonic())
+    fields = meter.measure(lambda: clock.advance(0.5), audio_s_per_call=1.0)
+    assert fields["energy_gross_j"] == pytest.approx(6.0) and fields["energy_j"] is None
+    assert NO_IDLE in fields["energy_reason"] and "idle not measured" in fields["energy_reason"]
