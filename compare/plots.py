@@ -24,6 +24,7 @@ from .match import Comparison, Row  # noqa: E402
 DPI = 90
 NICE_TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5,
               2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+COARSE_TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
 COLORS = ["#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB"]
 
 
@@ -149,7 +150,8 @@ def speedup_plot(comp: Comparison, out_dir: Path) -> Plot | None:
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.set_xscale("log")
         lo_x, hi_x = ax.get_xlim()
-        ticks = [t for t in NICE_TICKS if lo_x <= t <= hi_x] or [1.0]
+        nice = NICE_TICKS if hi_x / max(lo_x, 1e-9) < 4 else COARSE_TICKS
+        ticks = [t for t in nice if lo_x <= t <= hi_x] or [1.0]
         ax.set_xticks(ticks)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
         ax.xaxis.set_minor_formatter(NullFormatter())

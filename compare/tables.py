@@ -87,6 +87,8 @@ def fmt_p(p: float) -> str:
 
 
 def _num(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(_num(x) for x in v) if v else "—"
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return "—" if v is None else str(v)
@@ -303,6 +305,9 @@ ENV_FACTS = [
                                      if _dig(e, "rpi", "temperature_c") is not None else None)),
     ("Pi throttled", lambda e, m: (", ".join(_dig(e, "rpi", "throttled", "flags")) or "no flags")
      if _dig(e, "rpi", "throttled", "flags") is not None else None),
+    ("load avg at start (1/5/15 min)", lambda e, m: " / ".join(
+        f"{x:.2f}" for x in _dig(e, "thermal", "load_avg")) if _dig(e, "thermal", "load_avg")
+        else None),
     ("before run", lambda e, m: _throttle(m)[0]),
     ("after run", lambda e, m: _throttle(m)[1]),
     ("Python", lambda e, m: _dig(e, "software", "python")),

@@ -563,6 +563,11 @@ def throttle_snapshot(root: str | os.PathLike | None = None,
     snap["thermal_zones"] = zones
     temps = [z["temp_c"] for z in zones if z["temp_c"] is not None]
     snap["max_temp_c"] = max(temps) if temps else (snap.get("rpi") or {}).get("temperature_c")
+    load = (read_text(r, "/proc/loadavg") or "").split()
+    try:
+        snap["load_avg"] = [float(x) for x in load[:3]] if len(load) >= 3 else None
+    except ValueError:
+        snap["load_avg"] = None
     freqs = _current_freqs_mhz(r)
     snap["cpu_freq_mhz_min"] = min(freqs) if freqs else None
     snap["cpu_freq_mhz_max"] = max(freqs) if freqs else None

@@ -73,6 +73,7 @@ def intel_laptop(tmp_path):
         "/proc/sys/kernel/osrelease": "6.5.0-14-generic\n",
         "/etc/os-release": 'PRETTY_NAME="Ubuntu 22.04.3 LTS"\nID=ubuntu\n',
         "/sys/devices/system/cpu/intel_pstate/no_turbo": "0\n",
+        "/proc/loadavg": "0.52 0.40 0.31 1/523 12345\n",
         "/sys/class/thermal/thermal_zone0/type": "acpitz\n",
         "/sys/class/thermal/thermal_zone0/temp": "45000\n",
         "/sys/class/thermal/thermal_zone1/type": "x86_pkg_temp\n",
@@ -189,6 +190,7 @@ def test_intel_laptop(intel_laptop):
     zones = e["thermal"]["thermal_zones"]
     assert [z["type"] for z in zones] == ["acpitz", "x86_pkg_temp"] and e["thermal"]["max_temp_c"] == 52.0
     assert e["thermal"]["cpu_freq_mhz_max"] == 1200.0
+    assert e["thermal"]["load_avg"] == [0.52, 0.40, 0.31]
 
 
 def test_intel_turbo_off(intel_laptop):
