@@ -10,7 +10,8 @@ device, and a ``sync`` that waits for the device (a no-op on the CPU).  The harn
    own overhead disappears; each sample is then block time / calls);
 4. collects samples until there are at least ``min_reps`` of them *and* ``min_time_s`` has
    been measured, and goes on while the median's 95% CI is wider than ``ci_target`` (relative
-   to the median), up to ``max_reps`` samples or ``max_time_s``.
+   to the median), up to ``max_reps`` samples or ``max_time_s`` (caps that apply once
+   ``min_reps`` samples exist).
 
 Every sample is kept.  The clock is injectable so tests can drive it deterministically.
 """
@@ -73,16 +74,14 @@ def time_callable(call: Callable[[], object], policy: TimingPolicy = TimingPolic
 
     # warm-up: not timed for the record, but the last call estimates the per-call time
     warm_start = clock()
-    n_warm, last = 0, first
+    n_warm, fastest = 0, first
     while n_warm < policy.warmup_calls or (clock() - warm_start) / 1e9 < policy.warmup_time_s:
         s = clock()
         call()
         sync()
-        last = (clock() - s) / 1e9
+        fastest = min(fastest, (clock() - s) / 1e9)
         n_warm += 1
-        if n_warm >= policy.warmup_calls and last * n_warm > policy.max_time_s:
-            break
-    per_call = max(last, 1e-9)
+    per_call = max(fastest, 1e-9)
     calls = 1 if per_call >= policy.block_time_s else int(math.ceil(policy.block_time_s / per_call))
 
     samples: list[float] = []
@@ -96,10 +95,12 @@ def time_callable(call: Callable[[], object], policy: TimingPolicy = TimingPolic
         measured += block
         samples.append(block / calls)
         n = len(samples)
-        if n < policy.min_reps or measured < policy.min_time_s:
+        if n < policy.min_reps:
             continue
         if n >= policy.max_reps or measured >= policy.max_time_s:
             break
+        if measured < policy.min_time_s:
+            continue
         if relative_ci_width(samples) <= policy.ci_target:
             break
     return Timing(samples, calls, first, n_warm, measured)

@@ -206,16 +206,21 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
 
 
 def _check_energy(spec: str) -> None:
+    """Reject an unknown sensor name before anything runs (the sensors are probed later)."""
+    from energy import EnergyConfigError, parse_spec
+
     try:
-        from energy import EnergyConfigError, check_spec
-    except ImportError:
-        if spec not in ("auto", "none"):
-            raise SettingsError(f"ENERGY={spec!r}: the energy harness is not installed; valid: auto, none") from None
-        return
-    try:
-        check_spec(spec)
+        families = parse_spec(spec)
     except EnergyConfigError as exc:
         raise SettingsError(str(exc)) from None
+    if "estimate" in families:
+        watts = os.environ.get("CPU_WATTS", "")
+        try:
+            ok = float(watts) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise SettingsError(f"ENERGY=estimate needs CPU_WATTS=<watts> (> 0), got CPU_WATTS={watts!r}")
 
 
 def _ort_available() -> list[str]:

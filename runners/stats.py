@@ -54,7 +54,8 @@ def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
     tail = (1.0 - confidence) / 2.0
     cdf, j = 0.0, 0
     while True:
-        cdf += math.comb(n, j) / 2.0 ** n  # P(B <= j)
+        # P(B = j) in log space: exact for any n without overflowing
+        cdf += math.exp(math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) - n * math.log(2))
         if cdf > tail:
             break
         j += 1

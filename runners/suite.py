@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -160,7 +161,8 @@ def run_group(job: dict[str, Any], folder: RunFolder, settings: Settings,
               on_record: Callable[[dict[str, Any]], None], on_start: Callable[[dict[str, Any]], None]) -> None:
     """Measure a group's cells; restart the worker after a cell that killed it."""
     remaining = list(job["cells"])
-    log_path = folder.path / "logs" / f"{job['model']}-{job['runtime']}-{job['provider']}-{job['variant']}-t{job['threads']}.log"
+    name = f"{job['model']}-{job['runtime']}-{job['provider']}-{job['variant']}-t{job['threads']}"
+    log_path = folder.path / "logs" / (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") + ".log")
     while remaining:
         sup = WorkerSupervisor({**job, "cells": remaining}, log_path, settings.cell_timeout_s,
                                load_timeout_s=max(settings.cell_timeout_s, 600))
@@ -246,7 +248,8 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         reason = record.get("energy_reason")
         if reason and reason not in energy_said and record.get("status") == "ok":
             energy_said.add(reason)
-            bar.write(f"energy: not measured: {reason}")
+            measured = record.get("energy_j") is not None
+            bar.write(f"energy: {'note' if measured else 'not measured'}: {reason}")
 
     status = "complete"
     try:

@@ -84,7 +84,10 @@ def open_energy(job: dict[str, Any]):
         from energy import open_meter
     except ImportError as exc:  # energy package absent or broken: say so, measure nothing
         return None, f"energy harness unavailable: {exc}"
-    meter = open_meter(spec, job.get("energy_preferred"))
+    try:
+        meter = open_meter(spec, job.get("energy_preferred"))
+    except Exception as exc:  # a sensor that fails to open must not cost the latency cells
+        return None, f"energy sensor failed to open: {type(exc).__name__}: {exc}"
     return meter, (None if meter.available else meter.reason)
 
 

@@ -121,3 +121,20 @@ def test_auto_detects_a_jetson(tmp_path):
 def test_auto_on_this_machine_is_cpu(tmp_path):
     profile = resolve_profile("auto", root=str(tmp_path), run=lambda argv: None)
     assert profile.name == "cpu" and profile.chosen_because
+
+
+def test_energy_spec_is_validated_before_anything_runs(monkeypatch):
+    with pytest.raises(SettingsError, match="unknown energy sensor 'joulemeter'"):
+        settings(energy="joulemeter")
+    monkeypatch.delenv("CPU_WATTS", raising=False)
+    with pytest.raises(SettingsError, match="ENERGY=estimate needs CPU_WATTS"):
+        settings(energy="estimate")
+    monkeypatch.setenv("CPU_WATTS", "15")
+    assert settings(energy="estimate").energy == "estimate"
+
+
+@pytest.mark.parametrize("name", ["cpu", "rpi", "jetson", "gpu"])
+def test_profile_energy_preferences_are_known_sensor_families(name):
+    from energy import parse_spec
+
+    assert parse_spec(",".join(load_profile(name).energy))

@@ -19,6 +19,9 @@ def test_median_ci_ranks_exact_binomial():
     assert median_ci_ranks(1) == (0, 0)
     # n=6: P(B<=0)=1/64 <= 2.5% -> [x(1), x(6)]
     assert median_ci_ranks(6) == (0, 5)
+    # large n (no overflow): close to the normal approximation n/2 -+ 1.96 sqrt(n)/2
+    lo, hi = median_ci_ranks(5000)
+    assert abs(lo - (2500 - 1.96 * math.sqrt(5000) / 2)) <= 2 and hi == 5000 - 1 - lo
 
 
 def test_median_ci_coverage_is_at_least_95_percent():
@@ -116,6 +119,14 @@ def test_keeps_going_while_the_ci_is_wide_then_stops_at_the_cap():
                       clock=dev.clock)
     assert 10 <= len(t.samples_s) < 200
     assert relative_ci_width(t.samples_s) <= 0.2
+
+
+def test_rep_cap_bounds_the_minimum_time_for_fast_calls():
+    dev = FakeDevice([0.01] * 10000)
+    t = time_callable(dev.call, TimingPolicy(min_reps=10, min_time_s=5.0, max_reps=50, max_time_s=10.0,
+                                             warmup_calls=1, warmup_time_s=0.0, block_time_s=0.001),
+                      clock=dev.clock)
+    assert len(t.samples_s) == 50
 
 
 def test_time_cap_after_minimum_reps():

@@ -1,0 +1,198 @@
+"""The suite end to end on tiny models: records, resume, isolation of crashes, timeouts, Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runners.profiles import load_profile
+from runners.records import CellRecord
+from runners.results import read_cells
+from runners.settings import build_settings
+from runners.suite import run_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = dict(min_time_s=0.05, max_time_s=0.5)
+
+
+def make_settings(tmp_path, **kw):
+    args = dict(models="logmel,tera", runtimes=None, batch_sizes="1,2", durations="0.5,1", reps=3,
+                threads="1", providers=None, energy="none", tiny=True, results_dir=str(tmp_path / "results"),
+                **FAST)
+    args.update(kw)
+    return build_settings(load_profile("cpu"), **args)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("suite")
+    settings = make_settings(tmp)
+    outcome = run_suite(settings, progress=False, log=lambda m: None, environment={"test": True})
+    return settings, outcome
+
+
+def test_every_cell_is_recorded_with_the_contract_fields(tiny_run):
+    settings, outcome = tiny_run
+    assert outcome.status == "complete" and outcome.counts == {"ok": 12}
+    cells = read_cells(outcome.run_dir)
+    assert len(cells) == 12
+    fields = set(CellRecord.__dataclass_fields__)
+    for c in cells:
+        assert set(c) == fields
+        assert c["status"] == "ok", c["error"]
+        assert c["latency_n"] == len(c["latency_samples_s"]) >= 3
+        assert c["latency_min_s"] <= c["latency_median_s"] <= c["latency_max_s"]
+        assert c["latency_ci95_low_s"] <= c["latency_median_s"] <= c["latency_ci95_high_s"]
+        assert c["rtf"] == pytest.approx(c["latency_median_s"] / (c["batch_size"] * c["duration_s"]))
+        assert c["throughput_audio_s_per_s"] == pytest.approx(1 / c["rtf"])
+        assert c["threads"] == 1 and c["first_call_s"] > 0 and c["load_time_s"] > 0
+        assert c["params_unique"] is not None
+        assert c["peak_memory_bytes"] is not None
+        assert c["energy_j"] is None and c["energy_reason"]  # ENERGY=none: null with a reason
+        # the batch dimension really is the batch size
+        assert c["extra"]["output_shape"][0] == c["batch_size"]
+    ort = [c for c in cells if c["runtime"] == "onnxruntime"]
+    assert all(c["provider"] == "CPUExecutionProvider" and c["onnx_bytes"] > 0 for c in ort)
+    assert all(c["output_max_abs_err"] < 1e-3 and c["output_cosine"] > 0.9999 for c in ort)
+
+
+def test_run_json_and_outputs(tiny_run):
+    settings, outcome = tiny_run
+    run = json.loads((outcome.run_dir / "run.json").read_text())
+    assert run["status"] == "complete" and run["schema_version"] == 1
+    assert run["settings_hash"] == settings.settings_hash()
+    assert run["settings"]["models"] == ["logmel", "tera"]
+    assert run["environment"] == {"test": True}
+    assert set(run["models"]) == {"logmel", "tera"}
+    assert run["counts"] == {"ok": 12}
+
+
+def test_rerunning_the_same_settings_resumes_and_measures_nothing(tiny_run):
+    settings, outcome = tiny_run
+    before = (outcome.run_dir / "cells.jsonl").read_text()
+    messages = []
+    again = run_suite(settings, progress=False, log=messages.append, environment={"test": True})
+    assert again.run_dir == outcome.run_dir
+    assert (outcome.run_dir / "cells.jsonl").read_text() == before
+    assert any("12 of 12 cells already measured" in m for m in messages)
+    fresh = run_suite(settings, fresh=True, progress=False, log=lambda m: None, environment={})
+    assert fresh.run_dir != outcome.run_dir and fresh.counts == {"ok": 12}
+
+
+def test_too_short_duration_is_unsupported_for_that_model_only(tmp_path):
+    # 0.02 s = 320 samples: below the log-mel window (400) but the python model takes it
+    settings = make_settings(tmp_path, models="logmel", runtimes="pytorch", batch_sizes="1", durations="0.02,0.5")
+    outcome = run_suite(settings, progress=False, log=lambda m: None, environment={})
+    cells = {c["duration_s"]: c for c in read_cells(outcome.run_dir)}
+    assert cells[0.02]["status"] == "unsupported"
+    assert "shorter than logmel's minimum input 0.025s (400 samples)" in cells[0.02]["error"]
+    assert cells[0.5]["status"] == "ok"
+    assert outcome.all_ok
+
+
+FAULTY = '''
+import os, signal, time
+import torch
+
+
+class Faulty(torch.nn.Module):
+    """Crashes, runs out of memory or hangs at chosen input lengths (seconds of audio)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(320, 8)
+
+    def forward(self, wav):
+        seconds = wav.shape[1] / 16000
+        if seconds == 2:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if seconds == 3:
+            raise MemoryError("cannot allocate 1 TB")
+        if seconds == 4:
+            time.sleep(60)
+        if seconds == 5:
+            os.kill(os.getpid(), signal.SIGKILL)
+        frames = wav.shape[1] // 320
+        return self.proj(wav[:, : frames * 320].reshape(wav.shape[0], frames, 320))
+
+
+def factory():
+    return Faulty()
+'''
+
+
+def test_crash_oom_and_timeout_become_cell_statuses_and_the_suite_goes_on(tmp_path):
+    model_file = tmp_path / "faulty.py"
+    model_file.write_text(FAULTY)
+    spec = f"python:{model_file}:factory"
+    settings = make_settings(tmp_path, models=spec, runtimes="pytorch", batch_sizes="1",
+                             durations="1,2,3,4,5,6", cell_timeout_s=8)
+    outcome = run_suite(settings, progress=False, log=lambda m: None, environment={})
+    cells = {c["duration_s"]: c for c in read_cells(outcome.run_dir)}
+    assert cells[1.0]["status"] == "ok"
+    assert cells[2.0]["status"] == "error" and "signal 11" in cells[2.0]["error"]
+    assert cells[3.0]["status"] == "oom" and "cannot allocate 1 TB" in cells[3.0]["error"]
+    assert cells[4.0]["status"] == "timeout" and "exceeded 8s" in cells[4.0]["error"]
+    assert cells[5.0]["status"] == "oom" and "SIGKILL" in cells[5.0]["error"]
+    assert cells[6.0]["status"] == "ok"  # a new worker measured the rest
+    assert not outcome.all_ok
+
+
+def test_ctrl_c_keeps_finished_cells_marks_the_run_and_resumes(tmp_path):
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "runners", "--device", "cpu", "--tiny", "--models", "logmel,tera",
+           "--runtimes", "pytorch", "--batch-sizes", "1", "--durations", "0.5,1,2,4", "--reps", "3",
+           "--min-time", "1.0", "--max-time", "1.0", "--energy", "none", "--results", str(results),
+           "--no-progress", "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cells_file = None
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        found = list(results.glob("cpu/*/cells.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 2:
+            cells_file = found[0]
+            break
+        time.sleep(0.1)
+    assert cells_file is not None, proc.communicate(timeout=30)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    run = json.loads((cells_file.parent / "run.json").read_text())
+    assert run["status"] == "interrupted"
+    kept = read_cells(cells_file.parent)
+    assert 2 <= len(kept) < 8 and all(c["status"] == "ok" for c in kept)
+    # the same command resumes the same run and measures only the missing cells
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(kept)} of 8 cells already measured" in done.stderr
+    final = read_cells(cells_file.parent)
+    assert len(final) == 8 and all(c["status"] == "ok" for c in final)
+    assert json.loads((cells_file.parent / "run.json").read_text())["status"] == "complete"
+
+
+def test_energy_fields_flow_from_the_meter_into_the_cells(tmp_path, monkeypatch):
+    # no sensor on this machine: the opt-in estimate exercises the same path, labelled as such
+    monkeypatch.setenv("CPU_WATTS", "15")
+    settings = make_settings(tmp_path, models="logmel", batch_sizes="1", durations="0.5", energy="estimate")
+    outcome = run_suite(settings, progress=False, log=lambda m: None, environment={})
+    for c in read_cells(outcome.run_dir):
+        assert c["status"] == "ok"
+        assert c["energy_j"] > 0 and c["energy_gross_j"] >= c["energy_j"]
+        assert c["energy_per_audio_s_j"] == pytest.approx(c["energy_j"] / 0.5)
+        assert "estimated" in c["energy_source"] and "estimated" in c["energy_domain"]
+        assert c["energy_window_s"] >= 2.0 and c["idle_power_w"] is not None
+
+
+def test_no_sensor_gives_null_energy_with_the_reason(tmp_path):
+    settings = make_settings(tmp_path, models="logmel", runtimes="pytorch", batch_sizes="1", durations="0.5",
+                             energy="auto")
+    outcome = run_suite(settings, progress=False, log=lambda m: None, environment={})
+    (cell,) = read_cells(outcome.run_dir)
+    assert cell["energy_j"] is None and cell["power_w_mean"] is None
+    assert cell["energy_reason"]
