@@ -1,0 +1,204 @@
+"""The device's attainable dense matrix-multiply rate, and each cell's share of it.
+
+``measure_gemm_peak(threads, dtype, runtime)`` times square float matmuls of a few sizes in
+PyTorch or ONNX Runtime (a one-node MatMul graph) for a few seconds in all and returns the
+best sustained rate in FLOP/s (2 x n^3 per matmul).  The result is cached in
+``results/gemm_peak.json`` under ``host|device|dtype|runtime|threads`` so a host measures it
+once; ``refresh=True`` measures again.  ``utilization(achieved, peak)`` is the ratio.
+
+The rate is "attainable", not the datasheet peak: it is what the runtime's own GEMM reaches
+on this machine with these threads, which is the right ceiling for a model whose FLOPs are
+matmul/conv FLOPs (``export.flops``: FLOPs = 2 x MACs).
+
+``python -m benchmarks.gemm_peak --threads 1,2 --runtimes pytorch,onnxruntime`` prints the
+table (and fills the cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+SIZES = (256, 512, 1024, 1536)
+RUNTIMES = ("pytorch", "onnxruntime")
+DEFAULT_CACHE = Path("results") / "gemm_peak.json"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_key(threads: int, dtype: str, runtime: str, device: str = "cpu", host: str | None = None) -> str:
+    return "|".join([host or socket.gethostname(), device, dtype, runtime, str(threads)])
+
+
+def _best_rate(run: Callable[[], None], flops: float, budget_s: float, sync: Callable[[], None]) -> float:
+    """Best rate over timed blocks of ``run`` within ``budget_s`` (after one warm-up call)."""
+    run()
+    sync()
+    t0 = time.perf_counter()
+    run()
+    sync()
+    one = max(time.perf_counter() - t0, 1e-6)
+    reps = max(1, int(0.05 / one))  # blocks of >= ~50 ms so timer overhead vanishes
+    best, deadline = 0.0, time.perf_counter() + budget_s
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            run()
+        sync()
+        best = max(best, reps * flops / (time.perf_counter() - t0))
+        if time.perf_counter() >= deadline:
+            return best
+
+
+def _pytorch_runner(n: int, dtype: str, device: str):
+    import torch
+
+    dt = getattr(torch, dtype)
+    a = torch.randn(n, n, device=device).to(dt)
+    b = torch.randn(n, n, device=device).to(dt)
+    out = torch.empty(n, n, device=device, dtype=dt)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    return (lambda: torch.mm(a, b, out=out)), sync
+
+
+def _ort_runner(n: int, dtype: str, threads: int):
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    elem = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}[dtype]
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "gemm",
+                              [helper.make_tensor_value_info("a", elem, [n, n]),
+                               helper.make_tensor_value_info("b", elem, [n, n])],
+                              [helper.make_tensor_value_info("y", elem, [n, n])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, 9)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.standard_normal((n, n)).astype(dtype), "b": rng.standard_normal((n, n)).astype(dtype)}
+    return (lambda: sess.run(None, feeds)), (lambda: None)
+
+
+def _measure(threads: int, dtype: str, runtime: str, device: str, seconds: float,
+             sizes: tuple[int, ...]) -> dict[str, Any]:
+    per_size: dict[str, float] = {}
+    budget = seconds / len(sizes)
+    if runtime == "pytorch":
+        import torch
+
+        old = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            for n in sizes:
+                run, sync = _pytorch_runner(n, dtype, device)
+                per_size[str(n)] = _best_rate(run, 2.0 * n ** 3, budget, sync)
+        finally:
+            torch.set_num_threads(old)
+    elif runtime == "onnxruntime":
+        if device != "cpu":
+            raise ValueError("the ONNX Runtime GEMM peak is measured on the CPU provider only")
+        for n in sizes:
+            run, sync = _ort_runner(n, dtype, threads)
+            per_size[str(n)] = _best_rate(run, 2.0 * n ** 3, budget, sync)
+    else:
+        raise ValueError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+    best = max(per_size, key=per_size.get)
+    return {"flops_per_s": per_size[best], "best_size": int(best), "per_size_flops_per_s": per_size}
+
+
+def measure_gemm_peak(threads: int, dtype: str = "float32", runtime: str = "pytorch", *,
+                      device: str = "cpu", cache_path: str | Path | None = DEFAULT_CACHE,
+                      refresh: bool = False, seconds: float = 3.0,
+                      sizes: tuple[int, ...] = SIZES) -> float:
+    """Attainable dense matmul FLOP/s on this host (cached per host, device, dtype, runtime, threads)."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    key = cache_key(threads, dtype, runtime, device)
+    path = Path(cache_path) if cache_path else None
+    cache: dict[str, Any] = {}
+    if path is not None and path.exists():
+        try:
+            cache = json.loads(path.read_text())
+        except (OSError, ValueError):
+            cache = {}  # a corrupt cache is re-measured, not fatal
+        if not refresh and key in cache and cache[key].get("flops_per_s", 0) > 0:
+            return float(cache[key]["flops_per_s"])
+    entry = _measure(threads, dtype, runtime, device, seconds, tuple(sizes))
+    entry.update(host=socket.gethostname(), device=device, device_name=cpu_name() if device == "cpu" else device,
+                 dtype=dtype, runtime=runtime, threads=threads, seconds=seconds,
+                 measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    if path is not None:
+        try:
+            latest = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):
+            latest = {}
+        latest[key] = entry
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(latest, indent=2, sort_keys=True))
+        tmp.replace(path)
+    return float(entry["flops_per_s"])
+
+
+def utilization(achieved_flops_per_s: float | None, peak: float | None) -> float | None:
+    """Achieved FLOP/s as a share of the attainable peak (0.25 = 25%); None when either is unknown."""
+    if achieved_flops_per_s is None or peak is None or peak <= 0:
+        return None
+    return float(achieved_flops_per_s) / float(peak)
+
+
+def achieved_flops_per_s(flops: int | None, latency_s: float | None) -> float | None:
+    """A cell's FLOP/s from its FLOPs (2 x MACs, whole batch) and its median latency."""
+    if flops is None or not latency_s or latency_s <= 0:
+        return None
+    return flops / latency_s
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.gemm_peak", description=__doc__.split("\n")[0])
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--runtimes", default=",".join(RUNTIMES))
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--cache", default=str(DEFAULT_CACHE))
+    p.add_argument("--refresh", action="store_true")
+    args = p.parse_args(argv)
+    from tabulate import tabulate
+
+    try:
+        threads = [int(t) for t in args.threads.split(",") if t.strip()]
+        rows = []
+        for runtime in [r.strip() for r in args.runtimes.split(",") if r.strip()]:
+            for t in threads:
+                peak = measure_gemm_peak(t, args.dtype, runtime, cache_path=args.cache,
+                                         refresh=args.refresh, seconds=args.seconds)
+                rows.append([runtime, t, args.dtype, f"{peak / 1e9:,.1f}"])
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"host {socket.gethostname()}, {cpu_name()}")
+    print(tabulate(rows, ["runtime", "threads", "dtype", "GFLOP/s"], tablefmt="github"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
