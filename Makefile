@@ -12,12 +12,15 @@ DEVICE ?= auto
 export DEVICE MODELS RUNTIMES PROVIDERS BATCH_SIZES DURATIONS REPS THREADS VARIANTS ENERGY \
        QUICK GRID FRESH TINY RESULTS_DIR ONNX_DIR EXPORTER CPU_WATTS
 
-.PHONY: setup export bench test clean-results help
+.PHONY: setup export bench test sensors compare report help
 
 help:
 	@echo "make bench   set up, export and benchmark the lab suite (DEVICE=$(DEVICE))"
 	@echo "make export  build the models and export them to ONNX (checked against PyTorch)"
 	@echo "make test    set up and run the tests"
+	@echo "make sensors list the energy sensors found here, what is missing and how to fix it"
+	@echo "make compare RESULTS=dir,dir BY=device|run|runtime|variant   results side by side"
+	@echo "make report RUN=results/<device>/<run_id>   re-write a run's tables, plots and report"
 
 $(STAMP): requirements.txt scripts/setup_env.sh
 	VENV=$(VENV) ./scripts/setup_env.sh
@@ -34,5 +37,11 @@ bench: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-clean-results:
-	@echo "results/ holds measurements; remove run folders by hand if you mean it"
+sensors: $(STAMP)
+	$(PY) -m energy
+
+compare: $(STAMP)
+	$(PY) -m compare $(if $(RESULTS),--results $(RESULTS)) $(if $(BY),--by $(BY)) $(if $(OUT),--out $(OUT))
+
+report: $(STAMP)
+	$(PY) -m runners.report $(RUN)
