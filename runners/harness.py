@@ -31,7 +31,7 @@ class TimingPolicy:
     min_reps: int = 10
     min_time_s: float = 1.0
     max_reps: int = 1000
-    max_time_s: float = 30.0
+    max_time_s: float = 8.0
     ci_target: float = 0.05
     warmup_calls: int = 2
     warmup_time_s: float = 0.25

@@ -43,7 +43,7 @@ class Settings:
     quick: bool = False
     tiny: bool = False
     min_time_s: float = 1.0
-    max_time_s: float = 30.0
+    max_time_s: float = 8.0
     ci_target: float = 0.05
     cell_timeout_s: float = 900.0
     exporter: str = "torchscript"
