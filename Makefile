@@ -41,7 +41,7 @@ sensors: $(STAMP)
 	$(PY) -m energy
 
 compare: $(STAMP)
-	$(PY) -m compare $(if $(RESULTS),--results $(RESULTS)) $(if $(BY),--by $(BY)) $(if $(OUT),--out $(OUT))
+	$(PY) -m compare $(if $(RESULTS),--results $(RESULTS)) $(if $(BY),--by $(BY)) $(if $(BASE),--base $(BASE)) $(if $(OUT),--out $(OUT))
 
 report: $(STAMP)
 	$(PY) -m runners.report $(RUN)

@@ -35,4 +35,7 @@ class HFEncoder(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(wav, output_hidden_states=True, return_dict=True)
-        return tuple(out.hidden_states)
+        # the last entry is the model's representation: with stable layer norm (Large models)
+        # transformers 5 records the last layer's output *before* the encoder's final LayerNorm
+        # in `hidden_states`, while `last_hidden_state` has it applied (for Base they are equal)
+        return tuple(out.hidden_states[:-1]) + (out.last_hidden_state,)

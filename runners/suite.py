@@ -233,6 +233,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         "profile_note": profile_note, "environment": environment, "status": "running",
         "started": run_info.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join(sys.argv),
+        "throttle": {"before": _throttle_snapshot()},
     })
     folder.write_run(run_info)
     manifest = export_models(settings, log) if todo else {}
@@ -276,7 +277,10 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         counts: dict[str, int] = {}
         for record in folder.cells():
             counts[record.get("status", "?")] = counts.get(record.get("status", "?"), 0) + 1
-        folder.update_run(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), counts=counts)
+        throttle = folder.read_run().get("throttle", {})
+        throttle["after"] = _throttle_snapshot()
+        folder.update_run(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), counts=counts,
+                          throttle=throttle)
         outcome.status, outcome.counts = status, counts
     return outcome
 
@@ -288,6 +292,16 @@ def _environment() -> dict[str, Any]:
         return collect_environment()
     except Exception as exc:  # the fingerprint must never stop a benchmark
         return {"error": f"environment not collected: {exc}"}
+
+
+def _throttle_snapshot() -> dict[str, Any]:
+    """Temperatures and throttling flags (Pi, thermal zones) before and after the run."""
+    try:
+        from runners.environment import throttle_snapshot
+
+        return throttle_snapshot()
+    except Exception as exc:
+        return {"error": f"throttle snapshot failed: {exc}"}
 
 
 def _device_name(environment: dict[str, Any], settings: Settings) -> str:

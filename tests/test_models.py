@@ -126,6 +126,18 @@ def test_published_fairseq_counts_are_ours_plus_training_only_modules(name, trai
     assert unique + train_only == spec.published_params
 
 
+@pytest.mark.parametrize("name", ["wav2vec2-base", "wav2vec2-large", "hubert-large"])
+def test_hf_models_last_output_is_the_final_representation(name):
+    model = get_spec(name).build(tiny=True)
+    wav = torch.randn(1, 4000)
+    with torch.inference_mode():
+        ours = model(wav)
+        ref = model.model(wav).last_hidden_state
+    assert torch.equal(ours[-1], ref)
+    counts = count_parameters(model, torch.randn(1, 800))
+    assert counts.unused_names == ["model.masked_spec_embed"]  # the final LayerNorm is used
+
+
 def test_used_parameters_exclude_training_only_heads():
     apc = count_parameters(get_spec("apc").build(), torch.randn(1, 800))
     assert apc.params_unique == 4_105_296
