@@ -547,6 +547,10 @@ def _g(x: float) -> str:
     return f"{x / 1e9:,.3f}"
 
 
+def _m(x: float) -> str:
+    return f"{x / 1e6:,.1f}"
+
+
 def build_report(models: list[str], durations: list[float], batch_sizes: list[int],
                  onnx_dir: Path, log=print) -> dict[str, Any]:
     """Count every model x batch x duration from its ONNX file; raise UsageError on bad input."""
@@ -643,28 +647,34 @@ def write_report(report: dict[str, Any], out: Path) -> list[Path]:
         lines += [f"## {model}", ""]
         keys = [f"b{b0}_{d:g}s" for d in report["durations"]]
         shapes = [per_shape[k] for k in keys]
+        last = shapes[-1]["by_op"]
         ops = sorted({op for s in shapes for op in s["by_op"]},
-                     key=lambda op: -shapes[-1]["by_op"].get(op, {}).get("macs", 0))
-        op_rows = []
+                     key=lambda op: (-last.get(op, {}).get("macs", 0), -last.get(op, {}).get("other_flops", 0)))
+        op_rows, free = [], []
         for op in ops:
-            row = [op, shapes[-1]["by_op"].get(op, {}).get("nodes", 0)]
+            if not any(s["by_op"].get(op, {}).get("macs", 0) or s["by_op"].get(op, {}).get("other_flops", 0)
+                       for s in shapes):
+                free.append(f"{op} {last.get(op, {}).get('nodes', 0)}")
+                continue
+            row = [op, last.get(op, {}).get("nodes", 0)]
             for s in shapes:
                 e = s["by_op"].get(op, {})
-                row += [_g(e.get("macs", 0)), _g(e.get("other_flops", 0))]
+                row += [_m(e.get("macs", 0)), _m(e.get("other_flops", 0))]
             op_rows.append(row)
         op_head = ["op type", "nodes"] + [c for d in report["durations"]
-                                          for c in (f"GMACs {d:g}s", f"other GFLOPs {d:g}s")]
-        lines += [f"By operator type (batch {b0}):", "", tabulate(op_rows, op_head, tablefmt="github"), ""]
+                                          for c in (f"MMACs {d:g}s", f"other MFLOPs {d:g}s")]
+        lines += [f"By operator type (batch {b0}):", "", tabulate(op_rows, op_head, tablefmt="github"), "",
+                  "Data movement and shape ops (0 FLOPs; node counts): " + (", ".join(free) or "none"), ""]
         layers = list(shapes[-1]["by_layer"])
         layer_rows = []
         for layer in layers:
             row = [layer]
             for s in shapes:
                 e = s["by_layer"].get(layer, {})
-                row += [_g(e.get("macs", 0)), _g(e.get("attention_macs", 0))]
+                row += [_m(e.get("macs", 0)), _m(e.get("attention_macs", 0)), _m(e.get("other_flops", 0))]
             layer_rows.append(row)
         layer_head = ["layer"] + [c for d in report["durations"]
-                                  for c in (f"GMACs {d:g}s", f"attention {d:g}s")]
+                                  for c in (f"MMACs {d:g}s", f"attention MMACs {d:g}s", f"other MFLOPs {d:g}s")]
         lines += [f"By layer (batch {b0}; *other* is glue: reshapes, masks, chunking):", "",
                   tabulate(layer_rows, layer_head, tablefmt="github"), ""]
         if any(s["uncounted"] for s in shapes):
@@ -687,12 +697,14 @@ def _plot(report: dict[str, Any], out: Path) -> Path | None:
 
     b0 = report["batch_sizes"][0]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for model in report["models"]:
+    styles = ["-", "--", ":", "-."]  # identical curves (wav2vec2/HuBERT Base) stay visible
+    for i, model in enumerate(report["models"]):
         pts = [(r["duration_s"], r["gmacs_per_audio_s"]) for r in report["rows"]
                if r["model"] == model and r["batch"] == b0]
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=model)
+            ax.plot(*zip(*pts), marker="os^D"[i % 4], linestyle=styles[i % 4], label=model)
     ax.set_xscale("log", base=2)
+    ax.set_xticks(report["durations"], [f"{d:g}" for d in report["durations"]])
     ax.set_yscale("log")
     ax.set_xlabel("input duration (s)")
     ax.set_ylabel("GMACs per audio-second")
@@ -734,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
 
     b0 = batch_sizes[0]
     table = [[r["model"], f"{r['duration_s']:g}", _g(r["macs"]), f"{r['gmacs_per_audio_s']:,.3f}",
-              f"{100 * r['attention_share']:.1f}%", _g(r["other_flops"] if "other_flops" in r else r["other_gflops"] * 1e9)]
+              f"{100 * r['attention_share']:.1f}%", f"{r['other_gflops']:,.3f}"]
              for r in report["rows"] if r["batch"] == b0]
     print(tabulate(table, ["model", "duration s", "GMACs", "GMACs / audio-s", "attention", "other GFLOPs"],
                    tablefmt="simple"))
