@@ -1,0 +1,333 @@
+"""One evaluation run: data -> per-model, per-runtime embeddings -> probe -> records -> report.
+
+``evaluate(EvalSettings(data=...))`` is what ``python -m evaluation`` calls; a notebook can call
+it too.  Each (model, runtime) gives one record (a dict) with the contract's accuracy fields
+(``eval_dataset``, ``eval_metric``, ``accuracy`` = best layer, ``accuracy_layer``), the accuracy of
+every layer, the latency of embedding the real data (``real_*``), a synthetic-input latency
+measured in the same session at the data's median clip length (``synthetic_*``), the matching
+cell of a benchmark run when one is given (``bench_*``), MACs per audio second, parameters and
+the energy fields (``None`` with ``energy_reason`` when no sensor).  A failing model is recorded
+with ``status: error`` and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.data import SAMPLE_RATE, DataError, LoadedData, data_fingerprint, discover, limit_per_class, load_dataset
+from evaluation.embed import EmbeddingCache, Embeddings, cache_key, efficiency, embed
+from evaluation.probe import METRIC, make_splits, probe_layers
+
+RUNTIMES = ("pytorch", "onnxruntime")
+ENERGY_FIELDS = ("energy_j", "energy_gross_j", "energy_per_audio_s_j", "power_w_mean", "idle_power_w",
+                 "energy_source", "energy_domain", "energy_window_s", "energy_reason")
+
+
+@dataclass
+class EvalSettings:
+    data: Path
+    models: list[str] = field(default_factory=lambda: list(_lab_suite()))
+    runtimes: list[str] = field(default_factory=lambda: list(RUNTIMES))
+    weights: str = "random"
+    out_dir: Path = Path("results/eval")
+    run_id: str | None = None
+    onnx_dir: Path = Path("results/onnx")
+    cache_dir: Path | None = None  # default: <out_dir>/cache
+    batch_size: int = 8
+    max_batch_s: float = 160.0  # padded audio seconds per batch (memory bound)
+    threads: int | None = None
+    provider: str = "CPUExecutionProvider"
+    energy: str = "auto"
+    bench_run: Path | None = None
+    limit_per_class: int | None = None
+    folds: int = 5
+    seed: int = 0
+    tiny: bool = False
+    progress: bool = True
+    synthetic: bool = True
+    plots: bool = True
+
+
+def _lab_suite() -> tuple[str, ...]:
+    from export.registry import LAB_SUITE
+
+    return LAB_SUITE
+
+
+@dataclass
+class EvalRun:
+    folder: Path
+    records: list[dict[str, Any]]
+    data: LoadedData
+    probe_method: str
+    settings: EvalSettings
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["status"] != "ok"]
+
+
+# ---------------------------------------------------------------- pieces
+
+def onnx_file(name: str, model: Any, weights_label: str, settings: EvalSettings) -> tuple[Path, str]:
+    """(ONNX file matching these weights, its identity for the cache key)."""
+    from export.onnx_export import export_model, onnx_path
+
+    if weights_label in ("random", "none"):
+        entry = export_model(name, settings.onnx_dir, tiny=settings.tiny)
+        return onnx_path(settings.onnx_dir, name, settings.tiny), str(entry.get("sha256"))
+    # real weights: export this very module (the registry's export builds random weights)
+    import hashlib
+
+    import torch
+
+    from export.onnx_export import ExportError, _torch_export, check_onnx
+    from export.registry import get_spec
+
+    tag = hashlib.sha256(weights_label.encode()).hexdigest()[:12]
+    folder = settings.out_dir / "onnx"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = onnx_path(folder, f"{name}-w{tag}", settings.tiny)
+    if not path.exists():
+        spec = get_spec(name)
+        with torch.inference_mode():
+            n_out = len(model(torch.randn(1, max(spec.min_samples * 2, 1600))))
+        tmp = path.with_name(path.stem + ".tmp.onnx")
+        _torch_export(model, spec, tmp, "torchscript", n_out)
+        bad = [c for c in check_onnx(model, tmp) if not c.ok]
+        if bad:
+            tmp.unlink(missing_ok=True)
+            raise ExportError(f"{name}: ONNX export with weights {weights_label} differs from PyTorch "
+                              f"(max abs err {bad[0].max_abs_err:.3g}, cosine {bad[0].cosine:.6f})")
+        tmp.replace(path)
+    st = path.stat()
+    return path, f"{path.name}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def make_runtime(kind: str, model: Any, onnx: Path | None, settings: EvalSettings) -> Any:
+    from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime
+
+    if kind == "pytorch":
+        return PyTorchRuntime(lambda: model, settings.threads)
+    if kind == "onnxruntime":
+        return OnnxRuntimeRuntime(onnx, settings.provider, settings.threads)
+    raise ValueError(f"unknown runtime {kind!r}; valid: {', '.join(RUNTIMES)}")
+
+
+def synthetic_latency(runtime: Any, n_samples: int) -> dict[str, Any]:
+    """Median latency of one synthetic clip (batch 1) of ``n_samples``: the benchmark's input."""
+    from runners.audio import synthetic_batch
+    from runners.harness import TimingPolicy, time_callable
+
+    policy = TimingPolicy(min_reps=5, min_time_s=0.3, max_reps=200, max_time_s=3.0, warmup_calls=1,
+                          warmup_time_s=0.05)
+    call = runtime.make_call(runtime.prepare(synthetic_batch(1, n_samples)))
+    timing = time_callable(call, policy, sync=runtime.sync)
+    median = float(timing.stats.median) if hasattr(timing.stats, "median") else float(np.median(timing.samples_s))
+    dur = n_samples / SAMPLE_RATE
+    return {"synthetic_batch_size": 1, "synthetic_duration_s": dur, "synthetic_latency_median_s": median,
+            "synthetic_rtf": median / dur}
+
+
+def open_energy(spec: str) -> tuple[Any, str | None]:
+    """(meter or None, reason when none): the ``energy`` package when it offers ``open_meter``."""
+    if spec == "none":
+        return None, "energy measurement switched off (--energy none)"
+    try:
+        from energy import open_meter
+    except Exception as exc:  # the package is optional here
+        return None, f"no energy package ({type(exc).__name__}: {exc})"
+    try:
+        meter = open_meter(spec)
+    except Exception as exc:
+        return None, f"energy meter failed to open: {exc}"
+    if not meter.available:
+        return None, meter.reason
+    return meter, None
+
+
+def measure_energy(meter: Any, runtime: Any, spec: Any, waves: list[np.ndarray], settings: EvalSettings,
+                   audio_s: float, idle_w: float | None) -> dict[str, Any]:
+    """Energy of one more pass over the whole dataset (the same batches), per the energy harness."""
+    def one_pass() -> None:
+        embed(runtime, spec, waves, settings.batch_size, int(settings.max_batch_s * SAMPLE_RATE), progress=False)
+
+    fields = meter.measure(one_pass, audio_s_per_call=audio_s, idle_power_w=idle_w, sync=runtime.sync)
+    return {k: fields.get(k) for k in ENERGY_FIELDS}
+
+
+def read_bench_cells(run_dir: Path) -> list[dict[str, Any]]:
+    """Cells of a benchmark run folder (latest record of a cell wins; broken lines skipped)."""
+    path = Path(run_dir) / "cells.jsonl"
+    if not path.exists():
+        raise DataError(f"--bench-run {run_dir}: no cells.jsonl there (expected results/<device>/<run_id>/)")
+    latest: dict[tuple, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        key = (rec.get("model"), rec.get("runtime"), rec.get("provider"), rec.get("variant"),
+               rec.get("batch_size"), rec.get("duration_s"))
+        latest[key] = rec
+    return [r for r in latest.values() if r.get("status") == "ok"]
+
+
+def bench_fields(cells: list[dict[str, Any]], model: str, runtime: str, duration_s: float) -> dict[str, Any]:
+    """The bench cell nearest to the data (batch 1, closest duration) for this model and runtime."""
+    mine = [c for c in cells if c.get("model") == model and c.get("runtime") == runtime]
+    if not mine:
+        return {}
+    ones = [c for c in mine if c.get("batch_size") == 1] or mine
+    cell = min(ones, key=lambda c: (abs(float(c.get("duration_s") or 0) - duration_s), c.get("batch_size") or 0))
+    audio = float(cell.get("batch_size") or 1) * float(cell.get("duration_s") or 1)
+    out = {"bench_batch_size": cell.get("batch_size"), "bench_duration_s": cell.get("duration_s"),
+           "bench_latency_median_s": cell.get("latency_median_s"), "bench_rtf": cell.get("rtf"),
+           "bench_energy_per_audio_s_j": cell.get("energy_per_audio_s_j"),
+           "bench_weights": cell.get("weights")}
+    if cell.get("macs"):
+        out["bench_macs_per_audio_s"] = float(cell["macs"]) / audio
+    return out
+
+
+def analytic_macs_per_audio_s(name: str, lengths: np.ndarray, tiny: bool) -> float | None:
+    """MACs per audio second over the clips' own lengths (``export.flops`` formulas), if available."""
+    try:
+        from export.flops import analytic_count
+    except Exception:
+        return None
+    try:
+        values, counts = np.unique(lengths, return_counts=True)
+        total = sum(int(c) * analytic_count(name, 1, int(n), tiny=tiny).macs for n, c in zip(values, counts))
+    except Exception:
+        return None
+    return total / (lengths.sum() / SAMPLE_RATE)
+
+
+# ---------------------------------------------------------------- the run
+
+def _run_folder(settings: EvalSettings, dataset_name: str) -> Path:
+    run_id = settings.run_id or time.strftime("%Y%m%d-%H%M%S") + "-" + "".join(
+        ch if ch.isalnum() else "-" for ch in dataset_name.lower()).strip("-")
+    return Path(settings.out_dir) / run_id
+
+
+def evaluate(settings: EvalSettings) -> EvalRun:
+    """Run the whole evaluation; raises DataError/WeightsError/ValueError for bad input."""
+    from export.registry import get_spec
+    from export.weights import load_weights
+
+    for rt in settings.runtimes:
+        if rt not in RUNTIMES:
+            raise ValueError(f"unknown runtime {rt!r}; valid: {', '.join(RUNTIMES)}")
+    specs = {name: get_spec(name) for name in settings.models}  # unknown model: ValueError now
+    bench_cells = read_bench_cells(settings.bench_run) if settings.bench_run else []
+    dataset = limit_per_class(discover(settings.data), settings.limit_per_class, settings.seed)
+    min_samples = max(s.min_samples for s in specs.values())
+    data = load_dataset(dataset, min_samples, progress=settings.progress)
+    labels = [c.label for c in data.clips]
+    if len(set(labels)) < 2:
+        raise DataError(f"{dataset.name}: a probe needs at least 2 classes; found {sorted(set(labels))}")
+    splits, method = make_splits(labels, [c.split for c in data.clips], dataset.split_method,
+                                 settings.seed, settings.folds)
+    data_fp = data_fingerprint(dataset, min_samples)
+    cache = EmbeddingCache(settings.cache_dir or Path(settings.out_dir) / "cache")
+    lengths = data.lengths()
+    median_len = int(np.median(lengths))
+    folder = _run_folder(settings, dataset.name)
+    meter, energy_reason = open_energy(settings.energy)
+    idle_w = meter.measure_idle(2.0) if meter is not None else None
+
+    records: list[dict[str, Any]] = []
+    for name, spec in specs.items():
+        model = spec.build(settings.tiny)
+        weights_label = load_weights(name, model, settings.weights)  # WeightsError: bad input
+        params = sum(p.numel() for p in model.parameters())
+        macs = analytic_macs_per_audio_s(name, lengths, settings.tiny)
+        reference: Embeddings | None = None
+        for rt in settings.runtimes:
+            rec: dict[str, Any] = {
+                "run_id": folder.name, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "host": socket.gethostname(), "model": name, "runtime": rt,
+                "provider": settings.provider if rt == "onnxruntime" else "cpu", "variant": "fp32",
+                "weights": weights_label, "tiny": settings.tiny, "threads": settings.threads,
+                "batch_size": settings.batch_size, "status": "ok", "error": None,
+                "eval_dataset": dataset.name, "eval_metric": METRIC, "params_total": params,
+                "macs_per_audio_s": macs, "macs_source": "export.flops analytic formulas on the clips' lengths" if macs else None,
+            }
+            try:
+                emb = _embeddings(name, spec, model, weights_label, rt, settings, cache, data, data_fp,
+                                  median_len, meter, idle_w, energy_reason)
+                result = probe_layers(emb.layers, labels, splits, method, settings.seed)
+                rec.update({
+                    "accuracy": result.best, "accuracy_layer": result.best_layer,
+                    "accuracy_last": result.last, "accuracy_last_layer": len(result.per_layer) - 1,
+                    "accuracy_per_layer": result.per_layer, "accuracy_std_per_layer": result.per_layer_std,
+                    "chance_accuracy": result.chance, "probe_method": method, "probe_splits": result.n_splits,
+                    "n_clips": len(labels), "n_classes": len(set(labels)), "from_cache": emb.from_cache,
+                    **efficiency(emb), **{k: v for k, v in emb.meta.items() if k.startswith(("synthetic_", "energy_", "power_", "idle_", "load_average", "cpu_count"))},
+                })
+                for k in ENERGY_FIELDS:
+                    rec.setdefault(k, None)
+                if rec["energy_reason"] is None and rec["energy_j"] is None:
+                    rec["energy_reason"] = energy_reason
+                if reference is not None and reference.layers.shape == emb.layers.shape:
+                    diff = np.abs(reference.layers.astype(np.float64) - emb.layers)
+                    a, b = reference.layers[-1].ravel().astype(np.float64), emb.layers[-1].ravel().astype(np.float64)
+                    rec["embedding_max_abs_diff_vs_pytorch"] = float(diff.max())
+                    rec["embedding_cosine_vs_pytorch"] = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+                if rt == "pytorch":
+                    reference = emb
+                rec.update(bench_fields(bench_cells, name, rt, median_len / SAMPLE_RATE))
+            except Exception as exc:
+                rec.update(status="error", error=f"{type(exc).__name__}: {exc}")
+            records.append(rec)
+    if meter is not None:
+        meter.close()
+    run = EvalRun(folder, records, data, method, settings)
+    from evaluation.report import write_report
+
+    run.files = write_report(run)
+    return run
+
+
+def _embeddings(name: str, spec: Any, model: Any, weights_label: str, rt: str, settings: EvalSettings,
+                cache: EmbeddingCache, data: LoadedData, data_fp: str, median_len: int, meter: Any,
+                idle_w: float | None, energy_reason: str | None) -> Embeddings:
+    onnx, onnx_id = (None, None)
+    if rt == "onnxruntime":
+        onnx, onnx_id = onnx_file(name, model, weights_label, settings)
+    max_batch = int(settings.max_batch_s * SAMPLE_RATE)
+    key = cache_key(model=name, weights=weights_label, runtime=rt, provider=settings.provider if onnx else "cpu",
+                    onnx=onnx_id, data=data_fp, tiny=settings.tiny, batch_size=settings.batch_size,
+                    max_batch=max_batch, threads=settings.threads)
+    emb = cache.load(name, rt, key)
+    if emb is not None:
+        return emb
+    runtime = make_runtime(rt, model, onnx, settings)
+    runtime.load()
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    try:
+        emb = embed(runtime, spec, data.waves, settings.batch_size, max_batch, settings.progress, f"{name} {rt}")
+        meta: dict[str, Any] = {"model": name, "runtime": rt, "weights": weights_label, "data": data_fp,
+                                "n_clips": len(data.waves), "host": socket.gethostname(),
+                                "load_average_before": load_before, "cpu_count": os.cpu_count()}
+        if settings.synthetic:
+            meta.update(synthetic_latency(runtime, median_len))
+        if meter is not None:
+            meta.update(measure_energy(meter, runtime, spec, data.waves, settings, data.audio_seconds, idle_w))
+        else:
+            meta["energy_reason"] = energy_reason
+    finally:
+        runtime.close()
+    cache.save(name, rt, key, emb, meta)
+    return emb
