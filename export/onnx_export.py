@@ -46,13 +46,15 @@ class CheckResult:
     ok: bool
 
 
+# the files that define what an exported graph computes: a change in any of them re-exports
+MODEL_CODE = ("frontend.py", "s3prl_models.py", "hf_models.py", "registry.py", "onnx_export.py")
+
+
 def _code_digest() -> str:
     """Hash of the model and export code: a change here invalidates exported files."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        if path.name in {"flops.py"}:
-            continue
-        h.update(path.read_bytes())
+    for name in MODEL_CODE:
+        h.update((Path(__file__).parent / name).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -167,8 +169,7 @@ def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter
     entry = manifest["models"].get(key)
     if (not force and entry and entry.get("fingerprint") == fp and path.exists()
             and entry.get("sha256") == file_sha256(path)):
-        entry["skipped"] = True
-        return entry
+        return {**entry, "skipped": True, "path": str(path.resolve())}
 
     model = spec.build(tiny)
     example = torch.randn(2, max(spec.min_samples * 2, 1600))
@@ -213,4 +214,14 @@ def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter
     manifest = load_manifest(out_dir)  # re-read: another model may have been written meanwhile
     manifest["models"][key] = entry
     save_manifest(out_dir, manifest)
-    return entry
+    return {**entry, "path": str(path.resolve())}
+
+
+def describe_onnx(spec: ModelSpec) -> dict[str, Any]:
+    """A user's ONNX file (``onnx:path``): used as is, sizes from the file itself."""
+    path = Path(spec.arch["path"])
+    count = onnx_initializer_count(path)
+    return {"model": spec.name, "path": str(path), "file": path.name, "exporter": None,
+            "params_total": count, "params_unique": count, "params_used": None,
+            "onnx_initializers": count, "onnx_bytes": path.stat().st_size, "model_bytes": None,
+            "params_note": "ONNX initializer values (shared tensors once; folded constants included)"}

@@ -10,7 +10,6 @@ Weights are random (seeded): latency and FLOPs do not depend on weight values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -33,7 +32,7 @@ class ModelSpec:
     frame_rate_hz: float
     min_samples: int
     hop_samples: int
-    builder: Callable[[bool], nn.Module]
+    builder: Callable[[bool], nn.Module] | None
     arch: dict[str, Any] = field(default_factory=dict)
     published_params: int | None = None
     published_note: str = ""
@@ -50,6 +49,8 @@ class ModelSpec:
 
     def build(self, tiny: bool = False) -> nn.Module:
         """Build in eval mode with seeded random weights (same weights on every call)."""
+        if self.builder is None:
+            raise NoTorchModelError(f"{self.name} has no PyTorch model (an ONNX file runs in ONNX Runtime only)")
         torch.manual_seed(BUILD_SEED)
         model = self.builder(tiny)
         return model.eval()
@@ -145,65 +146,27 @@ class UnknownModelError(ValueError):
     pass
 
 
+class NoTorchModelError(RuntimeError):
+    pass
+
+
+SOURCE_PREFIXES = ("python:", "onnx:", "s3prl:", "hf:")
+
+
 def get_spec(name: str) -> ModelSpec:
-    if name.startswith("python:"):
-        return _python_factory_spec(name)
+    """A registered model, or a user's model given as ``python:``, ``onnx:``, ``s3prl:`` or ``hf:``."""
+    if name.startswith(SOURCE_PREFIXES):
+        from export.sources import source_spec
+
+        return source_spec(name)
     try:
         return MODELS[name]
     except KeyError:
         raise UnknownModelError(
-            f"unknown model {name!r}; valid models: {', '.join(MODELS)}") from None
+            f"unknown model {name!r}; valid models: {', '.join(MODELS)}, or python:file.py:factory, "
+            f"onnx:model.onnx, s3prl:NAME:checkpoint, hf:directory") from None
 
 
 def build_model(name: str, tiny: bool = False) -> nn.Module:
     return get_spec(name).build(tiny)
 
-
-def _python_factory_spec(text: str) -> ModelSpec:
-    """``python:path/to/file.py:factory``: a user's module that takes (B, N) waveforms.
-
-    The factory returns an ``nn.Module``; optional module attributes ``min_samples``,
-    ``hop_samples`` and ``frame_rate_hz`` describe its framing (defaults: 400, 320, 50).
-    """
-    parts = text.split(":")
-    if len(parts) != 3 or not parts[1] or not parts[2]:
-        raise UnknownModelError(f"malformed model spec {text!r}; expected python:path/to/file.py:factory")
-    path, factory_name = Path(parts[1]), parts[2]
-    if not path.is_file():
-        raise UnknownModelError(f"model spec {text!r}: file {path} not found")
-
-    def build(tiny: bool) -> nn.Module:
-        import importlib.util
-
-        module_spec = importlib.util.spec_from_file_location(f"wavebench_user_{path.stem}", path)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        factory = getattr(module, factory_name, None)
-        if not callable(factory):
-            raise UnknownModelError(f"model spec {text!r}: {path} has no callable {factory_name!r}")
-        model = factory()
-        if not isinstance(model, nn.Module):
-            raise UnknownModelError(f"model spec {text!r}: {factory_name}() returned "
-                                    f"{type(model).__name__}, expected a torch.nn.Module")
-        return _TupleOutputs(model)
-
-    import hashlib
-
-    min_samples, hop = 400, 320
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return ModelSpec(text, "user model", f"python factory {path}:{factory_name}", SAMPLE_RATE / hop,
-                     min_samples, hop, build, {"kind": "python", "file_sha256": digest})
-
-
-class _TupleOutputs(nn.Module):
-    """Make a user's module follow the contract: always a tuple of outputs."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.inner(wav)
-        if isinstance(out, torch.Tensor):
-            return (out,)
-        return tuple(out)

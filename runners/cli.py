@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=int(env_default("REPS", "0") or 0) or None,
                    help="minimum timed repetitions per cell (default 10)")
     p.add_argument("--threads", default=env_default("THREADS"), help="threads for both runtimes (list = sweep)")
-    p.add_argument("--variants", default=env_default("VARIANTS"))
+    p.add_argument("--variants", default=env_default("VARIANTS"), help="fp32,fp16,int8")
+    p.add_argument("--ort-opt", default=env_default("ORT_OPT"),
+                   help="ONNX Runtime graph optimisation levels: disable,basic,extended,all")
     p.add_argument("--energy", default=env_default("ENERGY", "auto"))
     p.add_argument("--grid", action="store_true", default=env_default("GRID") == "1")
     p.add_argument("--quick", action="store_true", default=env_default("QUICK") == "1")
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=env_default("RESULTS_DIR", "results"))
     p.add_argument("--onnx-dir", default=env_default("ONNX_DIR"))
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-peak", action="store_true", default=env_default("NO_PEAK") == "1",
+                   help="skip the GEMM peak measurement (utilisation stays null)")
     return p
 
 
@@ -59,13 +63,17 @@ def main(argv: list[str] | None = None) -> int:
         settings = build_settings(
             profile, models=args.models, runtimes=args.runtimes, batch_sizes=args.batch_sizes,
             durations=args.durations, reps=args.reps, threads=args.threads, providers=args.providers,
-            energy=args.energy, variants=args.variants, grid=args.grid, quick=args.quick, tiny=args.tiny,
+            energy=args.energy, variants=args.variants, ort_opts=args.ort_opt, grid=args.grid, quick=args.quick, tiny=args.tiny,
             min_time_s=args.min_time, max_time_s=args.max_time, ci_target=args.ci_target,
             cell_timeout_s=args.cell_timeout, exporter=args.exporter, results_dir=args.results,
             onnx_dir=args.onnx_dir)
     except (ProfileError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.no_peak:
+        from dataclasses import replace
+
+        settings = replace(settings, measure_peak=False)
     note = None
     if args.device == "auto":
         note = f"DEVICE=auto chose '{profile.name}' ({profile.chosen_because})"

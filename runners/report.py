@@ -30,7 +30,7 @@ from tabulate import tabulate
 
 from runners.discussion import discussion
 from runners.records import cell_key
-from runners.tables import (comparison_table, fmt_bytes, is_ok, params_table,
+from runners.tables import (comparison_table, has_variants, variants_table, fmt_bytes, is_ok, params_table,
                             write_summary_csv)
 
 CELLS = "cells.jsonl"
@@ -251,6 +251,8 @@ def render_report(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
         params_table(_size_source(run, cells), fmt="github"),
         "## Runtime comparison",
         comparison_table(cells, fmt="github"),
+        *(["## Variants (against fp32 PyTorch, same run)", variants_table(cells, fmt="github")]
+          if has_variants(cells) else []),
         "## Plots",
         plots_section(plots, run_dir),
         "## Discussion",
@@ -276,7 +278,10 @@ def write_report(run_dir: str | Path) -> Path:
         raise FileNotFoundError(f"{run_dir} holds neither {RUN} nor {CELLS}: not a wavebench run")
     run = load_run(run_dir)
     cells = load_cells(run_dir)
-    (run_dir / TABLE).write_text(comparison_table(cells) + "\n", encoding="utf-8")
+    table = comparison_table(cells)
+    if has_variants(cells):
+        table += "\n\nVariants (speed-up and output error against fp32 PyTorch, same run):\n" + variants_table(cells)
+    (run_dir / TABLE).write_text(table + "\n", encoding="utf-8")
     write_summary_csv(cells, run_dir / SUMMARY)
     plots = _draw_plots(cells, run, run_dir)
     path = run_dir / REPORT

@@ -17,7 +17,7 @@ from typing import Any
 from runners.profiles import DeviceProfile
 from runners.runtimes import RUNTIMES
 
-VARIANTS = ("fp32",)
+from export.variants import ORT_OPT_LEVELS, VARIANTS, variant_name  # noqa: E402
 QUICK = {"batch_sizes": (1,), "durations": (1.0,), "reps": 5, "min_time_s": 0.2, "max_time_s": 3.0}
 
 
@@ -35,6 +35,7 @@ class Settings:
     reps: int = 10
     threads: tuple[int, ...] = (1,)
     variants: tuple[str, ...] = ("fp32",)
+    ort_opts: tuple[str, ...] = ("all",)
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     pytorch_device: str = "cpu"
     energy: str = "auto"
@@ -47,13 +48,14 @@ class Settings:
     ci_target: float = 0.05
     cell_timeout_s: float = 900.0
     exporter: str = "torchscript"
+    measure_peak: bool = True
     results_dir: str = "results"
     onnx_dir: str = "results/onnx"
     extra: dict[str, Any] = field(default_factory=dict)
 
     # fields that change what is measured: two runs with the same ones can resume each other
     MEASURING = ("device", "models", "runtimes", "batch_sizes", "durations", "reps", "threads",
-                 "variants", "providers", "pytorch_device", "energy", "grid", "quick", "tiny",
+                 "variants", "ort_opts", "providers", "pytorch_device", "energy", "grid", "quick", "tiny",
                  "min_time_s", "max_time_s", "ci_target", "exporter")
 
     def settings_hash(self) -> str:
@@ -82,7 +84,9 @@ class Settings:
         for model in self.models:
             for runtime in self.runtimes:
                 providers = [self.pytorch_device] if runtime == "pytorch" else list(self.providers)
-                for provider, variant, threads in product(providers, self.variants, self.threads):
+                opts = ("all",) if runtime == "pytorch" else self.ort_opts  # graph levels are ORT's
+                variants = [variant_name(v, o) for v in self.variants for o in opts]
+                for provider, variant, threads in product(providers, variants, self.threads):
                     for batch, duration in self.sweep():
                         cells.append({"model": model, "runtime": runtime, "provider": provider,
                                       "variant": variant, "threads": threads,
@@ -135,7 +139,7 @@ def check_writable(results_dir: str | Path) -> None:
 def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str | None,
                    batch_sizes: str | None, durations: str | None, reps: int | None,
                    threads: str | None, providers: str | None, energy: str | None,
-                   variants: str | None = None, grid: bool = False, quick: bool = False,
+                   variants: str | None = None, ort_opts: str | None = None, grid: bool = False, quick: bool = False,
                    tiny: bool = False, min_time_s: float | None = None, max_time_s: float | None = None,
                    ci_target: float | None = None, cell_timeout_s: float | None = None,
                    exporter: str = "torchscript", results_dir: str = "results",
@@ -154,6 +158,8 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     check_choice(runtime_list, RUNTIMES, "runtime")
     variant_list = parse_list(variants, str, "VARIANTS") or ("fp32",)
     check_choice(variant_list, VARIANTS, "variant")
+    opt_list = parse_list(ort_opts, str, "ORT_OPT") or ("all",)
+    check_choice(opt_list, ORT_OPT_LEVELS, "ONNX Runtime optimisation level")
     if exporter not in EXPORTERS:
         raise SettingsError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
     available = available_providers if available_providers is not None else _ort_available()
@@ -184,7 +190,7 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     settings = Settings(
         device=profile.name, models=tuple(model_list), runtimes=tuple(runtime_list),
         batch_sizes=tuple(batch_list), durations=tuple(float(d) for d in duration_list),
-        reps=reps or 10, threads=tuple(thread_list), variants=tuple(variant_list),
+        reps=reps or 10, threads=tuple(thread_list), variants=tuple(variant_list), ort_opts=tuple(opt_list),
         providers=tuple(provider_list), pytorch_device=profile.pytorch_device,
         energy=energy_spec, energy_preferred=tuple(profile.energy), grid=grid, tiny=tiny,
         cell_timeout_s=cell_timeout_s or profile.cell_timeout_s, exporter=exporter,

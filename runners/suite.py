@@ -50,20 +50,37 @@ def open_run_folder(settings: Settings, profile_note: str | None, fresh: bool) -
 
 
 def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    """Export (or reuse) every model's ONNX file; a failure is kept as that model's error."""
-    from export.onnx_export import describe_model, export_model
+    """Export (or reuse) every model's ONNX file and its variants; a failure is kept as that
+    model's (or variant's) error and the suite goes on."""
+    from export.onnx_export import describe_model, describe_onnx, export_model
+    from export.registry import get_spec
+    from export.variants import onnx_variant
 
     entries: dict[str, dict[str, Any]] = {}
     for model in settings.models:
+        spec = get_spec(model)
         try:
-            if "onnxruntime" not in settings.runtimes:
+            if spec.arch.get("kind") == "onnx":
+                entry = describe_onnx(spec)
+            elif "onnxruntime" not in settings.runtimes:
                 entries[model] = describe_model(model, tiny=settings.tiny)
                 continue
-            entry = export_model(model, settings.onnx_dir, tiny=settings.tiny, exporter=settings.exporter)
-            log(f"export {model}: {'up to date' if entry.get('skipped') else 'exported and checked'}")
+            else:
+                entry = export_model(model, settings.onnx_dir, tiny=settings.tiny, exporter=settings.exporter)
+                log(f"export {model}: {'up to date' if entry.get('skipped') else 'exported and checked'}")
         except Exception as exc:
-            entry = {"error": str(exc)}
+            entries[model] = {"error": str(exc)}
             log(f"export {model}: FAILED: {exc}")
+            continue
+        entry["variant_files"], entry["variant_errors"] = {"fp32": entry["path"]}, {}
+        for variant in settings.variants:
+            if variant == "fp32":
+                continue
+            try:
+                entry["variant_files"][variant] = str(onnx_variant(entry["path"], variant))
+            except Exception as exc:
+                entry["variant_errors"][variant] = f"{type(exc).__name__}: {exc}"
+                log(f"variant {model} {variant}: FAILED: {exc}")
         entries[model] = entry
     return entries
 
@@ -136,13 +153,19 @@ def _log_tail(path: Path, lines: int = 3) -> str:
 
 
 def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
-             group: dict[str, Any], cells: list[dict[str, Any]], manifest: dict[str, Any]) -> dict[str, Any]:
-    from export.onnx_export import onnx_path
+             group: dict[str, Any], cells: list[dict[str, Any]], manifest: dict[str, Any],
+             gemm_peak: float | None = None) -> dict[str, Any]:
+    from export.variants import parse_variant
 
+    base_variant, _ = parse_variant(group["variant"])
+    files = manifest.get("variant_files", {})
     return {
         **group, "run_id": folder.run_id, "device": settings.device, "device_name": device_name,
-        "host": host, "weights": "random", "tiny": settings.tiny,
-        "onnx_path": str(onnx_path(Path(settings.onnx_dir), group["model"], settings.tiny).resolve()),
+        "host": host, "weights": manifest.get("weights", "random"), "tiny": settings.tiny,
+        "onnx_path": files.get(base_variant) if group["provider"] != "TensorrtExecutionProvider" else files.get("fp32"),
+        "flops_onnx_path": files.get("fp32"),
+        "trt_cache": str(Path(settings.results_dir) / "trt_cache"),
+        "gemm_peak_flops_per_s": gemm_peak,
         "manifest_entry": manifest, "policy": settings.policy(),
         "energy": settings.energy, "energy_preferred": list(settings.energy_preferred),
         "cells": [{"batch_size": c["batch_size"], "duration_s": c["duration_s"]} for c in cells],
@@ -259,10 +282,16 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
             cells = list(cells)
             group = dict(zip(GROUP_FIELDS, group_key))
             entry = manifest.get(group["model"], {})
-            job = make_job(settings, folder, host, device_name, group, cells, entry)
+            peak = gemm_peak(settings, group, log)
+            job = make_job(settings, folder, host, device_name, group, cells, entry, peak)
             if group["runtime"] == "onnxruntime" and "error" in entry:
                 for cell in job["cells"]:
                     on_record(failed_record(job, cell, "error", f"ONNX export failed: {entry['error']}"))
+                continue
+            variant_error = entry.get("variant_errors", {}).get(job["variant"].split("+")[0])
+            if group["runtime"] == "onnxruntime" and variant_error:
+                for cell in job["cells"]:
+                    on_record(failed_record(job, cell, "unsupported", f"variant not available: {variant_error}"))
                 continue
 
             def on_start(cell: dict[str, Any], g=group) -> None:
@@ -292,6 +321,20 @@ def _environment() -> dict[str, Any]:
         return collect_environment()
     except Exception as exc:  # the fingerprint must never stop a benchmark
         return {"error": f"environment not collected: {exc}"}
+
+
+def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], None]) -> float | None:
+    """The attainable dense-matmul FLOP/s for this group's runtime and threads (cached per host)."""
+    if group["provider"] not in ("cpu", "CPUExecutionProvider") or not settings.measure_peak:
+        return None  # GPU peaks: PyTorch only and not for ORT; kept to the CPU here
+    try:
+        from runners.gemm_peak import measure_gemm_peak
+
+        return measure_gemm_peak(int(group["threads"] or 1), "float32", group["runtime"],
+                                 cache_path=Path(settings.results_dir) / "gemm_peak.json")
+    except Exception as exc:
+        log(f"GEMM peak not measured: {exc}")
+        return None
 
 
 def _throttle_snapshot() -> dict[str, Any]:

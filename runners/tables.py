@@ -475,3 +475,51 @@ def params_table(cells_or_manifest: Any, fmt: str = "simple") -> str:
               fmt_bytes(r.get("onnx_bytes"))] for model, r in rows.items()]
     return tabulate(table, headers=headers, tablefmt=fmt, disable_numparse=True,
                     colalign=["left"] + ["right"] * 5)
+
+
+# --------------------------------------------------------------------------- variants
+
+
+def _reference(cells: list[Mapping[str, Any]], cell: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The fp32 PyTorch cell of the same model, input and threads: every variant's yardstick."""
+    for c in cells:
+        if (c.get("runtime") == "pytorch" and c.get("variant") == "fp32" and is_ok(c)
+                and c.get("model") == cell.get("model") and c.get("batch_size") == cell.get("batch_size")
+                and c.get("duration_s") == cell.get("duration_s") and c.get("threads") == cell.get("threads")):
+            return c
+    return None
+
+
+def has_variants(cells: Iterable[Mapping[str, Any]]) -> bool:
+    return any(c.get("variant", "fp32") != "fp32" for c in cells)
+
+
+def variants_table(cells: Iterable[Mapping[str, Any]], fmt: str = "simple") -> str:
+    """Variants grouped under their model and runtime: median latency, speed-up against fp32
+    PyTorch measured in the same run, and the output's distance from fp32 PyTorch (max abs
+    error, cosine of the last hidden state), so a fast but wrong variant shows."""
+    cells = list(cells)
+    order = {"pytorch": 0, "onnxruntime": 1}
+    models = list(dict.fromkeys(c.get("model") for c in cells))
+    rows = []
+    for c in sorted(cells, key=lambda c: (models.index(c.get("model")), _sort_num(c.get("batch_size")),
+                                          _sort_num(c.get("duration_s")), _sort_num(c.get("threads")),
+                                          order.get(c.get("runtime"), 9), str(c.get("provider")),
+                                          str(c.get("variant")))):
+        ref = _reference(cells, c)
+        ok = is_ok(c)
+        speed = (as_float(ref.get("latency_median_s")) / as_float(c.get("latency_median_s"))
+                 if ok and ref and as_float(c.get("latency_median_s")) else None)
+        err, cos = as_float(c.get("output_max_abs_err")), as_float(c.get("output_cosine"))
+        rows.append([
+            c.get("model"), c.get("runtime"), c.get("provider"), c.get("variant"), c.get("threads"),
+            c.get("batch_size"), _fmt_duration(c.get("duration_s")),
+            _fmt_ms(as_float(c.get("latency_median_s"))) if ok else c.get("status"),
+            f"{speed:.2f}×" if speed else "—",
+            "—" if err is None else f"{err:.2e}", "—" if cos is None else f"{cos:.6f}",
+        ])
+    headers = ["model", "runtime", "provider", "variant", "threads", "batch", "dur s", "median ms",
+               "speed-up vs fp32 PyTorch", "max abs err", "cosine"]
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)

@@ -16,7 +16,6 @@ import sys
 import time
 from typing import Any, Callable
 
-import numpy as np
 
 from runners.audio import synthetic_batch
 from runners.harness import TimingPolicy, time_callable
@@ -30,13 +29,15 @@ PROBE_SECONDS = 1.0
 
 def make_runtime(job: dict[str, Any]):
     from export.registry import get_spec
+    from export.variants import parse_variant
 
     spec = get_spec(job["model"])
+    variant, opt = parse_variant(job.get("variant", "fp32"))
     if job["runtime"] == "pytorch":
         device = "cuda" if job["provider"].startswith("cuda") else "cpu"
-        return PyTorchRuntime(lambda: spec.build(job.get("tiny", False)), job.get("threads"), device)
-    return OnnxRuntimeRuntime(job["onnx_path"], job["provider"], job.get("threads"),
-                              job.get("ort_opt", "all"))
+        return PyTorchRuntime(lambda: spec.build(job.get("tiny", False)), job.get("threads"), device, variant)
+    return OnnxRuntimeRuntime(job["onnx_path"], job["provider"], job.get("threads"), opt, variant,
+                              job.get("trt_cache"))
 
 
 def base_record(job: dict[str, Any], cell: dict[str, Any]) -> CellRecord:
@@ -56,7 +57,7 @@ def base_record(job: dict[str, Any], cell: dict[str, Any]) -> CellRecord:
 def fidelity_probe(job: dict[str, Any], runtime) -> tuple[float | None, float | None, str | None]:
     """Max abs error and cosine of this runtime's output against fp32 PyTorch on a probe input."""
     from export.onnx_export import compare_outputs
-    from export.registry import get_spec
+    from export.registry import NoTorchModelError, get_spec
 
     if job["runtime"] == "pytorch" and job.get("variant", "fp32") == "fp32":
         return 0.0, 1.0, None  # this *is* the reference
@@ -66,7 +67,10 @@ def fidelity_probe(job: dict[str, Any], runtime) -> tuple[float | None, float | 
     samples = max(spec.min_samples, int(PROBE_SECONDS * SAMPLE_RATE))
     wav = synthetic_batch(1, samples, seed=99)
     out = runtime.outputs_numpy(runtime.make_call(runtime.prepare(wav))())
-    reference_model = spec.build(job.get("tiny", False))
+    try:
+        reference_model = spec.build(job.get("tiny", False))
+    except NoTorchModelError as exc:
+        return None, None, f"no fp32 PyTorch reference: {exc}"
     with torch.inference_mode():
         ref = [o.numpy() for o in reference_model(torch.from_numpy(wav))]
     del reference_model
@@ -113,6 +117,7 @@ def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: Pe
     call = runtime.make_call(prepared)
     try:
         tracker.reset()
+        device_baseline = runtime.reset_device_peak()
         outputs = runtime.outputs_numpy(call())
         expected = (batch, spec.frames(samples) if spec.arch.get("kind") != "python" else outputs[-1].shape[1])
         got = tuple(outputs[-1].shape[:2])
@@ -121,6 +126,13 @@ def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: Pe
         del outputs
         timing = time_callable(call, policy, sync=runtime.sync)
         rec.peak_memory_bytes = tracker.peak_over_baseline()
+        device_peak = runtime.device_peak_over(device_baseline)
+        if device_peak is not None:  # on a GPU the cell's peak is the device's; host RSS kept aside
+            rec.extra["host_peak_rss_bytes"] = rec.peak_memory_bytes
+            rec.peak_memory_bytes = device_peak
+            rec.extra["peak_memory_kind"] = "cuda max_memory_allocated over baseline"
+        else:
+            rec.extra["peak_memory_kind"] = "process peak RSS over baseline"
     except MemoryError as exc:
         rec.status, rec.error = "oom", f"out of memory: {exc}"
         return rec
@@ -134,7 +146,9 @@ def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: Pe
     rec.throughput_audio_s_per_s = audio_s / timing.stats.median
     rec.output_max_abs_err, rec.output_cosine, fid_error = fidelity
     rec.extra.update({"output_shape": list(expected) + [None], "input_samples": samples,
-                      "warmup_calls": timing.warmup_calls, "measured_time_s": timing.measured_time_s})
+                      "warmup_calls": timing.warmup_calls, "measured_time_s": timing.measured_time_s,
+                      "io": runtime.io})
+    add_compute(job, rec, samples)
     if fid_error:
         rec.extra["fidelity_error"] = fid_error
     if meter is not None and meter.available:
@@ -148,6 +162,28 @@ def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: Pe
     else:
         rec.energy_reason = energy_reason
     return rec
+
+
+def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
+    """MACs/FLOPs of the cell's exact input shape, achieved FLOP/s and share of the GEMM peak."""
+    try:
+        from runners.gemm_peak import achieved_flops_per_s, utilization
+        from export.flops import macs_for
+
+        counted = macs_for(job["model"], job.get("flops_onnx_path"), rec.batch_size, samples)
+    except Exception as exc:  # counting must never cost the latency cell
+        rec.extra["macs_reason"] = f"{type(exc).__name__}: {exc}"
+        return
+    if not counted.get("macs"):
+        rec.extra["macs_reason"] = "no MAC count for this model (no ONNX graph and no formula)"
+        return
+    rec.macs, rec.flops = int(counted["macs"]), int(counted["flops"])
+    rec.extra["macs_source"] = counted.get("source")
+    rec.achieved_flops_per_s = achieved_flops_per_s(rec.flops, rec.latency_median_s)
+    peak = job.get("gemm_peak_flops_per_s")
+    rec.utilization = utilization(rec.achieved_flops_per_s, peak)
+    if peak:
+        rec.extra["gemm_peak_flops_per_s"] = peak
 
 
 def run_job(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 FAST = dict(min_time_s=0.05, max_time_s=0.5)
 
 
-def make_settings(tmp_path, **kw):
+def make_settings(tmp_path, peak=False, **kw):
     args = dict(models="logmel,tera", runtimes=None, batch_sizes="1,2", durations="0.5,1", reps=3,
                 threads="1", providers=None, energy="none", tiny=True, results_dir=str(tmp_path / "results"),
                 **FAST)
     args.update(kw)
-    return build_settings(load_profile("cpu"), **args)
+    return replace(build_settings(load_profile("cpu"), **args), measure_peak=peak)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +149,7 @@ def test_ctrl_c_keeps_finished_cells_marks_the_run_and_resumes(tmp_path):
     cmd = [sys.executable, "-m", "runners", "--device", "cpu", "--tiny", "--models", "logmel,tera",
            "--runtimes", "pytorch", "--batch-sizes", "1", "--durations", "0.5,1,2,4", "--reps", "3",
            "--min-time", "1.0", "--max-time", "1.0", "--energy", "none", "--results", str(results),
-           "--no-progress", "--threads", "1"]
+           "--no-progress", "--threads", "1", "--no-peak"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cells_file = None

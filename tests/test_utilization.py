@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks.gemm_peak import achieved_flops_per_s, cache_key, measure_gemm_peak, utilization
+from runners.gemm_peak import achieved_flops_per_s, cache_key, measure_gemm_peak, utilization
 
 
 @pytest.mark.parametrize("runtime", ["pytorch", "onnxruntime"])

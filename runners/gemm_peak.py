@@ -10,7 +10,7 @@ The rate is "attainable", not the datasheet peak: it is what the runtime's own G
 on this machine with these threads, which is the right ceiling for a model whose FLOPs are
 matmul/conv FLOPs (``export.flops``: FLOPs = 2 x MACs).
 
-``python -m benchmarks.gemm_peak --threads 1,2 --runtimes pytorch,onnxruntime`` prints the
+``python -m runners.gemm_peak --threads 1,2 --runtimes pytorch,onnxruntime`` prints the
 table (and fills the cache).
 """
 
@@ -174,7 +174,7 @@ def achieved_flops_per_s(flops: int | None, latency_s: float | None) -> float | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.gemm_peak", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m runners.gemm_peak", description=__doc__.split("\n")[0])
     p.add_argument("--threads", default="1,2")
     p.add_argument("--runtimes", default=",".join(RUNTIMES))
     p.add_argument("--dtype", default="float32")
