@@ -78,11 +78,14 @@ def plot_pareto(records: list[dict[str, Any]], key: str, xlabel: str, path: Path
     front = pareto_front(list(zip(xs, ys)))
     fig, ax = plt.subplots(figsize=(7, 4.6))
     markers = {"pytorch": "o", "onnxruntime": "s"}
+    rank = {i: k for k, i in enumerate(sorted(range(len(pts)), key=lambda i: (round(ys[i], 2), xs[i])))}
     for i, r in enumerate(pts):
         on = i in front
         ax.scatter(xs[i], ys[i], marker=markers.get(r["runtime"], "^"), s=70 if on else 40,
                    facecolors="tab:red" if on else "none", edgecolors="tab:red" if on else "tab:blue", zorder=3)
-        ax.annotate(_label(r), (xs[i], ys[i]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        dy = (-12, 5, 14)[rank[i] % 3]  # stagger labels of neighbouring points
+        ax.annotate(_label(r).replace("onnxruntime", "ORT").replace("pytorch", "PT"), (xs[i], ys[i]),
+                    textcoords="offset points", xytext=(4, dy), fontsize=6.5)
     fx, fy = [xs[i] for i in front], [ys[i] for i in front]
     ax.step(fx, fy, where="post", color="tab:red", lw=1.2, label="Pareto front")
     chance = [r.get("chance_accuracy") for r in pts if r.get("chance_accuracy") is not None]
