@@ -10,9 +10,9 @@ STAMP := $(VENV)/.wavebench-setup
 DEVICE ?= auto
 
 export DEVICE MODELS RUNTIMES PROVIDERS BATCH_SIZES DURATIONS REPS THREADS VARIANTS ENERGY \
-       QUICK GRID FRESH TINY RESULTS_DIR ONNX_DIR EXPORTER CPU_WATTS
+       QUICK GRID FRESH TINY RESULTS_DIR ONNX_DIR EXPORTER CPU_WATTS WEIGHTS ORT_OPT NO_PEAK FLOPS_DIR
 
-.PHONY: setup export bench test sensors compare report help
+.PHONY: setup export bench test sensors compare report flops eval demo-data help
 
 help:
 	@echo "make bench   set up, export and benchmark the lab suite (DEVICE=$(DEVICE))"
@@ -21,6 +21,8 @@ help:
 	@echo "make sensors list the energy sensors found here, what is missing and how to fix it"
 	@echo "make compare RESULTS=dir,dir BY=device|run|runtime|variant   results side by side"
 	@echo "make report RUN=results/<device>/<run_id>   re-write a run's tables, plots and report"
+	@echo "make flops   MACs/FLOPs from the ONNX graphs (MODELS= DURATIONS= BATCH_SIZES=)"
+	@echo "make demo-data; make eval DATA=results/demo-data   accuracy vs efficiency on labelled audio"
 
 $(STAMP): requirements.txt scripts/setup_env.sh
 	VENV=$(VENV) ./scripts/setup_env.sh
@@ -42,6 +44,16 @@ sensors: $(STAMP)
 
 compare: $(STAMP)
 	$(PY) -m compare $(if $(RESULTS),--results $(RESULTS)) $(if $(BY),--by $(BY)) $(if $(BASE),--base $(BASE)) $(if $(OUT),--out $(OUT))
+
+flops: $(STAMP)
+	$(PY) -m export.flops
+
+demo-data: $(STAMP)
+	$(PY) -m evaluation.demo_data $(or $(OUT),results/demo-data)
+
+eval: $(STAMP)
+	@test -n "$(DATA)" || { echo "make eval: set DATA=<folder or manifest.csv> (try: make demo-data; make eval DATA=results/demo-data)" >&2; exit 2; }
+	$(PY) -m evaluation --data $(DATA) $(if $(BENCH_RUN),--bench-run $(BENCH_RUN)) $(if $(LIMIT_PER_CLASS),--limit-per-class $(LIMIT_PER_CLASS))
 
 report: $(STAMP)
 	$(PY) -m runners.report $(RUN)

@@ -145,33 +145,44 @@ def onnx_path(out_dir: Path, name: str, tiny: bool = False) -> Path:
     return Path(out_dir) / (f"{safe}-tiny.onnx" if tiny else f"{safe}.onnx")
 
 
-def describe_model(name: str, *, tiny: bool = False) -> dict[str, Any]:
+def describe_model(name: str, *, tiny: bool = False, weights: str = "random") -> dict[str, Any]:
     """Parameter counts without an ONNX export (for PyTorch-only runs)."""
     spec = get_spec(name)
-    model = spec.build(tiny)
+    model, label = build_weighted(name, tiny, weights)
     counts = count_parameters(model, torch.randn(2, max(spec.min_samples * 2, 1600)))
-    return {"model": name, "tiny": tiny, **counts.to_dict(), "published_params": spec.published_params,
+    return {"model": name, "tiny": tiny, "weights": label, **counts.to_dict(), "published_params": spec.published_params,
             "published_note": spec.published_note, "onnx_bytes": None}
 
 
+def build_weighted(name: str, tiny: bool, weights: str | None) -> tuple[torch.nn.Module, str]:
+    """The registry's model with ``weights`` loaded (``random``: the seeded random weights)."""
+    model = get_spec(name).build(tiny)
+    if not weights or weights == "random":
+        return model, "random"
+    from export.weights import load_weights
+
+    return model.eval(), load_weights(name, model, weights)
+
+
 def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter: str = "torchscript",
-                 force: bool = False) -> dict[str, Any]:
+                 force: bool = False, weights: str = "random") -> dict[str, Any]:
     """Export ``name`` (unless an identical export exists) and return its manifest entry."""
     if exporter not in EXPORTERS:
         raise ValueError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
     spec = get_spec(name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = onnx_path(out_dir, name, tiny)
-    key = f"{name}-tiny" if tiny else name
+    model, label = build_weighted(name, tiny, weights)
+    tag = "" if label in ("random", "none") else "@" + hashlib.sha256(label.encode()).hexdigest()[:8]
+    path = onnx_path(out_dir, name + tag, tiny)
+    key = (f"{name}-tiny" if tiny else name) + tag
     manifest = load_manifest(out_dir)
-    fp = fingerprint(spec, tiny, exporter)
+    fp = fingerprint(spec, tiny, exporter) + tag
     entry = manifest["models"].get(key)
     if (not force and entry and entry.get("fingerprint") == fp and path.exists()
             and entry.get("sha256") == file_sha256(path)):
         return {**entry, "skipped": True, "path": str(path.resolve())}
 
-    model = spec.build(tiny)
     example = torch.randn(2, max(spec.min_samples * 2, 1600))
     counts = count_parameters(model, example)
     with torch.inference_mode():
@@ -193,7 +204,7 @@ def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter
     import onnx
 
     entry = {
-        "model": name, "tiny": tiny, "file": path.name, "exporter": exporter,
+        "model": name, "tiny": tiny, "file": path.name, "exporter": exporter, "weights": label,
         "opset": OPSET[exporter], "fingerprint": fp,
         "input": {"name": "waveform", "shape": ["batch", "samples"], "dtype": "float32",
                   "sample_rate": 16000, "min_samples": spec.min_samples},

@@ -195,3 +195,26 @@ class HFWaveformEncoder(nn.Module):
     def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(wav, output_hidden_states=True, return_dict=True)
         return tuple(out.hidden_states[:-1]) + (out.last_hidden_state,)
+
+
+def validate_user_model(spec: ModelSpec, tiny: bool = False) -> None:
+    """Build a user's model once and call it on a (2, N) waveform batch: a factory that does not
+    return a module, or a module that does not take a waveform batch, is refused before any run."""
+    if spec.arch.get("kind") not in ("python", "hf", "s3prl-checkpoint") and "checkpoint" not in spec.arch:
+        return
+    try:
+        model = spec.build(tiny)
+    except UnknownModelError:
+        raise
+    except Exception as exc:
+        raise UnknownModelError(f"model spec {spec.name!r}: building it failed: {type(exc).__name__}: {exc}") from None
+    wav = torch.zeros(2, max(2 * spec.min_samples, 1600))
+    try:
+        with torch.inference_mode():
+            outputs = model(wav)
+    except Exception as exc:
+        raise UnknownModelError(f"model spec {spec.name!r}: the module does not take a (batch, samples) "
+                                f"waveform batch: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if not outputs or not all(isinstance(o, torch.Tensor) and o.dim() >= 1 and o.shape[0] == 2 for o in outputs):
+        raise UnknownModelError(f"model spec {spec.name!r}: expected tensors with the batch (2) as first "
+                                f"dimension, got {[tuple(getattr(o, 'shape', ())) for o in outputs]}")

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 from pathlib import Path
 
 VARIANTS = ("fp32", "fp16", "int8")
@@ -59,8 +60,14 @@ def onnx_variant(fp32_path: str | Path, variant: str) -> Path:
     source_digest = _sha256(fp32_path)
     if out.exists() and stamp.exists() and json.loads(stamp.read_text()).get("source_sha256") == source_digest:
         return out
-    with contextlib.redirect_stdout(io.StringIO()):  # the converters print progress
-        _convert(fp32_path, out, variant)
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    root_logger.setLevel(logging.ERROR)  # the quantiser logs advice for image models at WARNING
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the converters print progress
+            _convert(fp32_path, out, variant)
+    finally:
+        root_logger.setLevel(level)
     stamp.write_text(json.dumps({"source": fp32_path.name, "source_sha256": source_digest, "variant": variant}))
     return out
 

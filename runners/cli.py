@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ort-opt", default=env_default("ORT_OPT"),
                    help="ONNX Runtime graph optimisation levels: disable,basic,extended,all")
     p.add_argument("--energy", default=env_default("ENERGY", "auto"))
+    p.add_argument("--weights", default=env_default("WEIGHTS", "random"),
+                   help="random | pretrained | a checkpoint path | model=path,... (export/weights.py)")
     p.add_argument("--grid", action="store_true", default=env_default("GRID") == "1")
     p.add_argument("--quick", action="store_true", default=env_default("QUICK") == "1")
     p.add_argument("--fresh", action="store_true", default=env_default("FRESH") == "1",
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             energy=args.energy, variants=args.variants, ort_opts=args.ort_opt, grid=args.grid, quick=args.quick, tiny=args.tiny,
             min_time_s=args.min_time, max_time_s=args.max_time, ci_target=args.ci_target,
             cell_timeout_s=args.cell_timeout, exporter=args.exporter, results_dir=args.results,
-            onnx_dir=args.onnx_dir)
+            onnx_dir=args.onnx_dir, weights=args.weights)
     except (ProfileError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -91,12 +93,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(run_dir: Path) -> None:
-    try:
-        from runners.report import write_report
-    except ImportError:
-        return
-    report = write_report(run_dir)
+    """Print the comparison the suite wrote (table.txt) and where the report is."""
     table = Path(run_dir) / "table.txt"
     if table.exists():
         print(table.read_text())
-    print(f"report: {report}")
+    if (Path(run_dir) / "report.md").exists():
+        print(f"report: {Path(run_dir) / 'report.md'}")

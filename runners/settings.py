@@ -39,6 +39,7 @@ class Settings:
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     pytorch_device: str = "cpu"
     energy: str = "auto"
+    weights: str = "random"
     energy_preferred: tuple[str, ...] = ()
     grid: bool = False
     quick: bool = False
@@ -55,7 +56,7 @@ class Settings:
 
     # fields that change what is measured: two runs with the same ones can resume each other
     MEASURING = ("device", "models", "runtimes", "batch_sizes", "durations", "reps", "threads",
-                 "variants", "ort_opts", "providers", "pytorch_device", "energy", "grid", "quick", "tiny",
+                 "variants", "ort_opts", "providers", "pytorch_device", "energy", "weights", "grid", "quick", "tiny",
                  "min_time_s", "max_time_s", "ci_target", "exporter")
 
     def settings_hash(self) -> str:
@@ -143,7 +144,7 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
                    tiny: bool = False, min_time_s: float | None = None, max_time_s: float | None = None,
                    ci_target: float | None = None, cell_timeout_s: float | None = None,
                    exporter: str = "torchscript", results_dir: str = "results",
-                   onnx_dir: str | None = None, available_providers: list[str] | None = None,
+                   onnx_dir: str | None = None, weights: str | None = None, available_providers: list[str] | None = None,
                    all_providers: list[str] | None = None) -> Settings:
     from export.onnx_export import EXPORTERS
     from export.registry import LAB_SUITE, get_spec
@@ -151,7 +152,11 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     model_list = parse_list(models, str, "MODELS") or LAB_SUITE
     for model in model_list:
         try:
-            get_spec(model)
+            spec = get_spec(model)
+            if model.startswith(("python:", "hf:", "s3prl:")):
+                from export.sources import validate_user_model
+
+                validate_user_model(spec, tiny)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
     runtime_list = parse_list(runtimes, str, "RUNTIMES") or profile.runtimes
@@ -186,13 +191,15 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
             raise SettingsError(f"{name}={value} must be > 0")
     energy_spec = energy or "auto"
     _check_energy(energy_spec)
+    weights = weights or "random"
+    _check_weights(model_list, weights)
     check_writable(results_dir)
     settings = Settings(
         device=profile.name, models=tuple(model_list), runtimes=tuple(runtime_list),
         batch_sizes=tuple(batch_list), durations=tuple(float(d) for d in duration_list),
         reps=reps or 10, threads=tuple(thread_list), variants=tuple(variant_list), ort_opts=tuple(opt_list),
         providers=tuple(provider_list), pytorch_device=profile.pytorch_device,
-        energy=energy_spec, energy_preferred=tuple(profile.energy), grid=grid, tiny=tiny,
+        energy=energy_spec, weights=weights, energy_preferred=tuple(profile.energy), grid=grid, tiny=tiny,
         cell_timeout_s=cell_timeout_s or profile.cell_timeout_s, exporter=exporter,
         results_dir=str(results_dir), onnx_dir=onnx_dir or str(Path(results_dir) / "onnx"),
     )
@@ -209,6 +216,24 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     if settings.max_time_s < settings.min_time_s:
         raise SettingsError(f"MAX_TIME={settings.max_time_s} must be >= MIN_TIME={settings.min_time_s}")
     return settings
+
+
+def _check_weights(models: tuple[str, ...], weights: str) -> None:
+    """Local checkpoints must exist and published ones must be reachable before anything runs."""
+    if weights == "random":
+        return
+    from export.weights import WeightsError, fetch_pretrained, resolve_source
+
+    for model in models:
+        source = resolve_source(model, weights)
+        try:
+            if source == "pretrained":
+                fetch_pretrained(model)
+            elif source != "random" and not Path(source).expanduser().exists():
+                raise WeightsError(f"{model}: weights {source} not found; use WEIGHTS=/path/to/checkpoint "
+                                   f"or WEIGHTS=random")
+        except WeightsError as exc:
+            raise SettingsError(str(exc).splitlines()[0]) from None
 
 
 def _check_energy(spec: str) -> None:

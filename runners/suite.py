@@ -63,10 +63,11 @@ def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, d
             if spec.arch.get("kind") == "onnx":
                 entry = describe_onnx(spec)
             elif "onnxruntime" not in settings.runtimes:
-                entries[model] = describe_model(model, tiny=settings.tiny)
+                entries[model] = describe_model(model, tiny=settings.tiny, weights=settings.weights)
                 continue
             else:
-                entry = export_model(model, settings.onnx_dir, tiny=settings.tiny, exporter=settings.exporter)
+                entry = export_model(model, settings.onnx_dir, tiny=settings.tiny, exporter=settings.exporter,
+                                     weights=settings.weights)
                 log(f"export {model}: {'up to date' if entry.get('skipped') else 'exported and checked'}")
         except Exception as exc:
             entries[model] = {"error": str(exc)}
@@ -161,7 +162,8 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
     files = manifest.get("variant_files", {})
     return {
         **group, "run_id": folder.run_id, "device": settings.device, "device_name": device_name,
-        "host": host, "weights": manifest.get("weights", "random"), "tiny": settings.tiny,
+        "host": host, "weights": manifest.get("weights", "random"), "weights_source": settings.weights,
+        "tiny": settings.tiny,
         "onnx_path": files.get(base_variant) if group["provider"] != "TensorrtExecutionProvider" else files.get("fp32"),
         "flops_onnx_path": files.get("fp32"),
         "trt_cache": str(Path(settings.results_dir) / "trt_cache"),
@@ -311,7 +313,18 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         folder.update_run(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), counts=counts,
                           throttle=throttle)
         outcome.status, outcome.counts = status, counts
+        _write_report(folder.path, log)
     return outcome
+
+
+def _write_report(run_dir: Path, log: Callable[[str], None]) -> None:
+    """Tables, summary.csv, plots and report.md from what is on disk (also after Ctrl-C)."""
+    try:
+        from runners.report import write_report
+
+        write_report(run_dir)
+    except Exception as exc:  # a report failure must not lose or hide the measurements
+        log(f"report not written: {type(exc).__name__}: {exc} (retry: make report RUN={run_dir})")
 
 
 def _environment() -> dict[str, Any]:

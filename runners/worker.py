@@ -35,9 +35,19 @@ def make_runtime(job: dict[str, Any]):
     variant, opt = parse_variant(job.get("variant", "fp32"))
     if job["runtime"] == "pytorch":
         device = "cuda" if job["provider"].startswith("cuda") else "cpu"
-        return PyTorchRuntime(lambda: spec.build(job.get("tiny", False)), job.get("threads"), device, variant)
+        return PyTorchRuntime(lambda: build_reference(job), job.get("threads"), device, variant)
     return OnnxRuntimeRuntime(job["onnx_path"], job["provider"], job.get("threads"), opt, variant,
                               job.get("trt_cache"))
+
+
+def build_reference(job: dict[str, Any]):
+    """The job's model in fp32 PyTorch with the run's weights (the reference for fidelity)."""
+    from export.onnx_export import build_weighted
+    from export.registry import get_spec
+
+    if job.get("weights_source", "random") == "random":
+        return get_spec(job["model"]).build(job.get("tiny", False))
+    return build_weighted(job["model"], job.get("tiny", False), job["weights_source"])[0]
 
 
 def base_record(job: dict[str, Any], cell: dict[str, Any]) -> CellRecord:
@@ -68,7 +78,7 @@ def fidelity_probe(job: dict[str, Any], runtime) -> tuple[float | None, float | 
     wav = synthetic_batch(1, samples, seed=99)
     out = runtime.outputs_numpy(runtime.make_call(runtime.prepare(wav))())
     try:
-        reference_model = spec.build(job.get("tiny", False))
+        reference_model = build_reference(job)
     except NoTorchModelError as exc:
         return None, None, f"no fp32 PyTorch reference: {exc}"
     with torch.inference_mode():
@@ -119,7 +129,8 @@ def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: Pe
         tracker.reset()
         device_baseline = runtime.reset_device_peak()
         outputs = runtime.outputs_numpy(call())
-        expected = (batch, spec.frames(samples) if spec.arch.get("kind") != "python" else outputs[-1].shape[1])
+        framing_known = spec.arch.get("kind") not in ("python", "onnx")  # users' files don't say
+        expected = (batch, spec.frames(samples) if framing_known else outputs[-1].shape[1])
         got = tuple(outputs[-1].shape[:2])
         if got != expected:
             raise RuntimeError(f"output shape {tuple(outputs[-1].shape)} does not match batch x frames {expected}")
