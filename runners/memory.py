@@ -1,8 +1,13 @@
-"""Peak resident memory of this process over a baseline, per cell (Linux).
+"""Peak resident memory of this process over its loaded-model baseline, per cell (Linux).
 
 Linux keeps the process's peak RSS (``VmHWM`` in /proc/self/status) and lets a process reset
 it by writing ``5`` to /proc/self/clear_refs, so each cell's peak is measured exactly instead
-of sampled.  Where that is not possible the tracker says so and reports ``None``.
+of sampled.  The baseline is taken once, with the model loaded and before any cell; the peak
+is reset before each cell.  Allocator arenas (ONNX Runtime's, PyTorch's caching) keep memory
+from earlier cells, which would inflate a later, smaller cell: the suite therefore runs a
+worker's cells in increasing input size (batch × duration), so the retained memory never
+exceeds what the current cell needs.  Where a reset is impossible the tracker says so and
+reports ``None``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ def _status_kb(field: str, proc: Path) -> int | None:
 
 
 class PeakRSSTracker:
-    """``reset()`` before a cell, ``peak_over_baseline()`` after it."""
+    """``set_baseline()`` once after loading, ``reset()`` before a cell, ``peak_over_baseline()`` after it."""
 
     def __init__(self, proc: str | Path = "/proc/self") -> None:
         self.proc = Path(proc)
@@ -32,13 +37,18 @@ class PeakRSSTracker:
         kb = _status_kb("VmRSS", self.proc)
         return None if kb is None else kb * 1024
 
+    def set_baseline(self) -> None:
+        """The loaded-model baseline: the RSS now, before any cell."""
+        self.baseline_bytes = self.current_bytes()
+
     def reset(self) -> None:
-        """Set the baseline to the current RSS and restart the peak from it."""
+        """Restart the peak from the current RSS (the baseline stays the loaded model's)."""
         try:
             (self.proc / "clear_refs").write_text("5")
         except OSError as exc:
             self.reason = f"cannot reset peak RSS ({exc}); peak memory not measured"
-        self.baseline_bytes = self.current_bytes()
+        if self.baseline_bytes is None:
+            self.set_baseline()
 
     def peak_over_baseline(self) -> int | None:
         if self.reason is not None or self.baseline_bytes is None:

@@ -22,14 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from tabulate import tabulate
 
 from runners.discussion import discussion
-from runners.records import cell_key
+from runners.results import read_cells as load_cells  # noqa: F401  (public name)
 from runners.tables import (comparison_table, has_variants, variants_table, fmt_bytes, is_ok, params_table,
                             write_summary_csv)
 
@@ -45,56 +44,6 @@ ENV_SKIP = {"schema", "collected_at", "timestamp"}
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def _parse_line(line: str) -> dict | None:
-    """One record, or None when the line is not one.
-
-    A process killed mid-write leaves a partial line, and a resumed run then appends its next
-    record to that same line; the record is recovered from the last ``{`` that starts a JSON
-    object running to the end of the line.
-    """
-    try:
-        value = json.loads(line)
-        return value if isinstance(value, dict) else None
-    except json.JSONDecodeError:
-        pass
-    start = line.find("{", 1)
-    while start != -1:
-        try:
-            value = json.loads(line[start:])
-            if isinstance(value, dict) and "model" in value and "runtime" in value:
-                return value
-        except json.JSONDecodeError:
-            pass
-        start = line.find("{", start + 1)
-    return None
-
-
-def load_cells(run_dir: str | Path) -> list[dict]:
-    """The cells of a run, the latest record per cell key, in first-measured order.
-
-    A truncated last line (a killed process) is skipped silently; an unreadable line elsewhere is
-    skipped with a warning, because that is damage the user may want to know about.  A missing
-    ``cells.jsonl`` is an empty run.
-    """
-    path = Path(run_dir) / CELLS
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    latest: dict[tuple, dict] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        record = _parse_line(line)
-        if record is None:
-            if number != len(lines):
-                warnings.warn(f"{path}:{number}: unreadable record skipped", stacklevel=2)
-            continue
-        latest[cell_key(record)] = record  # an existing key keeps its place, takes the new value
-    return list(latest.values())
 
 
 def load_run(run_dir: str | Path) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +49,53 @@ def find_resumable(device_dir: Path, settings_hash: str) -> Path | None:
     return max(candidates, key=lambda p: p.name) if candidates else None
 
 
-def read_cells(run_dir: Path) -> list[dict[str, Any]]:
-    """Latest record per cell key; a truncated last line (a killed writer) is skipped."""
+def _parse_line(line: str) -> dict | None:
+    """One record, or None when the line is not one.
+
+    A process killed mid-write leaves a partial line, and a resumed run then appends its next
+    record to that same line; the record is recovered from the last ``{`` that starts a JSON
+    object running to the end of the line.
+    """
+    try:
+        value = json.loads(line)
+        return value if isinstance(value, dict) else None
+    except json.JSONDecodeError:
+        pass
+    start = line.find("{", 1)
+    while start != -1:
+        try:
+            value = json.loads(line[start:])
+            if isinstance(value, dict) and "model" in value and "runtime" in value:
+                return value
+        except json.JSONDecodeError:
+            pass
+        start = line.find("{", start + 1)
+    return None
+
+
+def read_cells(run_dir: str | Path) -> list[dict]:
+    """The cells of a run, the latest record per cell key, in first-measured order.
+
+    A truncated last line (a killed process) is skipped silently; an unreadable line elsewhere is
+    skipped with a warning, because that is damage the user may want to know about.  A missing
+    ``cells.jsonl`` is an empty run.
+    """
     path = Path(run_dir) / CELLS_FILE
-    latest: dict[tuple, dict[str, Any]] = {}
     if not path.exists():
         return []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    latest: dict[tuple, dict] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
             continue
-        latest[cell_key(record)] = record
+        record = _parse_line(line)
+        if record is None:
+            if number != len(lines):
+                warnings.warn(f"{path}:{number}: unreadable record skipped", stacklevel=2)
+            continue
+        latest[cell_key(record)] = record  # an existing key keeps its place, takes the new value
     return list(latest.values())
 
 

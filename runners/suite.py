@@ -281,7 +281,8 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
     try:
         keyfn = lambda c: tuple(c[f] for f in GROUP_FIELDS)
         for group_key, cells in groupby(todo, key=keyfn):
-            cells = list(cells)
+            # increasing input size: allocator arenas then never hold more than the cell needs
+            cells = sorted(cells, key=lambda c: (c["batch_size"] * c["duration_s"], c["duration_s"]))
             group = dict(zip(GROUP_FIELDS, group_key))
             entry = manifest.get(group["model"], {})
             peak = gemm_peak(settings, group, log)

@@ -28,10 +28,8 @@ PROBE_SECONDS = 1.0
 
 
 def make_runtime(job: dict[str, Any]):
-    from export.registry import get_spec
     from export.variants import parse_variant
 
-    spec = get_spec(job["model"])
     variant, opt = parse_variant(job.get("variant", "fp32"))
     if job["runtime"] == "pytorch":
         device = "cuda" if job["provider"].startswith("cuda") else "cpu"
@@ -217,6 +215,8 @@ def run_job(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None
     if meter is not None and meter.available:
         idle_w = meter.measure_idle(job.get("idle_s", 2.0))
     tracker = PeakRSSTracker()
+    gc.collect()
+    tracker.set_baseline()
     for cell in cells:
         emit({"type": "start", "cell": cell})
         try:
