@@ -209,14 +209,14 @@ def run_job(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None
         emit({"type": "done"})
         return
     emit({"type": "loaded", "load_time_s": runtime.load_time_s})
+    tracker = PeakRSSTracker()
+    gc.collect()
+    tracker.set_baseline()  # the loaded model, before the probe or any cell touches activations
     fidelity = fidelity_probe(job, runtime)
     meter, energy_reason = open_energy(job)
     idle_w = None
     if meter is not None and meter.available:
         idle_w = meter.measure_idle(job.get("idle_s", 2.0))
-    tracker = PeakRSSTracker()
-    gc.collect()
-    tracker.set_baseline()
     for cell in cells:
         emit({"type": "start", "cell": cell})
         try:
