@@ -278,6 +278,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
             bar.write(f"energy: {'note' if measured else 'not measured'}: {reason}")
 
     status = "complete"
+    references: dict[str, dict[str, str]] = {}
     try:
         keyfn = lambda c: tuple(c[f] for f in GROUP_FIELDS)
         for group_key, cells in groupby(todo, key=keyfn):
@@ -287,6 +288,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
             entry = manifest.get(group["model"], {})
             peak = gemm_peak(settings, group, log)
             job = make_job(settings, folder, host, device_name, group, cells, entry, peak)
+            job.update(reference(job, folder, references))
             if group["runtime"] == "onnxruntime" and "error" in entry:
                 for cell in job["cells"]:
                     on_record(failed_record(job, cell, "error", f"ONNX export failed: {entry['error']}"))
@@ -335,6 +337,23 @@ def _environment() -> dict[str, Any]:
         return collect_environment()
     except Exception as exc:  # the fingerprint must never stop a benchmark
         return {"error": f"environment not collected: {exc}"}
+
+
+def reference(job: dict[str, Any], folder: RunFolder, cache: dict[str, dict[str, str]]) -> dict[str, str]:
+    """fp32 PyTorch outputs on the probe input, once per model and run, for the fidelity fields."""
+    if job["runtime"] == "pytorch" and job["variant"] == "fp32":
+        return {}
+    if job["model"] not in cache:
+        from runners.worker import save_reference
+
+        path = folder.path / "references" / (re.sub(r"[^A-Za-z0-9._-]+", "_", job["model"]) + ".npz")
+        path.parent.mkdir(exist_ok=True)
+        try:
+            save_reference(job, path)
+            cache[job["model"]] = {"reference_path": str(path)}
+        except Exception as exc:  # e.g. an ONNX file has no PyTorch model
+            cache[job["model"]] = {"reference_error": f"no fp32 PyTorch reference: {type(exc).__name__}: {exc}"}
+    return cache[job["model"]]
 
 
 def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], None]) -> float | None:

@@ -14,8 +14,11 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
+
+import numpy as np
 
 from runners.audio import synthetic_batch
 from runners.harness import TimingPolicy, time_callable
@@ -62,27 +65,37 @@ def base_record(job: dict[str, Any], cell: dict[str, Any]) -> CellRecord:
     )
 
 
-def fidelity_probe(job: dict[str, Any], runtime) -> tuple[float | None, float | None, str | None]:
-    """Max abs error and cosine of this runtime's output against fp32 PyTorch on a probe input."""
+def probe_input(spec) -> np.ndarray:
+    """The fixed input on which every runtime and variant is compared with fp32 PyTorch."""
+    return synthetic_batch(1, max(spec.min_samples, int(PROBE_SECONDS * SAMPLE_RATE)), seed=99)
+
+
+def save_reference(job: dict[str, Any], path: str | Path) -> None:
+    """fp32 PyTorch outputs on the probe input, computed once by the parent for all workers,
+    so that no worker loads a second model (and its memory) to check its own outputs."""
+    import torch
+
+    from export.registry import get_spec
+
+    wav = probe_input(get_spec(job["model"]))
+    model = build_reference(job)
+    with torch.inference_mode():
+        outputs = [o.numpy() for o in model(torch.from_numpy(wav))]
+    np.savez(path, *outputs)
+
+
+def fidelity_probe(job: dict[str, Any], runtime, spec) -> tuple[float | None, float | None, str | None]:
+    """Max abs error and cosine of this runtime's output against fp32 PyTorch on the probe input."""
     from export.onnx_export import compare_outputs
-    from export.registry import NoTorchModelError, get_spec
 
     if job["runtime"] == "pytorch" and job.get("variant", "fp32") == "fp32":
         return 0.0, 1.0, None  # this *is* the reference
-    import torch
-
-    spec = get_spec(job["model"])
-    samples = max(spec.min_samples, int(PROBE_SECONDS * SAMPLE_RATE))
-    wav = synthetic_batch(1, samples, seed=99)
-    out = runtime.outputs_numpy(runtime.make_call(runtime.prepare(wav))())
-    try:
-        reference_model = build_reference(job)
-    except NoTorchModelError as exc:
-        return None, None, f"no fp32 PyTorch reference: {exc}"
-    with torch.inference_mode():
-        ref = [o.numpy() for o in reference_model(torch.from_numpy(wav))]
-    del reference_model
-    gc.collect()
+    path = job.get("reference_path")
+    if not path or not Path(path).exists():
+        return None, None, job.get("reference_error") or "no fp32 PyTorch reference for this model"
+    with np.load(path) as data:
+        ref = [data[f"arr_{i}"] for i in range(len(data.files))]
+    out = runtime.outputs_numpy(runtime.make_call(runtime.prepare(probe_input(spec)))())
     try:
         err, cosine = compare_outputs(ref, out)
     except Exception as exc:  # shape mismatch is itself a fidelity finding
@@ -126,7 +139,12 @@ def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: Pe
     try:
         tracker.reset()
         device_baseline = runtime.reset_device_peak()
-        outputs = runtime.outputs_numpy(call())
+        start = time.perf_counter()  # the first call for this input shape, timed on its own
+        raw = call()
+        runtime.sync()
+        first_call_s = time.perf_counter() - start
+        outputs = runtime.outputs_numpy(raw)
+        del raw
         framing_known = spec.arch.get("kind") not in ("python", "onnx")  # users' files don't say
         expected = (batch, spec.frames(samples) if framing_known else outputs[-1].shape[1])
         got = tuple(outputs[-1].shape[:2])
@@ -149,13 +167,13 @@ def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: Pe
         setattr(rec, key, value)
     rec.latency_samples_s = timing.samples_s
     rec.latency_calls_per_sample = timing.calls_per_sample
-    rec.first_call_s = timing.first_call_s
+    rec.first_call_s = first_call_s  # the harness's own first call then counts as warm-up
     audio_s = batch * duration
     rec.rtf = timing.stats.median / audio_s
     rec.throughput_audio_s_per_s = audio_s / timing.stats.median
     rec.output_max_abs_err, rec.output_cosine, fid_error = fidelity
     rec.extra.update({"output_shape": list(expected) + [None], "input_samples": samples,
-                      "warmup_calls": timing.warmup_calls, "measured_time_s": timing.measured_time_s,
+                      "warmup_calls": timing.warmup_calls + 1, "measured_time_s": timing.measured_time_s,
                       "io": runtime.io})
     add_compute(job, rec, samples)
     if fid_error:
@@ -209,10 +227,13 @@ def run_job(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None
         emit({"type": "done"})
         return
     emit({"type": "loaded", "load_time_s": runtime.load_time_s})
+    from export.registry import get_spec
+
+    spec = get_spec(job["model"])  # imports done before the baseline: they are not a cell's memory
     tracker = PeakRSSTracker()
     gc.collect()
     tracker.set_baseline()  # the loaded model, before the probe or any cell touches activations
-    fidelity = fidelity_probe(job, runtime)
+    fidelity = fidelity_probe(job, runtime, spec)
     meter, energy_reason = open_energy(job)
     idle_w = None
     if meter is not None and meter.available:
