@@ -18,7 +18,6 @@ A variant cell may also carry an ONNX Runtime graph optimisation level other tha
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -62,7 +61,9 @@ def onnx_variant(fp32_path: str | Path, variant: str) -> Path:
         raise VariantError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
     out = fp32_path.with_name(fp32_path.stem + f".{variant}.onnx")
     stamp = out.with_suffix(".json")
-    source_digest = _sha256(fp32_path)
+    from export.onnx_export import file_sha256
+
+    source_digest = file_sha256(fp32_path)
     wanted = {"source": fp32_path.name, "source_sha256": source_digest, "variant": variant,
               "recipe": RECIPES[variant]}
     if out.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted:
@@ -113,10 +114,3 @@ def torch_variant(model, variant: str, device: str):
         return quantized, torch.float32
     raise VariantError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
