@@ -500,6 +500,43 @@ def discussion(cells: Sequence[Mapping[str, Any]], models: Mapping[str, Any] | N
     if table:
         parts += ["", "Log-log slope of the median latency (1 = linear, 2 = quadratic; n = points "
                   "fitted):", "", table]
+    parts += ["", "### Does energy track latency, and parameter count?", ""]
+    parts += [f"- {line}" for line in energy_paragraph(cells, models)]
     parts += ["", "### Noisy cells", ""]
     parts += [f"- {line}" for line in noisy_paragraph(cells)]
     return "\n".join(parts) + "\n"
+
+
+def energy_paragraph(cells: Sequence[Mapping[str, Any]], models: Mapping[str, Any] | None = None) -> list[str]:
+    """Spearman's rho of energy per inference with latency (over every measured cell of a series)
+    and with parameter count (across models at the reference input); the reason when unmeasured."""
+    measured = [c for c in cells if is_ok(c) and as_float(c.get("energy_j")) is not None]
+    if not measured:
+        reasons = list(dict.fromkeys(str(c.get("energy_reason")) for c in cells
+                                     if is_ok(c) and c.get("energy_reason")))
+        return ["Energy was not measured in this run" + (f": {reasons[0]}" if reasons else ".")]
+    sizes = dict(model_sizes(models)) if models else {}
+    sizes.update({m: r for m, r in model_sizes(cells).items()})
+    labels = series_labels(measured)
+    lines = []
+    for key, series in _by_series(measured).items():
+        lat = [float(c["latency_median_s"]) for c in series]
+        joules = [float(c["energy_j"]) for c in series]
+        source = series[0].get("energy_source") or "sensor"
+        if len(series) >= 3:
+            rho = spearman(lat, joules)
+            lines.append(f"{labels[key]}: Spearman's rho between energy per inference and median latency = "
+                         f"{rho:.2f} over {len(series)} cells ({_strength(rho)}; energy from {source}).")
+        point = reference_point(series)
+        if point is None:
+            continue
+        here = {str(c.get("model")): c for c in _at(series, *point)}
+        names = [m for m in here if _param_count(m, sizes)[0] is not None]
+        if len(names) >= 3:
+            rho = spearman([float(here[m]["energy_j"]) for m in names], [_param_count(m, sizes)[0] for m in names])
+            lines.append(f"{labels[key]} at {_fmt_shape(*point)}: rho between energy per inference and "
+                         f"parameter count = {rho:.2f} over {len(names)} models ({_strength(rho)}).")
+        else:
+            lines.append(f"{labels[key]}: fewer than 3 models with energy at {_fmt_shape(*point)}: "
+                         f"too few models to rank energy against parameters.")
+    return lines

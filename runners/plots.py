@@ -86,6 +86,8 @@ PLOTS: tuple[PlotSpec, ...] = (
     PlotSpec("rtf_vs_duration.png", "duration_s", "real-time factor (latency / audio s)", _rtf),
     PlotSpec("memory_vs_duration.png", "duration_s", "peak memory (MB)",
              _field("peak_memory_bytes", 1e-6), "peak_memory_bytes"),
+    PlotSpec("memory_vs_batch.png", "batch_size", "peak memory (MB)",
+             _field("peak_memory_bytes", 1e-6), "peak_memory_bytes"),
     PlotSpec("energy_vs_duration.png", "duration_s", "energy per inference (J)",
              _field("energy_j"), "energy_j"),
     PlotSpec("energy_vs_batch.png", "batch_size", "energy per inference (J)",
@@ -180,6 +182,79 @@ def _draw(spec: PlotSpec, lines: list[Line], fixed: float, labels: Mapping[tuple
     fig.savefig(path, dpi=dpi)
 
 
+@dataclass(frozen=True)
+class ScatterSpec:
+    """Every ok cell as one point: a model's colour, a runtime's marker."""
+
+    filename: str
+    title: str
+    xlabel: str
+    ylabel: str
+    x: Callable[[Cell], float | None]
+    y: Callable[[Cell], float | None]
+    ceilings: Callable[[Sequence[Cell]], dict[str, float]] | None = None  # label -> y of a ceiling line
+
+
+def _gemm_peaks(cells: Sequence[Cell]) -> dict[str, float]:
+    """Each runtime's measured dense-matmul rate (GFLOP/s): the roofline's flat roof."""
+    peaks: dict[str, float] = {}
+    for c in cells:
+        peak = as_float((c.get("extra") or {}).get("gemm_peak_flops_per_s"))
+        if peak:
+            label = f"{c.get('runtime')} GEMM peak ({c.get('threads')} threads)"
+            peaks[label] = peak / 1e9
+    return peaks
+
+
+def _scaled(key: str, factor: float) -> Callable[[Cell], float | None]:
+    def get(cell: Cell) -> float | None:
+        value = as_float(cell.get(key))
+        return None if value is None else value * factor
+    return get
+
+
+SCATTERS: tuple[ScatterSpec, ...] = (
+    ScatterSpec("roofline.png", "achieved compute vs work per inference (roofline-style)",
+                "GFLOPs per inference (2 x MACs)", "achieved GFLOP/s",
+                _scaled("flops", 1e-9), _scaled("achieved_flops_per_s", 1e-9), _gemm_peaks),
+    ScatterSpec("energy_vs_latency.png", "energy vs latency per inference",
+                "median latency (ms)", "energy per inference (J)",
+                _scaled("latency_median_s", 1e3), _scaled("energy_j", 1.0)),
+)
+MARKERS = {PYTORCH: "o", ORT: "s"}
+
+
+def _draw_scatter(spec: ScatterSpec, cells: Sequence[Cell], title: str, path: Path, dpi: int) -> bool:
+    points = [(c, spec.x(c), spec.y(c)) for c in cells if is_ok(c)]
+    points = [(c, x, y) for c, x, y in points if x and y and x > 0 and y > 0]
+    if len(points) < 2:
+        path.unlink(missing_ok=True)
+        return False
+    fig = Figure(figsize=(7.5, 5), layout="constrained")
+    ax = fig.add_subplot()
+    models = list(dict.fromkeys(str(c.get("model")) for c, _, _ in points))
+    colors = {m: COLORS[i % len(COLORS)] for i, m in enumerate(models)}
+    for c, x, y in points:
+        ax.scatter(x, y, color=colors[str(c.get("model"))], marker=MARKERS.get(c.get("runtime"), "^"),
+                   s=22, alpha=0.85)
+    handles = [Line2D([], [], color=colors[m], marker="o", linestyle="", label=m) for m in models]
+    handles += [Line2D([], [], color="black", marker=mk, linestyle="", label=rt)
+                for rt, mk in MARKERS.items() if any(c.get("runtime") == rt for c, _, _ in points)]
+    for i, (label, value) in enumerate((spec.ceilings(cells) if spec.ceilings else {}).items()):
+        style = ("--", ":", "-.")[i % 3]
+        ax.axhline(value, color="gray", linestyle=style, linewidth=1)
+        handles.append(Line2D([], [], color="gray", linestyle=style, label=label))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(spec.xlabel)
+    ax.set_ylabel(spec.ylabel)
+    ax.set_title(f"{title}{spec.title}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.savefig(path, dpi=dpi)
+    return True
+
+
 def write_plots(cells: Iterable[Cell], plots_dir: str | Path, title: str = "",
                 dpi: int = 110) -> list[Path]:
     """Draw every plot the cells support into ``plots_dir``; return the files written.
@@ -204,4 +279,9 @@ def write_plots(cells: Iterable[Cell], plots_dir: str | Path, title: str = "",
         plots_dir.mkdir(parents=True, exist_ok=True)
         _draw(spec, lines, fixed, labels, prefix, path, dpi)
         written.append(path)
+    for scatter in SCATTERS:
+        path = plots_dir / scatter.filename
+        plots_dir.mkdir(parents=True, exist_ok=True)
+        if _draw_scatter(scatter, cells, prefix, path, dpi):
+            written.append(path)
     return written
