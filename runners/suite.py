@@ -261,7 +261,12 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         "throttle": {"before": _throttle_snapshot()},
     })
     folder.write_run(run_info)
-    manifest = export_models(settings, log) if todo else {}
+    try:
+        manifest = export_models(settings, log) if todo else {}
+    except KeyboardInterrupt:
+        log("interrupted during export: nothing was measured; run the same command again to resume")
+        folder.update_run(status="interrupted", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        return RunOutcome(folder.path, "interrupted", {})
     if manifest:
         folder.update_run(models=manifest)
     outcome = RunOutcome(folder.path, "running")
