@@ -161,7 +161,7 @@ def _price(node: Any, tensors: dict[str, Any]) -> tuple[int, int, bool]:
     outs = [tensors[o] for o in node.output]
     out = outs[0].get_shape() if outs else []
     if op == "MatMul":
-        a, b = ins[0].get_shape(), ins[1].get_shape()
+        a = ins[0].get_shape()
         k = a[-1]
         return _vol(out) * int(k), 0, True
     if op == "Gemm":

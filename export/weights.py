@@ -45,7 +45,6 @@ the checkpoint is refused with a message: it would need unsafe unpickling.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -54,7 +53,6 @@ import re
 import sys
 import types
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 

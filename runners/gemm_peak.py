@@ -78,7 +78,6 @@ def _pytorch_runner(n: int, dtype: str, device: str):
 
 def _ort_runner(n: int, dtype: str, threads: int):
     import numpy as np
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
