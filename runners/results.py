@@ -20,16 +20,6 @@ RUN_FILE, CELLS_FILE = "run.json", "cells.jsonl"
 DONE_STATUSES = ("ok", "unsupported", "error", "oom", "timeout")
 
 
-def wavebench_version() -> str:
-    import tomllib
-
-    try:
-        data = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
-        return data["project"]["version"]
-    except (OSError, KeyError, ValueError):
-        return "unknown"
-
-
 def new_run_id(settings_hash: str) -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + settings_hash
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from runners.records import CellRecord, cell_key
-from runners.results import SCHEMA_VERSION, RunFolder, find_resumable, new_run_id, wavebench_version
+from runners.environment import wavebench_version
+from runners.results import SCHEMA_VERSION, RunFolder, find_resumable, new_run_id
 from runners.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
