@@ -171,14 +171,21 @@ def _macs_at(cells: Iterable[Mapping[str, Any]], model: str, batch: float, durat
     return None
 
 
-def rank_correlations(cells: Sequence[Mapping[str, Any]],
-                      models: Mapping[str, Any] | None = None) -> list[Correlation]:
-    """Per series: rho(latency, parameters) and, when MACs are recorded, rho(latency, MACs)."""
+def merged_sizes(cells: Sequence[Mapping[str, Any]],
+                 models: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Per-model sizes from the run's manifest, overridden by the non-null values the cells carry."""
     sizes = dict(model_sizes(models)) if models else {}
     for model, row in model_sizes(cells).items():
         merged = dict(sizes.get(model, {}))
         merged.update({k: v for k, v in row.items() if v is not None})
         sizes[model] = merged
+    return sizes
+
+
+def rank_correlations(cells: Sequence[Mapping[str, Any]],
+                      models: Mapping[str, Any] | None = None) -> list[Correlation]:
+    """Per series: rho(latency, parameters) and, when MACs are recorded, rho(latency, MACs)."""
+    sizes = merged_sizes(cells, models)
     labels = series_labels(cells)
     out: list[Correlation] = []
     for key, series in _by_series(cells).items():
@@ -515,8 +522,7 @@ def energy_paragraph(cells: Sequence[Mapping[str, Any]], models: Mapping[str, An
         reasons = list(dict.fromkeys(str(c.get("energy_reason")) for c in cells
                                      if is_ok(c) and c.get("energy_reason")))
         return ["Energy was not measured in this run" + (f": {reasons[0]}" if reasons else ".")]
-    sizes = dict(model_sizes(models)) if models else {}
-    sizes.update({m: r for m, r in model_sizes(cells).items()})
+    sizes = merged_sizes(cells, models)
     labels = series_labels(measured)
     lines = []
     for key, series in _by_series(measured).items():
