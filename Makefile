@@ -46,7 +46,7 @@ compare: $(STAMP)
 	$(PY) -m compare $(if $(RESULTS),--results $(RESULTS)) $(if $(BY),--by $(BY)) $(if $(BASE),--base $(BASE)) $(if $(OUT),--out $(OUT))
 
 flops: $(STAMP)
-	$(PY) -m export.flops
+	$(PY) -m flops
 
 demo-data: $(STAMP)
 	$(PY) -m evaluation.demo_data $(or $(OUT),results/demo-data)
@@ -56,4 +56,4 @@ eval: $(STAMP)
 	$(PY) -m evaluation --data $(DATA) $(if $(BENCH_RUN),--bench-run $(BENCH_RUN)) $(if $(LIMIT_PER_CLASS),--limit-per-class $(LIMIT_PER_CLASS))
 
 report: $(STAMP)
-	$(PY) -m runners.report $(RUN)
+	$(PY) -m report $(RUN)

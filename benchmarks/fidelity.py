@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.utils.benchmark as tb  # noqa: E402
 
-from export.registry import get_spec  # noqa: E402
+from models.registry import get_spec  # noqa: E402
 from runners.audio import synthetic_batch  # noqa: E402
 from runners.harness import TimingPolicy, time_callable  # noqa: E402
 

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from runners.records import CellRecord
+from runstore.records import CellRecord
 
 
 def make_cell(model: str, runtime: str = "pytorch", *, median_s: float = 0.1,
@@ -74,7 +74,7 @@ def write_run(results_root: str | Path, device: str, run_id: str,
 
 
 def example_environment(cpu: str, cores: int, *, gpu: str | None = None) -> dict[str, Any]:
-    """A small environment dict shaped like :func:`runners.environment.collect_environment`."""
+    """A small environment dict shaped like :func:`host.environment.collect_environment`."""
     return {
         "schema": 1,
         "platform": {"kind": "gpu" if gpu else "cpu", "reason": "synthetic"},

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runners.records import cell_key
+from runstore.records import cell_key
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 REQUIRED_RUN_FIELDS = ("schema_version", "run_id", "device")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runners.records import CELL_KEY_FIELDS, RUNTIMES
+from runstore.records import CELL_KEY_FIELDS, RUNTIMES
 
 from .load import Run
 from .stats import Significance, compare_samples, quartiles

@@ -22,7 +22,7 @@ from .errors import EnergyConfigError, SensorError
 from .meter import EnergyMeter
 from .result import FIELDS, empty_fields
 from .sensor import Context, Domain, Probe, Sensor
-from .sysfs import ROOT_ENV, SysRoot
+from host.sysfs import ROOT_ENV, SysRoot
 
 __all__ = [
     "FAMILIES",

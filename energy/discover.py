@@ -19,11 +19,11 @@ from typing import Any, Callable, Mapping
 
 from . import csvmeter, estimate, hwmon, jetson, nvml, rapl, rpi, tegrastats
 from .clock import Clock, SystemClock
-from .commands import CommandRunner, SubprocessRunner
+from host.commands import CommandRunner, SubprocessRunner
 from .errors import EnergyConfigError
 from .meter import EnergyMeter
 from .sensor import Context, Probe
-from .sysfs import SysRoot
+from host.sysfs import SysRoot
 
 #: families ``auto`` tries, in its default order (accelerators first: they are what a GPU/Jetson run is about)
 AUTO_FAMILIES = ("nvml", "jetson", "rpi", "rapl", "hwmon")

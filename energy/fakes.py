@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from .commands import CommandResult
+from host.commands import CommandResult
 from .sensor import Domain, Sensor
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .errors import SensorError
 from .sensor import Context, Domain, Probe, Sensor
-from .sysfs import SysRoot
+from host.sysfs import SysRoot
 
 FAMILY = "hwmon"
 METER_PREFIXES = ("ina2",)

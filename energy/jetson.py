@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .errors import SensorError
 from .sensor import Context, Domain, Probe, Sensor
-from .sysfs import SysRoot
+from host.sysfs import SysRoot
 
 FAMILY = "jetson"
 INPUT_RAILS = ("VDD_IN", "POM_5V_IN")

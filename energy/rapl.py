@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from .errors import SensorError
 from .sensor import Context, Domain, Probe, Sensor
-from .sysfs import SysRoot
+from host.sysfs import SysRoot
 
 FAMILY = "rapl"
 POWERCAP = "/sys/class/powercap"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 
-from .commands import CommandResult
+from host.commands import CommandResult
 from .errors import SensorError
 from .sensor import Context, Domain, Probe, Sensor
 

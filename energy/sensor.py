@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from .clock import Clock, SystemClock
-from .commands import CommandRunner, SubprocessRunner
-from .sysfs import SysRoot
+from host.commands import CommandRunner, SubprocessRunner
+from host.sysfs import SysRoot
 
 Kind = Literal["energy", "power", "log"]
 

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from evaluation.data import DataError
     from evaluation.run import EvalSettings, evaluate
-    from export.weights import WeightsError
+    from models.weights import WeightsError
 
     if args.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)

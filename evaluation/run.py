@@ -57,7 +57,7 @@ class EvalSettings:
 
 
 def _lab_suite() -> tuple[str, ...]:
-    from export.registry import LAB_SUITE
+    from models.registry import LAB_SUITE
 
     return LAB_SUITE
 
@@ -91,7 +91,7 @@ def onnx_file(name: str, model: Any, weights_label: str, settings: EvalSettings)
     import torch
 
     from export.onnx_export import ExportError, _torch_export, check_onnx
-    from export.registry import get_spec
+    from models.registry import get_spec
 
     tag = hashlib.sha256(weights_label.encode()).hexdigest()[:12]
     folder = settings.out_dir / "onnx"
@@ -200,9 +200,9 @@ def bench_fields(cells: list[dict[str, Any]], model: str, runtime: str, duration
 
 
 def analytic_macs_per_audio_s(name: str, lengths: np.ndarray, tiny: bool) -> float | None:
-    """MACs per audio second over the clips' own lengths (``export.flops`` formulas), if available."""
+    """MACs per audio second over the clips' own lengths (``flops.graph`` formulas), if available."""
     try:
-        from export.flops import analytic_count
+        from flops.graph import analytic_count
     except Exception:
         return None
     try:
@@ -223,8 +223,8 @@ def _run_folder(settings: EvalSettings, dataset_name: str) -> Path:
 
 def evaluate(settings: EvalSettings) -> EvalRun:
     """Run the whole evaluation; raises DataError/WeightsError/ValueError for bad input."""
-    from export.registry import get_spec
-    from export.weights import load_weights
+    from models.registry import get_spec
+    from models.weights import load_weights
 
     for rt in settings.runtimes:
         if rt not in RUNTIMES:
@@ -262,7 +262,7 @@ def evaluate(settings: EvalSettings) -> EvalRun:
                 "weights": weights_label, "tiny": settings.tiny, "threads": settings.threads,
                 "batch_size": settings.batch_size, "status": "ok", "error": None,
                 "eval_dataset": dataset.name, "eval_metric": METRIC, "params_total": params,
-                "macs_per_audio_s": macs, "macs_source": "export.flops analytic formulas on the clips' lengths" if macs else None,
+                "macs_per_audio_s": macs, "macs_source": "flops.graph analytic formulas on the clips' lengths" if macs else None,
             }
             try:
                 emb = _embeddings(name, spec, model, weights_label, rt, settings, cache, data, data_fp,

@@ -7,7 +7,7 @@ import os
 import sys
 
 from export.onnx_export import EXPORTERS, ExportError, export_model
-from export.registry import LAB_SUITE, MODELS, UnknownModelError
+from models.registry import LAB_SUITE, MODELS, UnknownModelError
 
 
 def main(argv: list[str] | None = None) -> int:

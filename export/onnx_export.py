@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from export.params import count_parameters, onnx_initializer_count
-from export.registry import ModelSpec, get_spec
+from models.registry import ModelSpec, get_spec
 
 OPSET = {"torchscript": 17, "dynamo": 18}
 EXPORTERS = tuple(OPSET)
@@ -47,14 +47,16 @@ class CheckResult:
 
 
 # the files that define what an exported graph computes: a change in any of them re-exports
-MODEL_CODE = ("frontend.py", "s3prl_models.py", "hf_models.py", "registry.py", "onnx_export.py")
+MODEL_CODE = ("models/frontend.py", "models/s3prl_models.py", "models/hf_models.py", "models/registry.py",
+              "export/onnx_export.py")
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _code_digest() -> str:
     """Hash of the model and export code: a change here invalidates exported files."""
     h = hashlib.sha256()
     for name in MODEL_CODE:
-        h.update((Path(__file__).parent / name).read_bytes())
+        h.update((REPO_ROOT / name).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -159,7 +161,7 @@ def build_weighted(name: str, tiny: bool, weights: str | None) -> tuple[torch.nn
     model = get_spec(name).build(tiny)
     if not weights or weights == "random":
         return model, "random"
-    from export.weights import load_weights
+    from models.weights import load_weights
 
     return model.eval(), load_weights(name, model, weights)
 

@@ -16,7 +16,7 @@ Three counts, one number:
   registered for the CPU SDPA kernel that torch 2.13 leaves at zero.
 
 ``macs_for(model, onnx_path, batch, n_samples)`` serves the benchmark: one dict per cell.
-``python -m export.flops`` (``make flops``) writes the report to ``results/flops/``.
+``python -m flops.graph`` (``make flops``) writes the report to ``results/flops/``.
 
 Everything FLOPs-related lives in this one module on purpose: ``export/onnx_export.py``
 hashes every other ``export/*.py`` into the export fingerprint, so a new helper module there
@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export.frontend import HOP, N_FFT, N_MELS, SAMPLE_RATE
+from models.frontend import HOP, N_FFT, N_MELS, SAMPLE_RATE
 
 # ---------------------------------------------------------------------------------------------
 # Graph count
@@ -301,7 +301,7 @@ def arch_config(name: str, tiny: bool = False) -> dict[str, Any]:
 
     ``tests/test_flops.py`` checks these against the built modules, so they cannot drift.
     """
-    from export.registry import get_spec
+    from models.registry import get_spec
 
     spec = get_spec(name)
     kind = spec.arch["kind"]
@@ -319,7 +319,7 @@ def arch_config(name: str, tiny: bool = False) -> dict[str, Any]:
     if kind == "wav2vec2":
         from transformers import Wav2Vec2Config
 
-        from export.hf_models import TINY
+        from models.hf_models import TINY
 
         size = {"layers": spec.arch["layers"], "hidden": spec.arch["hidden"]}
         big = spec.arch["hidden"] == 1024
@@ -375,7 +375,7 @@ class AnalyticCount:
 def analytic_count(name: str, batch: int, n_samples: int, tiny: bool = False,
                    config: dict[str, Any] | None = None) -> AnalyticCount:
     """Matmul/conv/recurrent MACs from the architecture alone, per layer (docs/flops.md)."""
-    from export.registry import get_spec
+    from models.registry import get_spec
 
     spec = get_spec(name)
     if n_samples < spec.min_samples:
@@ -393,7 +393,7 @@ def analytic_count(name: str, batch: int, n_samples: int, tiny: bool = False,
                 layers[f"gru {i}"] = batch * frames * 3 * h * (inp + h)
                 inp = h
         elif kind == "s3prl-transformer":
-            from export.s3prl_models import chunk_plan
+            from models.s3prl_models import chunk_plan
 
             n, c = chunk_plan(frames, cfg["chunk_frames"])
             seqs, d = batch * n, cfg["hidden"]
@@ -555,7 +555,7 @@ def build_report(models: list[str], durations: list[float], batch_sizes: list[in
                  onnx_dir: Path, log=print) -> dict[str, Any]:
     """Count every model x batch x duration from its ONNX file; raise UsageError on bad input."""
     from export.onnx_export import onnx_path
-    from export.registry import get_spec, UnknownModelError
+    from models.registry import get_spec, UnknownModelError
 
     specs = []
     for name in models:
@@ -719,10 +719,10 @@ def _plot(report: dict[str, Any], out: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from export.registry import LAB_SUITE
+    from models.registry import LAB_SUITE
 
     env = os.environ
-    p = argparse.ArgumentParser(prog="python -m export.flops",
+    p = argparse.ArgumentParser(prog="python -m flops.graph",
                                 description="MACs/FLOPs report from the ONNX graphs (make flops)")
     p.add_argument("--models", default=env.get("MODELS") or ",".join(LAB_SUITE))
     p.add_argument("--durations", default=env.get("DURATIONS") or "1,2,4,8,16", help="seconds, comma-separated")

@@ -737,7 +737,7 @@ def summarize(env: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m runners.environment``: print the fingerprint as JSON."""
+    """``python -m host.environment``: print the fingerprint as JSON."""
     import json
 
     print(json.dumps(collect_environment(), indent=2))

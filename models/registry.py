@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from export.frontend import HOP, N_FFT, SAMPLE_RATE
+from models.frontend import HOP, N_FFT, SAMPLE_RATE
 
 LAB_SUITE = ("logmel", "apc", "tera", "mockingjay", "wav2vec2-base", "hubert-base")
 BUILD_SEED = 0
@@ -58,7 +58,7 @@ class ModelSpec:
 
 def _transformer(layers: int, share: bool, chunk: int) -> Callable[[bool], nn.Module]:
     def build(tiny: bool) -> nn.Module:
-        from export.s3prl_models import S3prlTransformer
+        from models.s3prl_models import S3prlTransformer
 
         if tiny:
             return S3prlTransformer(num_layers=2, share_layer=share, chunk_frames=8,
@@ -69,7 +69,7 @@ def _transformer(layers: int, share: bool, chunk: int) -> Callable[[bool], nn.Mo
 
 def _hf(family: str, size: dict[str, Any]) -> Callable[[bool], nn.Module]:
     def build(tiny: bool) -> nn.Module:
-        from export.hf_models import TINY, HFEncoder
+        from models.hf_models import TINY, HFEncoder
 
         cfg = dict(size)
         if tiny:
@@ -79,13 +79,13 @@ def _hf(family: str, size: dict[str, Any]) -> Callable[[bool], nn.Module]:
 
 
 def _logmel(tiny: bool) -> nn.Module:
-    from export.s3prl_models import LogMelModel
+    from models.s3prl_models import LogMelModel
 
     return LogMelModel()
 
 
 def _apc(tiny: bool) -> nn.Module:
-    from export.s3prl_models import APCModel
+    from models.s3prl_models import APCModel
 
     return APCModel(hidden_size=16 if tiny else 512)
 
@@ -156,7 +156,7 @@ SOURCE_PREFIXES = ("python:", "onnx:", "s3prl:", "hf:")
 def get_spec(name: str) -> ModelSpec:
     """A registered model, or a user's model given as ``python:``, ``onnx:``, ``s3prl:`` or ``hf:``."""
     if name.startswith(SOURCE_PREFIXES):
-        from export.sources import source_spec
+        from models.sources import source_spec
 
         return source_spec(name)
     try:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from export.frontend import N_MELS, LogMel
+from models.frontend import N_MELS, LogMel
 
 
 class LogMelModel(nn.Module):

@@ -7,7 +7,7 @@
   ONNX Runtime only (a PyTorch cell is ``unsupported``), parameters from its initializers;
 - ``s3prl:NAME:checkpoint`` — an s3prl upstream by name (``apc``, ``tera``, ``mockingjay``,
   ``audio_albert``, ``wav2vec2``, ``hubert``, ``distilhubert``, ``wav2vec2_large``,
-  ``hubert_large``) with a local checkpoint in s3prl's format (``export.weights``);
+  ``hubert_large``) with a local checkpoint in s3prl's format (``models.weights``);
 - ``hf:path`` — a transformers speech encoder (wav2vec 2.0, HuBERT, WavLM, data2vec-audio, …)
   from a local directory (``config.json`` + weights) or a ``config.json`` (random weights).
 
@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from export.frontend import SAMPLE_RATE
-from export.registry import MODELS, ModelSpec, UnknownModelError
+from models.frontend import SAMPLE_RATE
+from models.registry import MODELS, ModelSpec, UnknownModelError
 
 S3PRL_NAMES = {
     "apc": "apc", "tera": "tera", "mockingjay": "mockingjay", "audio_albert": "audio-albert",
@@ -129,7 +129,7 @@ def s3prl_spec(text: str) -> ModelSpec:
     base = MODELS[S3PRL_NAMES[name]]
 
     def build(tiny: bool) -> nn.Module:
-        from export.weights import load_weights
+        from models.weights import load_weights
 
         model = base.builder(tiny)
         load_weights(base.name, model, str(ckpt))

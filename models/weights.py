@@ -554,7 +554,7 @@ def load_weights(model_name: str, model: nn.Module, source: str | None) -> str:
 
 def build_with_weights(model_name: str, source: str | None, tiny: bool = False) -> tuple[nn.Module, str]:
     """``spec.build(tiny)`` then :func:`load_weights`: (eval model, weights label)."""
-    from export.registry import get_spec
+    from models.registry import get_spec
 
     model = get_spec(model_name).build(tiny)
     label = load_weights(model_name, model, source)
@@ -562,10 +562,10 @@ def build_with_weights(model_name: str, source: str | None, tiny: bool = False) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m export.weights MODEL SOURCE``: load and print the label (exit 2 on failure)."""
+    """``python -m models.weights MODEL SOURCE``: load and print the label (exit 2 on failure)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m export.weights", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m models.weights", description=main.__doc__)
     parser.add_argument("model")
     parser.add_argument("source", help="random | pretrained | /path/to/checkpoint | model=path,...")
     parser.add_argument("--tiny", action="store_true")

@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from runners.discussion import reference_point, series_key, series_labels
-from runners.tables import ORT, PYTORCH, as_float, ci95, iqr, is_ok
+from report.discussion import reference_point, series_key, series_labels
+from report.tables import ORT, PYTORCH, as_float, ci95, iqr, is_ok
 
 Cell = Mapping[str, Any]
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",

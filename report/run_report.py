@@ -1,7 +1,7 @@
 """The output side of a run: read ``run.json`` and ``cells.jsonl``, write the tables, plots and report.
 
 Only plain files are read, so results copied from a Pi to a laptop can be re-reported there
-(``python -m runners.report results/rpi/<run_id>``).  What is written into the run folder:
+(``python -m report.run_report results/rpi/<run_id>``).  What is written into the run folder:
 
 * ``table.txt`` — the runtime comparison as printed at the end of ``make bench``;
 * ``summary.csv`` — one row per cell, every scalar field;
@@ -10,7 +10,7 @@ Only plain files are read, so results copied from a Pi to a laptop can be re-rep
   computed discussion and the failed cells with their errors.
 
 ``cells.jsonl`` is append-only: a resumed run appends a newer record for a cell it re-measured,
-so the latest record per :func:`runners.records.cell_key` wins; a last line cut short by a killed
+so the latest record per :func:`runstore.records.cell_key` wins; a last line cut short by a killed
 process is skipped.
 
 Public API: :func:`load_cells`, :func:`load_run`, :func:`write_report`, :func:`render_report`,
@@ -27,9 +27,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from tabulate import tabulate
 
-from runners.discussion import discussion
-from runners.results import read_cells as load_cells  # noqa: F401  (public name)
-from runners.tables import (comparison_table, has_variants, variants_table, fmt_bytes, is_ok, params_table,
+from report.discussion import discussion
+from runstore.folder import read_cells as load_cells  # noqa: F401  (public name)
+from report.tables import (comparison_table, has_variants, variants_table, fmt_bytes, is_ok, params_table,
                             write_summary_csv)
 
 CELLS = "cells.jsonl"
@@ -167,7 +167,7 @@ def _draw_plots(cells: Sequence[Mapping[str, Any]], run: Mapping[str, Any],
                 run_dir: Path) -> list[Path] | str:
     """The plots, or a sentence saying why not: a board without matplotlib still gets its tables."""
     try:
-        from runners.plots import write_plots
+        from report.plots import write_plots
     except ImportError as exc:
         return f"No plots: matplotlib could not be imported ({exc})."
     return write_plots(cells, run_dir / PLOTS, title=str(run.get("device_name") or ""))
@@ -239,8 +239,8 @@ def write_report(run_dir: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m runners.report RUN_DIR...``: (re)write each run's report; 2 on a bad folder."""
-    parser = argparse.ArgumentParser(prog="python -m runners.report",
+    """``python -m report.run_report RUN_DIR...``: (re)write each run's report; 2 on a bad folder."""
+    parser = argparse.ArgumentParser(prog="python -m report.run_report",
                                      description="Write table.txt, summary.csv, plots and "
                                                  "report.md for finished or interrupted runs.")
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")

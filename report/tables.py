@@ -1,6 +1,6 @@
 """Tables of a run: the PyTorch-vs-ONNX Runtime comparison, ``summary.csv`` and the parameters.
 
-Everything here reads plain cell dicts (as :func:`runners.report.load_cells` returns them) so a
+Everything here reads plain cell dicts (as :func:`report.run_report.load_cells` returns them) so a
 Pi's ``cells.jsonl`` copied to a laptop gives the same tables there.  The statistics were computed
 by the harness when the cell was measured; this module only pairs, formats and compares them
 (the one exception: the IQR is recomputed from the raw samples when a record lacks it).
@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 from tabulate import tabulate
 
-from runners.records import CellRecord
+from runstore.records import CellRecord
 
 PYTORCH = "pytorch"
 ORT = "onnxruntime"

@@ -79,7 +79,7 @@ def load_profile(name: str, directory: Path = PROFILE_DIR) -> DeviceProfile:
 def detect_kind(root: str | None = None, run: Callable | None = None) -> tuple[str, str]:
     """(profile name, reason) for this machine; uses the environment fingerprint's detector."""
     try:
-        from runners.environment import detect_platform
+        from host.environment import detect_platform
     except ImportError:
         detect_platform = None
     if detect_platform is not None:

@@ -43,7 +43,7 @@ class PyTorchRuntime:
     def load(self) -> None:
         import torch
 
-        from export.registry import NoTorchModelError
+        from models.registry import NoTorchModelError
         from export.variants import VariantError, torch_variant
 
         if self.threads:

@@ -147,14 +147,14 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
                    onnx_dir: str | None = None, weights: str | None = None, available_providers: list[str] | None = None,
                    all_providers: list[str] | None = None) -> Settings:
     from export.onnx_export import EXPORTERS
-    from export.registry import LAB_SUITE, get_spec
+    from models.registry import LAB_SUITE, get_spec
 
     model_list = parse_list(models, str, "MODELS") or LAB_SUITE
     for model in model_list:
         try:
             spec = get_spec(model)
             if model.startswith(("python:", "hf:", "s3prl:")):
-                from export.sources import validate_user_model
+                from models.sources import validate_user_model
 
                 validate_user_model(spec, tiny)
         except ValueError as exc:
@@ -222,7 +222,7 @@ def _check_weights(models: tuple[str, ...], weights: str) -> None:
     """Local checkpoints must exist and published ones must be reachable before anything runs."""
     if weights == "random":
         return
-    from export.weights import WeightsError, fetch_pretrained, resolve_source
+    from models.weights import WeightsError, fetch_pretrained, resolve_source
 
     for model in models:
         source = resolve_source(model, weights)

@@ -21,9 +21,9 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any, Callable
 
-from runners.records import CellRecord, cell_key
-from runners.environment import wavebench_version
-from runners.results import SCHEMA_VERSION, RunFolder, find_resumable, new_run_id
+from runstore.records import CellRecord, cell_key
+from host.environment import wavebench_version
+from runstore.folder import SCHEMA_VERSION, RunFolder, find_resumable, new_run_id
 from runners.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, d
     """Export (or reuse) every model's ONNX file and its variants; a failure is kept as that
     model's (or variant's) error and the suite goes on."""
     from export.onnx_export import describe_model, describe_onnx, export_model
-    from export.registry import get_spec
+    from models.registry import get_spec
     from export.variants import onnx_variant
 
     entries: dict[str, dict[str, Any]] = {}
@@ -329,7 +329,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
 def _write_report(run_dir: Path, log: Callable[[str], None]) -> None:
     """Tables, summary.csv, plots and report.md from what is on disk (also after Ctrl-C)."""
     try:
-        from runners.report import write_report
+        from report.run_report import write_report
 
         write_report(run_dir)
     except Exception as exc:  # a report failure must not lose or hide the measurements
@@ -338,7 +338,7 @@ def _write_report(run_dir: Path, log: Callable[[str], None]) -> None:
 
 def _environment() -> dict[str, Any]:
     try:
-        from runners.environment import collect_environment
+        from host.environment import collect_environment
 
         return collect_environment()
     except Exception as exc:  # the fingerprint must never stop a benchmark
@@ -379,7 +379,7 @@ def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], No
 def _throttle_snapshot() -> dict[str, Any]:
     """Temperatures and throttling flags (Pi, thermal zones) before and after the run."""
     try:
-        from runners.environment import throttle_snapshot
+        from host.environment import throttle_snapshot
 
         return throttle_snapshot()
     except Exception as exc:

@@ -23,7 +23,7 @@ import numpy as np
 from runners.audio import synthetic_batch
 from runners.harness import TimingPolicy, time_callable
 from runners.memory import PeakRSSTracker
-from runners.records import CellRecord
+from runstore.records import CellRecord
 from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, UnsupportedError
 
 SAMPLE_RATE = 16_000
@@ -44,7 +44,7 @@ def make_runtime(job: dict[str, Any]):
 def build_reference(job: dict[str, Any]):
     """The job's model in fp32 PyTorch with the run's weights (the reference for fidelity)."""
     from export.onnx_export import build_weighted
-    from export.registry import get_spec
+    from models.registry import get_spec
 
     if job.get("weights_source", "random") == "random":
         return get_spec(job["model"]).build(job.get("tiny", False))
@@ -75,7 +75,7 @@ def save_reference(job: dict[str, Any], path: str | Path) -> None:
     so that no worker loads a second model (and its memory) to check its own outputs."""
     import torch
 
-    from export.registry import get_spec
+    from models.registry import get_spec
 
     wav = probe_input(get_spec(job["model"]))
     model = build_reference(job)
@@ -119,7 +119,7 @@ def open_energy(job: dict[str, Any]):
 def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: PeakRSSTracker,
                  policy: TimingPolicy, meter, energy_reason: str | None, idle_w: float | None,
                  fidelity: tuple) -> CellRecord:
-    from export.registry import get_spec
+    from models.registry import get_spec
 
     spec = get_spec(job["model"])
     rec = base_record(job, cell)
@@ -195,7 +195,7 @@ def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
     """MACs/FLOPs of the cell's exact input shape, achieved FLOP/s and share of the GEMM peak."""
     try:
         from runners.gemm_peak import achieved_flops_per_s, utilization
-        from export.flops import macs_for
+        from flops.graph import macs_for
 
         counted = macs_for(job["model"], job.get("flops_onnx_path"), rec.batch_size, samples)
     except Exception as exc:  # counting must never cost the latency cell
@@ -227,7 +227,7 @@ def run_job(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None
         emit({"type": "done"})
         return
     emit({"type": "loaded", "load_time_s": runtime.load_time_s})
-    from export.registry import get_spec
+    from models.registry import get_spec
 
     spec = get_spec(job["model"])  # imports done before the baseline: they are not a cell's memory
     tracker = PeakRSSTracker()

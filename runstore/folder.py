@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from runners.records import cell_key
+from runstore.records import cell_key
 
 SCHEMA_VERSION = 1
 RUN_FILE, CELLS_FILE = "run.json", "cells.jsonl"

@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 def tiny_onnx_dir(tmp_path_factory):
     """Tiny ONNX exports of the lab suite, shared by tests that need files."""
     from export.onnx_export import export_model
-    from export.registry import LAB_SUITE
+    from models.registry import LAB_SUITE
 
     out = tmp_path_factory.mktemp("onnx")
     for name in LAB_SUITE:

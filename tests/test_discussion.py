@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from runners.discussion import (discussion, growth_slopes, loglog_slope, noisy_cells, ranks,
+from report.discussion import (discussion, growth_slopes, loglog_slope, noisy_cells, ranks,
                                 rank_correlations, runtime_verdicts, spearman)
-from runners.records import CellRecord
+from runstore.records import CellRecord
 
 PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}
 

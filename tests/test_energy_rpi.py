@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from energy import SysRoot, open_meter
-from energy.commands import CommandResult
+from host.commands import CommandResult
 from energy.fakes import FakeClock, FakeRunner
 from energy.rpi import parse_pmic, probe
 from energy.sensor import Context

@@ -188,7 +188,7 @@ def test_pooling_masks_padding():
 
 @pytest.mark.parametrize("name,layers,dim", [("logmel", 1, 80), ("wav2vec2-base", 3, 32)])
 def test_embedding_shapes_and_padding_invariance(name, layers, dim):
-    from export.registry import get_spec
+    from models.registry import get_spec
     from runners.runtimes import PyTorchRuntime
 
     spec = get_spec(name)
@@ -206,7 +206,7 @@ def test_embedding_shapes_and_padding_invariance(name, layers, dim):
 # ---------------------------------------------------------------- probe
 
 def test_probe_on_demo_data_beats_chance(demo):
-    from export.registry import get_spec
+    from models.registry import get_spec
     from runners.runtimes import PyTorchRuntime
 
     loaded = D.load_dataset(D.discover(demo))

@@ -10,7 +10,7 @@ import torch
 
 from export.onnx_export import ExportError, compare_outputs, export_model, onnx_path
 from export.params import onnx_initializer_count
-from export.registry import LAB_SUITE, get_spec
+from models.registry import LAB_SUITE, get_spec
 
 
 @pytest.mark.parametrize("name", LAB_SUITE)

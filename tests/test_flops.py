@@ -17,10 +17,10 @@ import torch
 from onnx import TensorProto, helper
 
 from export import flops
-from export.flops import (FlopCount, analytic_count, arch_config, count_onnx, layer_of, macs_for,
+from flops.graph import (FlopCount, analytic_count, arch_config, count_onnx, layer_of, macs_for,
                           torch_flop_count)
 from export.onnx_export import export_model, onnx_path
-from export.registry import MODELS, get_spec
+from models.registry import MODELS, get_spec
 
 # (batch, samples): the minimum, not hop multiples, 1 s; for the tiny s3prl models 1680
 # samples = 9 frames (2 chunks of 5, one padded), 2900 = 17 frames (3 chunks of 6, one padded),

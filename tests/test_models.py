@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from export.frontend import HOP, N_FFT, LogMel, frames_for_samples, mel_matrix
+from models.frontend import HOP, N_FFT, LogMel, frames_for_samples, mel_matrix
 from export.params import count_parameters
-from export.registry import LAB_SUITE, MODELS, UnknownModelError, get_spec
-from export.s3prl_models import chunk_plan, sinusoid_table
+from models.registry import LAB_SUITE, MODELS, UnknownModelError, get_spec
+from models.s3prl_models import chunk_plan, sinusoid_table
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from runners.plots import write_plots
-from runners.records import CellRecord
+from report.plots import write_plots
+from runstore.records import CellRecord
 
 PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runners.records import CellRecord
-from runners.report import load_cells, main, write_report
+from runstore.records import CellRecord
+from report.run_report import load_cells, main, write_report
 
 PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}
 
@@ -130,7 +130,7 @@ def test_report_without_matplotlib_still_writes_the_tables(tmp_path, monkeypatch
     real_import = builtins.__import__
 
     def no_plots(name, *args, **kwargs):
-        if name == "runners.plots":
+        if name == "report.plots":
             raise ImportError("No module named 'matplotlib'")
         return real_import(name, *args, **kwargs)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runners.discussion import discussion, energy_paragraph
-from runners.plots import write_plots
+from report.discussion import discussion, energy_paragraph
+from report.plots import write_plots
 from tests.test_plots import PNG, cell, sweep
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from runners.profiles import load_profile
-from runners.records import CellRecord
-from runners.results import read_cells
+from runstore.records import CellRecord
+from runstore.folder import read_cells
 from runners.settings import build_settings
 from runners.suite import run_suite
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 
-from runners.records import CellRecord
-from runners.tables import (comparison_table, compare_medians, fmt_bytes, fmt_count, fmt_num,
+from runstore.records import CellRecord
+from report.tables import (comparison_table, compare_medians, fmt_bytes, fmt_count, fmt_num,
                             pair_cells, params_table, summary_columns, write_summary_csv)
 
 PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from export.onnx_export import export_model
-from export.registry import get_spec
+from models.registry import get_spec
 from export.variants import VariantError, onnx_variant, parse_variant, torch_variant, variant_name
 from runners.profiles import load_profile
-from runners.results import read_cells
+from runstore.folder import read_cells
 from runners.settings import SettingsError, build_settings
 from runners.suite import run_suite
 
@@ -161,7 +161,7 @@ def test_onnx_file_models(tmp_path):
 def test_hf_directory_models(tmp_path):
     from transformers import Wav2Vec2Config
 
-    from export.hf_models import TINY
+    from models.hf_models import TINY
 
     Wav2Vec2Config(**TINY).save_pretrained(tmp_path / "w2v")
     spec = get_spec(f"hf:{tmp_path / 'w2v'}")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from export import weights as W
-from export.registry import get_spec
+from models.registry import get_spec
 
 WAV = torch.randn(2, 4000, generator=torch.Generator().manual_seed(7)) * 0.1
 

@@ -1,0 +1,3 @@
+from flops.graph import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from report.run_report import main
+
+raise SystemExit(main())
