@@ -200,9 +200,9 @@ def bench_fields(cells: list[dict[str, Any]], model: str, runtime: str, duration
 
 
 def analytic_macs_per_audio_s(name: str, lengths: np.ndarray, tiny: bool) -> float | None:
-    """MACs per audio second over the clips' own lengths (``flops.graph`` formulas), if available."""
+    """MACs per audio second over the clips' own lengths (``flops.formulas``), if available."""
     try:
-        from flops.graph import analytic_count
+        from flops import analytic_count
     except Exception:
         return None
     try:
@@ -262,7 +262,7 @@ def evaluate(settings: EvalSettings) -> EvalRun:
                 "weights": weights_label, "tiny": settings.tiny, "threads": settings.threads,
                 "batch_size": settings.batch_size, "status": "ok", "error": None,
                 "eval_dataset": dataset.name, "eval_metric": METRIC, "params_total": params,
-                "macs_per_audio_s": macs, "macs_source": "flops.graph analytic formulas on the clips' lengths" if macs else None,
+                "macs_per_audio_s": macs, "macs_source": "flops analytic formulas on the clips' lengths" if macs else None,
             }
             try:
                 emb = _embeddings(name, spec, model, weights_label, rt, settings, cache, data, data_fp,

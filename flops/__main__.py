@@ -1,3 +1,3 @@
-from flops.graph import main
+from flops.report import main
 
 raise SystemExit(main())

@@ -8,7 +8,7 @@ once; ``refresh=True`` measures again.  ``utilization(achieved, peak)`` is the r
 
 The rate is "attainable", not the datasheet peak: it is what the runtime's own GEMM reaches
 on this machine with these threads, which is the right ceiling for a model whose FLOPs are
-matmul/conv FLOPs (``flops.graph``: FLOPs = 2 x MACs).
+matmul/conv FLOPs (``flops``: FLOPs = 2 x MACs).
 
 ``python -m runners.gemm_peak --threads 1,2 --runtimes pytorch,onnxruntime`` prints the
 table (and fills the cache).

@@ -195,7 +195,7 @@ def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
     """MACs/FLOPs of the cell's exact input shape, achieved FLOP/s and share of the GEMM peak."""
     try:
         from runners.gemm_peak import achieved_flops_per_s, utilization
-        from flops.graph import macs_for
+        from flops import macs_for
 
         counted = macs_for(job["model"], job.get("flops_onnx_path"), rec.batch_size, samples)
     except Exception as exc:  # counting must never cost the latency cell
