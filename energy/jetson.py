@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import tegrastats
 from .errors import SensorError
-from .sensor import Context, Domain, Probe, Sensor
+from .jetson_domains import combine, domains_for
+from .sensor import Context, Probe, Sensor
+from host.platform import is_jetson
 from host.sysfs import SysRoot
 
 FAMILY = "jetson"
-INPUT_RAILS = ("VDD_IN", "POM_5V_IN")
 HWMON_GLOB = "/sys/bus/i2c/drivers/ina3221/*-004?/hwmon/hwmon*"
 IIO_GLOB = "/sys/bus/i2c/drivers/ina3221x/*-004?/iio:device*"
 
@@ -69,36 +71,6 @@ def find_rails(root: SysRoot) -> tuple[list[Rail], str]:
     return rails, ("iio" if rails else "")
 
 
-def domains_for(rails: list[str]) -> list[Domain]:
-    """Module input rail first when there is one, else the stated sum of rails; then each rail."""
-    inputs = [r for r in rails if r in INPUT_RAILS]
-    if inputs:
-        top = Domain("module-input", f"Jetson module input rail {inputs[0]} (module only, not the carrier board)")
-        others = [r for r in rails if r != inputs[0]]
-    else:
-        top = Domain(
-            "module-rails-sum",
-            f"sum of the module rails {'+'.join(rails)} (this module has no input rail; module only, not the carrier board)",
-        )
-        others = list(rails)
-    return [top] + [Domain(f"rail:{r}", f"Jetson rail {r}", within=top.name) for r in others]
-
-
-def combine(rail_watts: dict[str, float]) -> dict[str, float]:
-    """Per-domain watts from per-rail watts (input rail, or the sum when there is none)."""
-    names = list(rail_watts)
-    doms = domains_for(names)
-    out: dict[str, float] = {}
-    top = doms[0]
-    if top.name == "module-input":
-        out[top.name] = next(rail_watts[r] for r in names if r in INPUT_RAILS)
-    else:
-        out[top.name] = sum(rail_watts.values())
-    for dom in doms[1:]:
-        out[dom.name] = rail_watts[dom.name.split(":", 1)[1]]
-    return out
-
-
 class JetsonSysfsSensor(Sensor):
     family = FAMILY
     kind = "power"
@@ -118,13 +90,6 @@ class JetsonSysfsSensor(Sensor):
             raise SensorError(f"reading the INA3221 rails failed: {exc}") from exc
 
 
-def is_jetson(root: SysRoot) -> bool:
-    if root.exists("/etc/nv_tegra_release"):
-        return True
-    compatible = root.read_optional("/proc/device-tree/compatible") or ""
-    return "nvidia,tegra" in compatible or "nvidia,p37" in compatible
-
-
 def probe(ctx: Context) -> Probe:
     rails, layout = find_rails(ctx.root)
     if rails:
@@ -136,8 +101,6 @@ def probe(ctx: Context) -> Probe:
             return Probe.missing(FAMILY, str(exc), fix)
         return Probe(FAMILY, sensor=sensor, found=[f"{layout}: {r.name}" for r in rails])
     if is_jetson(ctx.root):
-        from . import tegrastats
-
         found = tegrastats.probe(ctx)
         if found.available:
             found.family = FAMILY

@@ -22,6 +22,7 @@ import math
 import re
 
 from host.commands import CommandResult
+from host.platform import board_model, is_raspberry_pi
 from .errors import SensorError
 from .sensor import Context, Domain, Probe, Sensor
 
@@ -90,8 +91,8 @@ class RpiPmicSensor(Sensor):
 
 
 def probe(ctx: Context, forced: bool = False) -> Probe:
-    model = (ctx.root.read_optional("/proc/device-tree/model") or "").strip("\x00 ")
-    if "Raspberry Pi" not in model and not forced:
+    model = (board_model(ctx.root) or "").strip("\x00 ")
+    if not is_raspberry_pi(ctx.root) and not forced:
         return Probe.missing(FAMILY, "not a Raspberry Pi (no 'Raspberry Pi' in /proc/device-tree/model)")
     try:
         result = ctx.runner.run(ARGV, timeout=5.0)

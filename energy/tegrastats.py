@@ -17,7 +17,7 @@ import threading
 from typing import Iterable
 
 from .errors import SensorError
-from .jetson import combine, domains_for
+from .jetson_domains import combine, domains_for
 from .sensor import Context, Probe, Sensor
 
 FAMILY = "tegrastats"

@@ -1,8 +1,9 @@
-"""Running external commands (``vcgencmd``, ``tegrastats``) through one injectable runner.
+"""Running external commands (``vcgencmd``, ``tegrastats``, ``nvidia-smi``) through one injectable runner.
 
-Readers never call :mod:`subprocess` themselves: they get a :class:`CommandRunner`, so tests can
-replay recorded output (see :class:`energy.fakes.FakeRunner`) and a user can wrap commands
-(``ssh pi ...``) without touching the readers.
+Readers (the energy sensors, the environment fingerprint, the platform detector) never call
+:mod:`subprocess` themselves: they get a :class:`CommandRunner`, so tests can replay recorded
+output (see :class:`energy.fakes.FakeRunner`) and a user can wrap commands (``ssh pi ...``)
+without touching the readers.  :func:`command_output` is the fingerprint's "never raises" view.
 """
 
 from __future__ import annotations
@@ -70,8 +71,23 @@ class SubprocessRunner:
     """The real runner."""
 
     def run(self, argv: Sequence[str], timeout: float = 5.0) -> CommandResult:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
         return CommandResult(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
 
     def stream(self, argv: Sequence[str]) -> LineStream:
         return _PopenStream(argv)
+
+
+def command_output(argv: Sequence[str], runner: CommandRunner | None = None, timeout: float = 3.0) -> str | None:
+    """The stripped stdout of a successful command; ``None`` when it is missing, fails, is too
+    slow or prints nothing.  Never raises: a runner must never break the environment fingerprint."""
+    if not argv:
+        return None
+    try:
+        result = (runner or SubprocessRunner()).run(list(argv), timeout=timeout)
+    except Exception:
+        return None
+    if result.returncode != 0:
+        return None
+    return str(result.stdout).strip() or None

@@ -5,16 +5,17 @@ can be tested without the hardware:
 
 * every file read is re-rooted under ``root`` (argument), else the environment variable
   ``WAVEBENCH_SYSFS_ROOT``, else ``/`` — a test builds a fake tree per board;
-* every command goes through ``run`` (argument), a callable ``run(argv) -> str | None``
-  that returns the command's standard output, or ``None`` when the command is missing or
-  failed — a test feeds recorded output.  The default, :func:`run_command`, never raises.
+* every command goes through ``run`` (argument), a :class:`host.commands.CommandRunner`
+  (default: the real one) read through :func:`host.commands.command_output`, which never
+  raises — a test feeds recorded output (:class:`energy.fakes.FakeRunner`).
 
 Nothing that is missing raises: it is recorded as absent (``{"present": False, "reason": ...}``
 or ``None`` for a single value).  The result is a plain JSON-serialisable dict that a run stores
 in ``run.json`` under ``environment``.
 
 Public API: :func:`collect_environment`, :func:`throttle_snapshot`, :func:`throttle_change`,
-:func:`detect_platform`, :func:`decode_throttled`, :func:`run_command`.
+:func:`decode_throttled` (the board detection is :mod:`host.platform`, the sysfs root
+:mod:`host.sysfs`, the command runner :mod:`host.commands`).
 
 The top-level keys of the fingerprint: ``platform``, ``host``, ``cpu``, ``memory``, ``gpu``,
 ``jetson``, ``rpi``, ``thermal`` (a :func:`throttle_snapshot`), ``software`` and ``summary``
@@ -28,17 +29,16 @@ import importlib.util
 import os
 import platform
 import re
-import shutil
 import socket
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-CommandRunner = Callable[[Sequence[str]], "str | None"]
+from host.commands import CommandRunner, command_output
+from host.platform import board_model, detect_platform, is_jetson, is_raspberry_pi
+from host.sysfs import SysRoot, sysfs_root
 
-ENV_ROOT = "WAVEBENCH_SYSFS_ROOT"
 SCHEMA = 1
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,13 +86,6 @@ NVIDIA_SMI_FIELDS = ("index", "name", "driver_version", "memory.total", "power.l
 # plumbing: the root, files, commands
 
 
-def sysfs_root(root: str | os.PathLike | None = None) -> Path:
-    """The directory every sysfs/procfs/etc path is read under."""
-    if root is None:
-        root = os.environ.get(ENV_ROOT) or "/"
-    return Path(root)
-
-
 def _is_real_root(root: Path) -> bool:
     try:
         return root.resolve() == Path("/")
@@ -101,16 +94,12 @@ def _is_real_root(root: Path) -> bool:
 
 
 def _path(root: Path, path: str) -> Path:
-    return root / path.lstrip("/")
+    return SysRoot(root).real(path)
 
 
 def read_text(root: Path, path: str) -> str | None:
     """The stripped contents of ``root/path`` (device-tree NULs removed), or None."""
-    try:
-        data = _path(root, path).read_bytes()
-    except (OSError, ValueError):
-        return None
-    return data.replace(b"\x00", b"").decode("utf-8", "replace").strip()
+    return SysRoot(root).read_lenient(path)
 
 
 def _read_int(root: Path, path: str) -> int | None:
@@ -121,31 +110,9 @@ def _read_int(root: Path, path: str) -> int | None:
         return None
 
 
-def run_command(argv: Sequence[str], timeout: float = 3.0) -> str | None:
-    """Run a command and return its stdout; ``None`` when missing, failing or too slow."""
-    if not argv or shutil.which(argv[0]) is None:
-        return None
-    try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
-    if proc.returncode != 0:
-        return None
-    return proc.stdout
-
-
 def _call(run: CommandRunner | None, argv: Sequence[str]) -> str | None:
-    """Call the injectable runner; whatever goes wrong, the answer is 'absent'."""
-    runner = run or run_command
-    try:
-        out = runner(list(argv))
-    except Exception:  # a runner must never break the fingerprint
-        return None
-    if out is None:
-        return None
-    out = str(out).strip()
-    return out or None
+    """A command's output through the injectable runner; whatever goes wrong, 'absent'."""
+    return command_output(argv, run)
 
 
 def _parse_cpu_list(text: str | None) -> list[int]:
@@ -362,48 +329,6 @@ def read_gpu(run: CommandRunner | None) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# board detection (device tree)
-
-
-def _board_model(root: Path) -> str | None:
-    return (read_text(root, "/proc/device-tree/model")
-            or read_text(root, "/sys/firmware/devicetree/base/model"))
-
-
-def detect_platform(root: str | os.PathLike | None = None,
-                    run: CommandRunner | None = None) -> dict[str, Any]:
-    """Which device profile fits this machine: ``{"kind": jetson|rpi|gpu|cpu, "reason": ...}``.
-
-    Jetson and Raspberry Pi are recognised from files (device tree, L4T release); an NVIDIA
-    GPU from ``/proc/driver/nvidia/gpus`` or ``nvidia-smi -L``; anything else is ``cpu``.
-    """
-    r = sysfs_root(root)
-    model = _board_model(r)
-    tegra = read_text(r, "/etc/nv_tegra_release")
-    compatible = read_text(r, "/proc/device-tree/compatible") or ""
-    if tegra is not None or (model and "jetson" in model.lower()) or "nvidia,tegra" in compatible:
-        why = (f"/etc/nv_tegra_release present ({tegra.splitlines()[0][:60]})" if tegra
-               else f"device-tree model {model!r}" if model and "jetson" in model.lower()
-               else "device-tree compatible names nvidia,tegra")
-        return {"kind": "jetson", "reason": why, "model": model}
-    if model and model.lower().startswith("raspberry pi"):
-        return {"kind": "rpi", "reason": f"device-tree model {model!r}", "model": model}
-    gpus_dir = _path(r, "/proc/driver/nvidia/gpus")
-    try:
-        n_dirs = len(list(gpus_dir.iterdir())) if gpus_dir.is_dir() else 0
-    except OSError:
-        n_dirs = 0
-    if n_dirs:
-        return {"kind": "gpu", "reason": f"NVIDIA driver lists {n_dirs} GPU(s) in "
-                                         "/proc/driver/nvidia/gpus", "model": model}
-    listing = _call(run, ["nvidia-smi", "-L"])
-    if listing and "GPU" in listing:
-        first = listing.splitlines()[0].strip()
-        return {"kind": "gpu", "reason": f"nvidia-smi -L: {first[:80]}", "model": model}
-    return {"kind": "cpu", "reason": "no Jetson, Raspberry Pi or NVIDIA GPU found", "model": model}
-
-
-# --------------------------------------------------------------------------------------------
 # Jetson
 
 
@@ -452,9 +377,9 @@ def parse_jetson_clocks(text: str | None) -> dict[str, Any]:
 
 
 def read_jetson(root: Path, run: CommandRunner | None) -> dict[str, Any]:
-    model = _board_model(root)
+    model = board_model(root)
     release = read_text(root, "/etc/nv_tegra_release")
-    if release is None and not (model and "jetson" in model.lower()):
+    if not is_jetson(root):
         return _absent("not a Jetson (no /etc/nv_tegra_release, device-tree model "
                        f"{model!r})")
     l4t = None
@@ -497,8 +422,8 @@ def parse_vcgencmd_temp(text: str | None) -> float | None:
 
 
 def read_rpi(root: Path, run: CommandRunner | None) -> dict[str, Any]:
-    model = _board_model(root)
-    if not (model and model.lower().startswith("raspberry pi")):
+    model = board_model(root)
+    if not is_raspberry_pi(root):
         return _absent(f"not a Raspberry Pi (device-tree model {model!r})")
     cpuinfo = read_text(root, "/proc/cpuinfo") or ""
     revision = None
@@ -556,8 +481,7 @@ def throttle_snapshot(root: str | os.PathLike | None = None,
     """
     r = sysfs_root(root)
     snap: dict[str, Any] = {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    model = _board_model(r)
-    if model and model.lower().startswith("raspberry pi"):
+    if is_raspberry_pi(r):
         snap["rpi"] = _rpi_snapshot(run)
     zones = read_thermal_zones(r)
     snap["thermal_zones"] = zones
@@ -699,7 +623,7 @@ def collect_environment(root: str | None = None, run: CommandRunner | None = Non
 
     ``root``: directory that sysfs/procfs/etc paths are read under (default: the
     ``WAVEBENCH_SYSFS_ROOT`` environment variable, else ``/``).  ``run``: command runner,
-    ``run(argv) -> stdout | None`` (default :func:`run_command`).  Never raises for a missing
+    a :class:`host.commands.CommandRunner` (default: the real one).  Never raises for a missing
     file or command; what is missing is recorded as absent.
     """
     r = sysfs_root(root)

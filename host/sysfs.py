@@ -1,6 +1,6 @@
-"""Re-rooted reads of sysfs/procfs.
+"""Re-rooted reads of sysfs/procfs: the one sysfs root of the project.
 
-Every reader in this package names the files it reads by their real absolute path
+Every reader (the energy sensors, the environment fingerprint, the platform detector) names the files it reads by their real absolute path
 (``/sys/class/powercap/intel-rapl:0/energy_uj``) so the code reads like the kernel docs, and
 resolves them through a :class:`SysRoot`.  Tests build fake trees for a laptop, a server or a
 Jetson under a temporary directory and point a ``SysRoot`` at it; users can do the same with
@@ -66,6 +66,17 @@ class SysRoot:
         except FileNotFoundError:
             return None
 
+    def read_lenient(self, path: str) -> str | None:
+        """The stripped content with device-tree NULs removed, or ``None`` on any error.
+
+        For the environment fingerprint and the platform detector, where nothing missing may raise.
+        """
+        try:
+            data = self.real(path).read_bytes()
+        except (OSError, ValueError):
+            return None
+        return data.replace(b"\x00", b"").decode("utf-8", "replace").strip()
+
     def glob(self, pattern: str) -> list[str]:
         """Absolute (un-rooted) paths matching ``pattern``, in natural order."""
         base = str(self.path).rstrip("/")
@@ -74,3 +85,8 @@ class SysRoot:
 
     def __str__(self) -> str:
         return str(self.path)
+
+
+def sysfs_root(root: "str | os.PathLike | SysRoot | None" = None) -> Path:
+    """The directory every sysfs/procfs/etc path is read under (see :meth:`SysRoot.resolve`)."""
+    return SysRoot.resolve(root).path

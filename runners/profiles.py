@@ -9,10 +9,14 @@ first.  ``auto`` picks one from what the machine is, and says why.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+import tomllib
+
+from host.commands import CommandRunner
+from host.platform import detect_platform
 
 PROFILE_DIR = Path(__file__).parent / "device_profiles"
 
@@ -76,20 +80,14 @@ def load_profile(name: str, directory: Path = PROFILE_DIR) -> DeviceProfile:
         raise ProfileError(f"device profile {path} is malformed: {exc}") from None
 
 
-def detect_kind(root: str | None = None, run: Callable | None = None) -> tuple[str, str]:
-    """(profile name, reason) for this machine; uses the environment fingerprint's detector."""
-    try:
-        from host.environment import detect_platform
-    except ImportError:
-        detect_platform = None
-    if detect_platform is not None:
-        found = detect_platform(root=root, run=run)
-        kind = found.get("kind", "cpu")
-        return (kind if kind in profile_names() else "cpu"), found.get("reason", "")
-    return "cpu", "no platform detector available"
+def detect_kind(root: str | None = None, run: CommandRunner | None = None) -> tuple[str, str]:
+    """(profile name, reason) for this machine, from the host's platform detector."""
+    found = detect_platform(root=root, run=run)
+    kind = found.get("kind", "cpu")
+    return (kind if kind in profile_names() else "cpu"), found.get("reason", "")
 
 
-def resolve_profile(name: str, root: str | None = None, run: Callable | None = None) -> DeviceProfile:
+def resolve_profile(name: str, root: str | None = None, run: CommandRunner | None = None) -> DeviceProfile:
     """Load ``name``; for ``auto``, detect the machine and record why the profile was chosen."""
     if name != "auto":
         return load_profile(name)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from runners import environment as env
+from host import environment as env
+from host.commands import CommandResult, command_output
+from host.sysfs import ROOT_ENV
 
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -26,20 +28,24 @@ def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
     return root
 
 
-def recorded(outputs: dict[str, str]):
-    """A command runner that answers from recorded output; anything else is 'missing'."""
-    calls: list[str] = []
+class recorded:
+    """A command runner that answers from recorded output (matched by prefix); anything else
+    is missing, as a program that is not installed."""
 
-    def run(argv):
+    def __init__(self, outputs: dict[str, str]) -> None:
+        self.outputs = outputs
+        self.calls: list[str] = []
+
+    def run(self, argv, timeout: float = 5.0) -> CommandResult:
         key = " ".join(argv)
-        calls.append(key)
-        for prefix, out in outputs.items():
+        self.calls.append(key)
+        for prefix, out in self.outputs.items():
             if key.startswith(prefix):
-                return out
-        return None
+                return CommandResult(tuple(argv), 0, out)
+        raise FileNotFoundError(2, "No such file or directory", argv[0])
 
-    run.calls = calls
-    return run
+    def stream(self, argv):
+        raise FileNotFoundError(2, "No such file or directory", argv[0])
 
 
 def cpu_files(n: int, *, governor: str, driver: str, max_khz: int, min_khz: int,
@@ -301,10 +307,11 @@ def test_nvidia_smi_na_fields():
 
 
 def test_nothing_raises_on_empty_root_and_broken_runner(tmp_path):
-    def broken(argv):
-        raise RuntimeError("boom")
+    class broken(recorded):
+        def run(self, argv, timeout: float = 5.0):
+            raise RuntimeError("boom")
 
-    e = env.collect_environment(str(tmp_path), broken)
+    e = env.collect_environment(str(tmp_path), broken({}))
     json.dumps(e)
     assert e["platform"]["kind"] == "cpu"
     assert e["cpu"]["model"] is None and e["cpu"]["logical_cores"] is None
@@ -313,14 +320,14 @@ def test_nothing_raises_on_empty_root_and_broken_runner(tmp_path):
 
 
 def test_env_var_reroots(pi5, monkeypatch):
-    monkeypatch.setenv(env.ENV_ROOT, str(pi5))
+    monkeypatch.setenv(ROOT_ENV, str(pi5))
     assert env.detect_platform(run=recorded({}))["kind"] == "rpi"
 
 
 def test_default_runner_missing_command_is_absent():
-    assert env.run_command(["definitely-not-a-command-wavebench"]) is None
-    assert env.run_command(["false"]) is None
-    assert env.run_command(["echo", "hi"]).strip() == "hi"
+    assert command_output(["definitely-not-a-command-wavebench"]) is None
+    assert command_output(["false"]) is None
+    assert command_output(["echo", "hi"]) == "hi"
 
 
 def test_software_versions():

@@ -2,6 +2,7 @@
 
 import pytest
 
+from energy.fakes import FakeRunner
 from runners.profiles import ProfileError, load_profile, profile_names, resolve_profile
 from runners.settings import SettingsError, build_settings
 
@@ -106,7 +107,7 @@ def _fake_tree(tmp_path, model_text):
 
 def test_auto_detects_a_raspberry_pi_and_says_why(tmp_path):
     root = _fake_tree(tmp_path, "Raspberry Pi 5 Model B Rev 1.0\x00")
-    profile = resolve_profile("auto", root=root, run=lambda argv: None)
+    profile = resolve_profile("auto", root=root, run=FakeRunner())
     assert profile.name == "rpi"
     assert "Raspberry Pi" in profile.chosen_because
 
@@ -115,11 +116,11 @@ def test_auto_detects_a_jetson(tmp_path):
     root = _fake_tree(tmp_path, "NVIDIA Jetson Orin NX Engineering Reference Developer Kit\x00")
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "nv_tegra_release").write_text("# R35 (release), REVISION: 4.1\n")
-    assert resolve_profile("auto", root=root, run=lambda argv: None).name == "jetson"
+    assert resolve_profile("auto", root=root, run=FakeRunner()).name == "jetson"
 
 
 def test_auto_on_this_machine_is_cpu(tmp_path):
-    profile = resolve_profile("auto", root=str(tmp_path), run=lambda argv: None)
+    profile = resolve_profile("auto", root=str(tmp_path), run=FakeRunner())
     assert profile.name == "cpu" and profile.chosen_because
 
 

@@ -11,7 +11,7 @@ import urllib.error
 import pytest
 import torch
 
-from export import weights as W
+from models import weights as W
 from models.registry import get_spec
 
 WAV = torch.randn(2, 4000, generator=torch.Generator().manual_seed(7)) * 0.1
