@@ -11,6 +11,7 @@ self-contained HTML page, a JSON dump and plots into one output folder.
 or ``python -m compare --results results,pi=copied/results --by device``.
 """
 
+from ._cli import compare_folders
 from .load import ResultError, Run, find_run_folders, load_results, load_run
 from .match import AXES, Comparison, build_comparison
 from .plots import make_plots
@@ -24,6 +25,4 @@ __all__ = ["AXES", "Comparison", "ResultError", "Run", "bootstrap_ratio_ci", "bu
 
 def run_compare(results, by: str = "device", out=None, base: str | None = None):
     """Load, match, plot and write the reports; returns (Comparison, {kind: path})."""
-    from ._cli import compare_folders
-
     return compare_folders(results, by=by, out=out, base=base)

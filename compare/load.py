@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runstore.folder import CELLS_FILE, scan_cells
 from runstore.records import cell_key
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
@@ -87,34 +88,24 @@ def read_run_json(folder: Path) -> dict[str, Any]:
 
 
 def read_cells(folder: Path) -> tuple[dict[tuple, dict[str, Any]], int]:
-    """The latest record per cell key (cells.jsonl is append-only), and skipped lines.
+    """The latest record per cell key (through the run store), and the skipped torn last line.
 
-    A truncated last line (a run killed mid-write) is skipped; a malformed line elsewhere is
-    an error.
+    A truncated last line (a run killed mid-write) is skipped; a damaged line elsewhere is an
+    error: a comparison of a half-read run would mislead.
     """
-    path = folder / "cells.jsonl"
+    path = folder / CELLS_FILE
     try:
-        lines = path.read_text().splitlines()
+        scan = scan_cells(folder)
     except FileNotFoundError:
         raise ResultError(f"{folder}: not a wavebench result (run.json present but cells.jsonl "
                           "missing)") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ResultError(f"{path}: unreadable ({exc})") from None
-    cells: dict[tuple, dict[str, Any]] = {}
-    skipped = 0
-    numbered = [(i, line) for i, line in enumerate(lines, 1) if line.strip()]
-    for pos, (lineno, line) in enumerate(numbered):
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict) or "model" not in record:
-                raise ValueError("not a cell record (expected a JSON object with model, runtime, ...)")
-        except ValueError as exc:
-            if pos == len(numbered) - 1:  # a torn final append
-                skipped += 1
-                continue
-            raise ResultError(f"{path}:{lineno}: not a wavebench cell record ({exc})") from None
-        cells[cell_key(record)] = record  # later lines win
-    return cells, skipped
+    if scan.damaged:
+        lineno, _ = scan.damaged[0]
+        raise ResultError(f"{path}:{lineno}: not a wavebench cell record (expected a JSON object "
+                          "with model, runtime, ...)")
+    return {cell_key(r): r for r in scan.records}, int(scan.torn_last_line)
 
 
 def load_run(folder: str | Path, label: str | None = None) -> Run:

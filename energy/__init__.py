@@ -17,12 +17,13 @@ Typical use inside a benchmark worker::
 ``python -m energy`` lists what this machine has and how to enable what it lacks.
 """
 
+from host.sysfs import ROOT_ENV, SysRoot
+
 from .discover import FAMILIES, open_meter, parse_spec, probe_all
 from .errors import EnergyConfigError, SensorError
 from .meter import EnergyMeter
 from .result import FIELDS, empty_fields
 from .sensor import Context, Domain, Probe, Sensor
-from host.sysfs import ROOT_ENV, SysRoot
 
 __all__ = [
     "FAMILIES",

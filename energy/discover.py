@@ -17,13 +17,14 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Mapping
 
+from host.commands import CommandRunner, SubprocessRunner
+from host.sysfs import SysRoot
+
 from . import csvmeter, estimate, hwmon, jetson, nvml, rapl, rpi, tegrastats
 from .clock import Clock, SystemClock
-from host.commands import CommandRunner, SubprocessRunner
 from .errors import EnergyConfigError
 from .meter import EnergyMeter
 from .sensor import Context, Probe
-from host.sysfs import SysRoot
 
 #: families ``auto`` tries, in its default order (accelerators first: they are what a GPU/Jetson run is about)
 AUTO_FAMILIES = ("nvml", "jetson", "rpi", "rapl", "hwmon")

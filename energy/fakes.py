@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 from host.commands import CommandResult
+
 from .sensor import Domain, Sensor
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from host.sysfs import SysRoot
+
 from .errors import SensorError
 from .sensor import Context, Domain, Probe, Sensor
-from host.sysfs import SysRoot
 
 FAMILY = "hwmon"
 METER_PREFIXES = ("ina2",)

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from host.platform import is_jetson
+from host.sysfs import SysRoot
+
 from . import tegrastats
 from .errors import SensorError
 from .jetson_domains import combine, domains_for
 from .sensor import Context, Probe, Sensor
-from host.platform import is_jetson
-from host.sysfs import SysRoot
 
 FAMILY = "jetson"
 HWMON_GLOB = "/sys/bus/i2c/drivers/ina3221/*-004?/hwmon/hwmon*"

@@ -21,9 +21,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from host.sysfs import SysRoot
+
 from .errors import SensorError
 from .sensor import Context, Domain, Probe, Sensor
-from host.sysfs import SysRoot
 
 FAMILY = "rapl"
 POWERCAP = "/sys/class/powercap"

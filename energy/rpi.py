@@ -23,6 +23,7 @@ import re
 
 from host.commands import CommandResult
 from host.platform import board_model, is_raspberry_pi
+
 from .errors import SensorError
 from .sensor import Context, Domain, Probe, Sensor
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from .clock import Clock, SystemClock
 from host.commands import CommandRunner, SubprocessRunner
 from host.sysfs import SysRoot
+
+from .clock import Clock, SystemClock
 
 Kind = Literal["energy", "power", "log"]
 

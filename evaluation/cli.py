@@ -46,8 +46,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # deferred: the evaluation (torch, sklearn) is loaded only after the arguments are valid
     from evaluation.data import DataError
     from evaluation.run import EvalSettings, evaluate
+
+    # deferred: torch is loaded only after the arguments are valid
     from models.weights import WeightsError
 
     if args.batch_size < 1:
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, WeightsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # deferred: the evaluation (torch, sklearn) is loaded only after the arguments are valid
     from evaluation.report import accuracy_table, front_sentence
 
     print(accuracy_table(run.records))

@@ -190,6 +190,7 @@ def resample(wave: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray
     """Polyphase resampling (``scipy.signal.resample_poly``) from ``sr`` to ``target``."""
     if sr == target:
         return wave
+    # deferred: scipy is needed only on this path of make eval
     from scipy.signal import resample_poly
 
     g = gcd(int(sr), int(target))
@@ -198,6 +199,7 @@ def resample(wave: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray
 
 def load_clip(path: str | Path, min_samples: int = 400) -> np.ndarray:
     """16 kHz mono float32 samples of ``path``, or :class:`BadClip` with the reason."""
+    # deferred: soundfile (libsndfile) is needed only to read or write audio files
     import soundfile as sf
 
     path = Path(path)
@@ -226,6 +228,7 @@ def load_dataset(dataset: Dataset, min_samples: int = 400, progress: bool = Fals
     clips, waves, skipped = [], [], []
     items = dataset.clips
     if progress:
+        # deferred: tqdm is needed only when a progress bar is shown
         from tqdm import tqdm
 
         items = tqdm(items, desc=f"reading {dataset.name}", unit="clip", leave=False)

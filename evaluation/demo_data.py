@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.data import load_clip
+
 SAMPLE_RATE = 16_000
 CLASSES = ("tone", "chirp", "noise", "clicks", "am_tone", "fm_warble")
 KEYWORDS = ("yes", "no", "up", "down", "left", "right")
@@ -44,6 +46,7 @@ def _tone(rng: np.random.Generator, t: np.ndarray, f0: float) -> np.ndarray:
 
 
 def _bandpass_noise(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+    # deferred: scipy is needed only on this path of make eval
     from scipy.signal import butter, sosfilt
 
     lo = rng.uniform(200, 3000)
@@ -109,6 +112,7 @@ def _degrade(rng: np.random.Generator, x: np.ndarray, sr: int) -> np.ndarray:
 def write_demo(out: str | Path, per_class: int = 20, seed: int = 0, classes: tuple[str, ...] = CLASSES,
                keywords: bool | None = None) -> dict[str, int]:
     """Write the demo set to ``out``; returns clips per class.  ``keywords=None``: when espeak-ng exists."""
+    # deferred: soundfile (libsndfile) is needed only to read or write audio files
     import soundfile as sf
 
     out = Path(out)
@@ -134,9 +138,8 @@ def write_demo(out: str | Path, per_class: int = 20, seed: int = 0, classes: tup
 
 def write_keywords(out: Path, per_class: int, seed: int = 0) -> dict[str, int]:
     """Spoken keywords with espeak-ng: voices x speeds x pitch, plus noise and gain."""
+    # deferred: soundfile (libsndfile) is needed only to read or write audio files
     import soundfile as sf
-
-    from evaluation.data import load_clip
 
     exe = shutil.which("espeak-ng")
     if exe is None:

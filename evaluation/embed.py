@@ -108,6 +108,7 @@ def embed(runtime: Any, spec: Any, waves: list[np.ndarray], batch_size: int = 8,
     timings = []
     iterator = batches
     if progress:
+        # deferred: tqdm is needed only when a progress bar is shown
         from tqdm import tqdm
 
         iterator = tqdm(batches, desc=desc or "embedding", unit="batch", leave=False)

@@ -64,6 +64,7 @@ def make_splits(labels: list[str], splits: list[str | None], method: str, seed: 
         if len(names) > 1:
             return ([Split(np.flatnonzero(s != f), np.flatnonzero(s == f), f) for f in names],
                     f"the dataset's {len(names)} folds (leave one out)")
+    # deferred: scikit-learn is needed only by the probe of make eval
     from sklearn.model_selection import StratifiedKFold
 
     smallest = min(np.unique(y, return_counts=True)[1])
@@ -76,9 +77,12 @@ def make_splits(labels: list[str], splits: list[str | None], method: str, seed: 
 
 
 def _fit_score(x: np.ndarray, y: np.ndarray, split: Split, seed: int, c: float) -> float:
+    # deferred: scikit-learn is needed only by the probe of make eval
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
+
+    # deferred: scikit-learn is needed only by the probe of make eval
     from sklearn.preprocessing import StandardScaler
 
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))

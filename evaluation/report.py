@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tabulate import tabulate
+
 SUMMARY_FIELDS = ("model", "runtime", "weights", "status", "eval_dataset", "eval_metric", "accuracy",
                   "accuracy_layer", "accuracy_last", "accuracy_last_layer", "chance_accuracy", "probe_method",
                   "n_clips", "n_classes", "params_total", "macs_per_audio_s", "real_clip_latency_median_s",
@@ -65,9 +67,11 @@ def fronts(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def plot_pareto(records: list[dict[str, Any]], key: str, xlabel: str, path: Path, dpi: int = 110) -> Path | None:
+    # deferred: matplotlib is heavy and optional: a board without it still gets its tables
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib is heavy and optional: a board without it still gets its tables
     import matplotlib.pyplot as plt
 
     pts = [r for r in records if r.get("status") == "ok" and r.get("accuracy") is not None and r.get(key) is not None]
@@ -106,9 +110,11 @@ def plot_pareto(records: list[dict[str, Any]], key: str, xlabel: str, path: Path
 
 
 def plot_layers(records: list[dict[str, Any]], path: Path, dpi: int = 110) -> Path | None:
+    # deferred: matplotlib is heavy and optional: a board without it still gets its tables
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib is heavy and optional: a board without it still gets its tables
     import matplotlib.pyplot as plt
 
     ok = [r for r in records if r.get("status") == "ok" and r.get("accuracy_per_layer")]
@@ -154,8 +160,6 @@ def _si(x: Any) -> str:
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    from tabulate import tabulate
-
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -211,6 +215,7 @@ def synthetic_table(records: list[dict[str, Any]]) -> tuple[str, list[float]]:
 def _spearman(a: list[float], b: list[float]) -> float | None:
     if len(a) < 3:
         return None
+    # deferred: scipy is needed only on this path of make eval
     from scipy.stats import spearmanr
 
     return float(spearmanr(a, b).statistic)

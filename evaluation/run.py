@@ -12,7 +12,6 @@ with ``status: error`` and the run goes on.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -22,9 +21,27 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.data import SAMPLE_RATE, DataError, LoadedData, data_fingerprint, discover, limit_per_class, load_dataset
+from energy import open_meter
+from evaluation.data import (
+    SAMPLE_RATE,
+    DataError,
+    LoadedData,
+    data_fingerprint,
+    discover,
+    limit_per_class,
+    load_dataset,
+)
 from evaluation.embed import EmbeddingCache, Embeddings, cache_key, efficiency, embed
 from evaluation.probe import METRIC, make_splits, probe_layers
+from evaluation.report import write_report
+from export.onnx_export import export_model
+from flops import analytic_count
+from models.registry import LAB_SUITE, get_spec
+from models.weights import load_weights
+from runners.audio import synthetic_batch
+from runners.harness import TimingPolicy, time_callable
+from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime
+from runstore.folder import CELLS_FILE, read_cells
 
 RUNTIMES = ("pytorch", "onnxruntime")
 ENERGY_FIELDS = ("energy_j", "energy_gross_j", "energy_per_audio_s_j", "power_w_mean", "idle_power_w",
@@ -57,8 +74,6 @@ class EvalSettings:
 
 
 def _lab_suite() -> tuple[str, ...]:
-    from models.registry import LAB_SUITE
-
     return LAB_SUITE
 
 
@@ -78,44 +93,18 @@ class EvalRun:
 
 # ---------------------------------------------------------------- pieces
 
-def onnx_file(name: str, model: Any, weights_label: str, settings: EvalSettings) -> tuple[Path, str]:
-    """(ONNX file matching these weights, its identity for the cache key)."""
-    from export.onnx_export import export_model, onnx_path
+def onnx_file(name: str, settings: EvalSettings) -> tuple[Path, str]:
+    """(ONNX file of ``name`` with ``settings.weights``, its identity for the cache key).
 
-    if weights_label in ("random", "none"):
-        entry = export_model(name, settings.onnx_dir, tiny=settings.tiny)
-        return onnx_path(settings.onnx_dir, name, settings.tiny), str(entry.get("sha256"))
-    # real weights: export this very module (the registry's export builds random weights)
-    import hashlib
-
-    import torch
-
-    from export.onnx_export import ExportError, _torch_export, check_onnx
-    from models.registry import get_spec
-
-    tag = hashlib.sha256(weights_label.encode()).hexdigest()[:12]
-    folder = settings.out_dir / "onnx"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = onnx_path(folder, f"{name}-w{tag}", settings.tiny)
-    if not path.exists():
-        spec = get_spec(name)
-        with torch.inference_mode():
-            n_out = len(model(torch.randn(1, max(spec.min_samples * 2, 1600))))
-        tmp = path.with_name(path.stem + ".tmp.onnx")
-        _torch_export(model, spec, tmp, "torchscript", n_out)
-        bad = [c for c in check_onnx(model, tmp) if not c.ok]
-        if bad:
-            tmp.unlink(missing_ok=True)
-            raise ExportError(f"{name}: ONNX export with weights {weights_label} differs from PyTorch "
-                              f"(max abs err {bad[0].max_abs_err:.3g}, cosine {bad[0].cosine:.6f})")
-        tmp.replace(path)
-    st = path.stat()
-    return path, f"{path.name}|{st.st_size}|{st.st_mtime_ns}"
+    The same export the benchmark uses (``export_model(weights=...)``, checked against PyTorch
+    and kept in the ONNX folder's manifest), so ``WEIGHTS=pretrained make bench`` and ``make eval``
+    share one file.
+    """
+    entry = export_model(name, settings.onnx_dir, tiny=settings.tiny, weights=settings.weights)
+    return Path(entry["path"]), str(entry.get("sha256"))
 
 
 def make_runtime(kind: str, model: Any, onnx: Path | None, settings: EvalSettings) -> Any:
-    from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime
-
     if kind == "pytorch":
         return PyTorchRuntime(lambda: model, settings.threads)
     if kind == "onnxruntime":
@@ -125,9 +114,6 @@ def make_runtime(kind: str, model: Any, onnx: Path | None, settings: EvalSetting
 
 def synthetic_latency(runtime: Any, n_samples: int) -> dict[str, Any]:
     """Median latency of one synthetic clip (batch 1) of ``n_samples``: the benchmark's input."""
-    from runners.audio import synthetic_batch
-    from runners.harness import TimingPolicy, time_callable
-
     policy = TimingPolicy(min_reps=5, min_time_s=0.3, max_reps=200, max_time_s=3.0, warmup_calls=1,
                           warmup_time_s=0.05)
     call = runtime.make_call(runtime.prepare(synthetic_batch(1, n_samples)))
@@ -142,10 +128,6 @@ def open_energy(spec: str) -> tuple[Any, str | None]:
     """(meter or None, reason when none): the ``energy`` package when it offers ``open_meter``."""
     if spec == "none":
         return None, "energy measurement switched off (--energy none)"
-    try:
-        from energy import open_meter
-    except Exception as exc:  # the package is optional here
-        return None, f"no energy package ({type(exc).__name__}: {exc})"
     try:
         meter = open_meter(spec)
     except Exception as exc:
@@ -166,20 +148,10 @@ def measure_energy(meter: Any, runtime: Any, spec: Any, waves: list[np.ndarray],
 
 
 def read_bench_cells(run_dir: Path) -> list[dict[str, Any]]:
-    """Cells of a benchmark run folder (latest record of a cell wins; broken lines skipped)."""
-    path = Path(run_dir) / "cells.jsonl"
-    if not path.exists():
+    """The ok cells of a benchmark run folder, read through the run store."""
+    if not (Path(run_dir) / CELLS_FILE).exists():
         raise DataError(f"--bench-run {run_dir}: no cells.jsonl there (expected results/<device>/<run_id>/)")
-    latest: dict[tuple, dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        key = (rec.get("model"), rec.get("runtime"), rec.get("provider"), rec.get("variant"),
-               rec.get("batch_size"), rec.get("duration_s"))
-        latest[key] = rec
-    return [r for r in latest.values() if r.get("status") == "ok"]
+    return [r for r in read_cells(run_dir) if r.get("status") == "ok"]
 
 
 def bench_fields(cells: list[dict[str, Any]], model: str, runtime: str, duration_s: float) -> dict[str, Any]:
@@ -202,10 +174,6 @@ def bench_fields(cells: list[dict[str, Any]], model: str, runtime: str, duration
 def analytic_macs_per_audio_s(name: str, lengths: np.ndarray, tiny: bool) -> float | None:
     """MACs per audio second over the clips' own lengths (``flops.formulas``), if available."""
     try:
-        from flops import analytic_count
-    except Exception:
-        return None
-    try:
         values, counts = np.unique(lengths, return_counts=True)
         total = sum(int(c) * analytic_count(name, 1, int(n), tiny=tiny).macs for n, c in zip(values, counts))
     except Exception:
@@ -223,9 +191,6 @@ def _run_folder(settings: EvalSettings, dataset_name: str) -> Path:
 
 def evaluate(settings: EvalSettings) -> EvalRun:
     """Run the whole evaluation; raises DataError/WeightsError/ValueError for bad input."""
-    from models.registry import get_spec
-    from models.weights import load_weights
-
     for rt in settings.runtimes:
         if rt not in RUNTIMES:
             raise ValueError(f"unknown runtime {rt!r}; valid: {', '.join(RUNTIMES)}")
@@ -294,8 +259,6 @@ def evaluate(settings: EvalSettings) -> EvalRun:
     if meter is not None:
         meter.close()
     run = EvalRun(folder, records, data, method, settings)
-    from evaluation.report import write_report
-
     run.files = write_report(run)
     return run
 
@@ -305,7 +268,7 @@ def _embeddings(name: str, spec: Any, model: Any, weights_label: str, rt: str, s
                 idle_w: float | None, energy_reason: str | None) -> Embeddings:
     onnx, onnx_id = (None, None)
     if rt == "onnxruntime":
-        onnx, onnx_id = onnx_file(name, model, weights_label, settings)
+        onnx, onnx_id = onnx_file(name, settings)
     max_batch = int(settings.max_batch_s * SAMPLE_RATE)
     key = cache_key(model=name, weights=weights_label, runtime=rt, provider=settings.provider if onnx else "cpu",
                     onnx=onnx_id, data=data_fp, tiny=settings.tiny, batch_size=settings.batch_size,

@@ -8,11 +8,11 @@ outputs disagree.  Re-export is skipped when the model, the exporter and the fil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import re
 import io
 import json
-import contextlib
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from export.params import count_parameters, onnx_initializer_count
+from models.build import build_weighted
 from models.registry import ModelSpec, get_spec
 
 OPSET = {"torchscript": 17, "dynamo": 18}
@@ -92,6 +93,7 @@ def compare_outputs(reference: list[np.ndarray], candidate: list[np.ndarray]) ->
 
 def check_onnx(model: torch.nn.Module, path: Path, seed: int = 1234) -> list[CheckResult]:
     """Run PyTorch and ONNX Runtime on fresh random inputs and compare every output."""
+    # deferred: onnxruntime is heavy and optional on a PyTorch-only path
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -156,16 +158,6 @@ def describe_model(name: str, *, tiny: bool = False, weights: str = "random") ->
             "published_note": spec.published_note, "onnx_bytes": None}
 
 
-def build_weighted(name: str, tiny: bool, weights: str | None) -> tuple[torch.nn.Module, str]:
-    """The registry's model with ``weights`` loaded (``random``: the seeded random weights)."""
-    model = get_spec(name).build(tiny)
-    if not weights or weights == "random":
-        return model, "random"
-    from models.weights import load_weights
-
-    return model.eval(), load_weights(name, model, weights)
-
-
 def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter: str = "torchscript",
                  force: bool = False, weights: str = "random") -> dict[str, Any]:
     """Export ``name`` (unless an identical export exists) and return its manifest entry."""
@@ -203,6 +195,7 @@ def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter
         raise ExportError(f"{name}: ONNX output differs from PyTorch: " + "; ".join(
             f"batch {c.batch} x {c.samples} samples: max abs err {c.max_abs_err:.3g}, "
             f"cosine {c.cosine:.6f}" for c in bad))
+    # deferred: onnx is loaded only where a graph is read or written
     import onnx
 
     entry = {

@@ -52,6 +52,7 @@ def count_parameters(model: nn.Module, example: torch.Tensor) -> ParamCounts:
 
 def onnx_initializer_count(path: str | Path) -> int:
     """Number of values in the ONNX file's initializers and constant tensors."""
+    # deferred: onnx is loaded only where a graph is read or written
     import onnx
     from onnx import numpy_helper
 

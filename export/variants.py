@@ -21,7 +21,10 @@ import contextlib
 import io
 import json
 import logging
+import warnings
 from pathlib import Path
+
+from export.onnx_export import file_sha256
 
 VARIANTS = ("fp32", "fp16", "int8")
 ORT_OPT_LEVELS = ("disable", "basic", "extended", "all")
@@ -61,8 +64,6 @@ def onnx_variant(fp32_path: str | Path, variant: str) -> Path:
         raise VariantError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
     out = fp32_path.with_name(fp32_path.stem + f".{variant}.onnx")
     stamp = out.with_suffix(".json")
-    from export.onnx_export import file_sha256
-
     source_digest = file_sha256(fp32_path)
     wanted = {"source": fp32_path.name, "source_sha256": source_digest, "variant": variant,
               "recipe": RECIPES[variant]}
@@ -82,13 +83,17 @@ def onnx_variant(fp32_path: str | Path, variant: str) -> Path:
 
 def _convert(fp32_path: Path, out: Path, variant: str) -> None:
     if variant == "fp16":
+        # deferred: onnx is loaded only where a graph is read or written
         import onnx
+
+        # deferred: onnxruntime is heavy and optional on a PyTorch-only path
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
         model = onnx.load(str(fp32_path))
         converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
         onnx.save(converted, str(out))
     else:
+        # deferred: onnxruntime is heavy and optional on a PyTorch-only path
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantize_dynamic(str(fp32_path), str(out), weight_type=QuantType.QInt8,
@@ -97,6 +102,7 @@ def _convert(fp32_path: Path, out: Path, variant: str) -> None:
 
 def torch_variant(model, variant: str, device: str):
     """(model, input dtype) for ``variant`` of a PyTorch model on ``device``."""
+    # deferred: torch is heavy and optional on an ONNX-Runtime-only path
     import torch
 
     if variant == "fp32":
@@ -106,8 +112,6 @@ def torch_variant(model, variant: str, device: str):
     if variant == "int8":
         if device != "cpu":
             raise VariantError(f"PyTorch int8 (dynamic quantisation) runs on the CPU only, not on {device}")
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

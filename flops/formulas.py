@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.frontend import HOP, N_FFT, N_MELS
+from models.hf_models import TINY
+from models.registry import get_spec
+from models.s3prl_models import chunk_plan
 
 # ---------------------------------------------------------------------------------------------
 # Analytic formulas (docs/flops.md derives each one)
@@ -22,8 +25,6 @@ def arch_config(name: str, tiny: bool = False) -> dict[str, Any]:
 
     ``tests/test_flops.py`` checks these against the built modules, so they cannot drift.
     """
-    from models.registry import get_spec
-
     spec = get_spec(name)
     kind = spec.arch["kind"]
     if kind == "logmel":
@@ -38,9 +39,8 @@ def arch_config(name: str, tiny: bool = False) -> dict[str, Any]:
         return {"kind": kind, "layers": spec.arch["layers"], "hidden": 768, "heads": 12, "ffn": 3072,
                 "chunk_frames": spec.arch["chunk_frames"], "shared": spec.arch.get("shared", False)}
     if kind == "wav2vec2":
+        # deferred: transformers is heavy (seconds); only the models that need it load it
         from transformers import Wav2Vec2Config
-
-        from models.hf_models import TINY
 
         size = {"layers": spec.arch["layers"], "hidden": spec.arch["hidden"]}
         big = spec.arch["hidden"] == 1024
@@ -96,8 +96,6 @@ class AnalyticCount:
 def analytic_count(name: str, batch: int, n_samples: int, tiny: bool = False,
                    config: dict[str, Any] | None = None) -> AnalyticCount:
     """Matmul/conv/recurrent MACs from the architecture alone, per layer (docs/flops.md)."""
-    from models.registry import get_spec
-
     spec = get_spec(name)
     if n_samples < spec.min_samples:
         raise ValueError(f"{name}: {n_samples} samples is below the minimum of {spec.min_samples}")
@@ -114,8 +112,6 @@ def analytic_count(name: str, batch: int, n_samples: int, tiny: bool = False,
                 layers[f"gru {i}"] = batch * frames * 3 * h * (inp + h)
                 inp = h
         elif kind == "s3prl-transformer":
-            from models.s3prl_models import chunk_plan
-
             n, c = chunk_plan(frames, cfg["chunk_frames"])
             seqs, d = batch * n, cfg["hidden"]
             tokens = seqs * c  # padded frames are computed too
@@ -153,6 +149,7 @@ def analytic_count(name: str, batch: int, n_samples: int, tiny: bool = False,
 def torch_flop_count(module: Any, wav: Any) -> int:
     """FLOPs by ``torch.utils.flop_counter.FlopCounterMode`` (matmul/conv/attention only),
     with the CPU SDPA kernel priced as SDPA (torch 2.13 has no formula for it)."""
+    # deferred: torch is heavy and optional on an ONNX-Runtime-only path
     import torch
     from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from models.frontend import SAMPLE_RATE
 
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +190,7 @@ def _price(node: Any, tensors: dict[str, Any]) -> tuple[int, int, bool]:
 
 
 def _is_static(tensors: dict[str, Any], name: str) -> bool:
+    # deferred: onnx-tool is loaded only when a graph is counted
     from onnx_tool.tensor import STATIC_TENSOR
 
     return bool(name) and tensors[name].type == STATIC_TENSOR
@@ -201,7 +204,10 @@ class GraphCounter:
     """
 
     def __init__(self, source: str | Path | Any, model: str = "") -> None:
+        # deferred: onnx is loaded only where a graph is read or written
         import onnx
+
+        # deferred: onnx-tool is loaded only when a graph is counted
         import onnx_tool
 
         if isinstance(source, (str, Path)):
@@ -226,8 +232,6 @@ class GraphCounter:
         self.input_name = self._m.graph.input[0]
 
     def count(self, batch: int, n_samples: int) -> FlopCount:
-        import numpy as np
-
         g = self._m.graph
         with self._lock:
             try:

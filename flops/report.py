@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from tabulate import tabulate
+
+from export.onnx_export import onnx_path
 from flops.formulas import analytic_count
 from flops.graph import (
     CorruptOnnxError,
     GraphCounter,
 )
 from models.frontend import SAMPLE_RATE
+from models.registry import LAB_SUITE, UnknownModelError, get_spec
 
 # ---------------------------------------------------------------------------------------------
 # Report and command line
@@ -46,9 +51,6 @@ def _m(x: float) -> str:
 def build_report(models: list[str], durations: list[float], batch_sizes: list[int],
                  onnx_dir: Path, log=print) -> dict[str, Any]:
     """Count every model x batch x duration from its ONNX file; raise UsageError on bad input."""
-    from export.onnx_export import onnx_path
-    from models.registry import UnknownModelError, get_spec
-
     specs = []
     for name in models:
         try:
@@ -103,10 +105,6 @@ def build_report(models: list[str], durations: list[float], batch_sizes: list[in
 
 
 def write_report(report: dict[str, Any], out: Path) -> list[Path]:
-    import csv
-
-    from tabulate import tabulate
-
     out.mkdir(parents=True, exist_ok=True)
     rows, details = report["rows"], report["details"]
     written = []
@@ -182,9 +180,11 @@ def write_report(report: dict[str, Any], out: Path) -> list[Path]:
 
 
 def _plot(report: dict[str, Any], out: Path) -> Path | None:
+    # deferred: matplotlib is heavy and optional: a board without it still gets its tables
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib is heavy and optional: a board without it still gets its tables
     import matplotlib.pyplot as plt
 
     b0 = report["batch_sizes"][0]
@@ -211,8 +211,6 @@ def _plot(report: dict[str, Any], out: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from models.registry import LAB_SUITE
-
     env = os.environ
     p = argparse.ArgumentParser(prog="python -m flops",
                                 description="MACs/FLOPs report from the ONNX graphs (make flops)")
@@ -234,8 +232,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     written = write_report(report, Path(args.out))
-    from tabulate import tabulate
-
     b0 = batch_sizes[0]
     table = [[r["model"], f"{r['duration_s']:g}", _g(r["macs"]), f"{r['gmacs_per_audio_s']:,.3f}",
               f"{100 * r['attention_share']:.1f}%", f"{r['other_gflops']:,.3f}"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
 import os
 import platform
 import re
@@ -533,7 +534,8 @@ def wavebench_version(repo_root: Path = REPO_ROOT) -> str | None:
         pass
     if text:
         try:
-            import tomllib  # Python 3.11+
+            # deferred: tomllib exists on Python 3.11+ only; a fallback follows
+            import tomllib
 
             version = tomllib.loads(text).get("project", {}).get("version")
             if version:
@@ -585,7 +587,8 @@ def _torch_cuda_version() -> str | None:
 
 def _ort_providers() -> tuple[list[str] | None, str | None]:
     try:
-        import onnxruntime  # noqa: PLC0415 — optional, ~0.15 s
+        # deferred: onnxruntime is heavy and optional on a PyTorch-only path
+        import onnxruntime
 
         return list(onnxruntime.get_available_providers()), None
     except Exception as exc:  # not installed, or a broken build
@@ -662,8 +665,6 @@ def summarize(env: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m host.environment``: print the fingerprint as JSON."""
-    import json
-
     print(json.dumps(collect_environment(), indent=2))
     return 0
 

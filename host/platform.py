@@ -15,7 +15,6 @@ from host.commands import CommandRunner, command_output
 from host.sysfs import SysRoot
 
 
-
 def board_model(root: str | os.PathLike | SysRoot | None = None) -> str | None:
     """The device-tree model string (``Raspberry Pi 5 Model B Rev 1.0``), or ``None``."""
     r = SysRoot.resolve(root)

@@ -51,6 +51,7 @@ def dft_basis(n_fft: int = N_FFT) -> torch.Tensor:
 
 def mel_matrix(n_fft: int = N_FFT, n_mels: int = N_MELS, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """(n_freq, n_mels) HTK mel filterbank from transformers' well-kept implementation."""
+    # deferred: transformers is heavy (seconds); only the models that need it load it
     from transformers.audio_utils import mel_filter_bank
 
     fb = mel_filter_bank(

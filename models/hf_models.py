@@ -26,6 +26,7 @@ class HFEncoder(nn.Module):
 
     def __init__(self, family: str, **config: Any) -> None:
         super().__init__()
+        # deferred: transformers is heavy (seconds); only the models that need it load it
         from transformers import AutoModel, HubertConfig, Wav2Vec2Config
 
         config_cls = {"wav2vec2": Wav2Vec2Config, "hubert": HubertConfig}[family]

@@ -9,57 +9,27 @@ Weights are random (seeded): latency and FLOPs do not depend on weight values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
 from models.frontend import HOP, N_FFT, SAMPLE_RATE
+from models.hf_models import TINY, HFEncoder
+from models.s3prl_models import APCModel, LogMelModel, S3prlTransformer
+from models.sources import source_spec
+from models.spec import SOURCE_PREFIXES, ModelSpec, NoTorchModelError, UnknownModelError
+
+__all__ = ["LAB_SUITE", "MODELS", "SOURCE_PREFIXES", "ModelSpec", "NoTorchModelError", "UnknownModelError",
+           "build_model", "get_spec"]
 
 LAB_SUITE = ("logmel", "apc", "tera", "mockingjay", "wav2vec2-base", "hubert-base")
-BUILD_SEED = 0
 
 # wav2vec 2.0 / HuBERT CNN encoder: receptive field 400 samples, hop 320
 CNN_MIN_SAMPLES, CNN_HOP = 400, 320
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    category: str
-    source: str
-    frame_rate_hz: float
-    min_samples: int
-    hop_samples: int
-    builder: Callable[[bool], nn.Module] | None
-    arch: dict[str, Any] = field(default_factory=dict)
-    published_params: int | None = None
-    published_note: str = ""
-
-    @property
-    def min_duration_s(self) -> float:
-        return self.min_samples / SAMPLE_RATE
-
-    def frames(self, n_samples: int) -> int:
-        """Output frames for ``n_samples`` input samples (0 when the input is too short)."""
-        if n_samples < self.min_samples:
-            return 0
-        return (n_samples - self.min_samples) // self.hop_samples + 1
-
-    def build(self, tiny: bool = False) -> nn.Module:
-        """Build in eval mode with seeded random weights (same weights on every call)."""
-        if self.builder is None:
-            raise NoTorchModelError(f"{self.name} has no PyTorch model (an ONNX file runs in ONNX Runtime only)")
-        torch.manual_seed(BUILD_SEED)
-        model = self.builder(tiny)
-        return model.eval()
-
-
 def _transformer(layers: int, share: bool, chunk: int) -> Callable[[bool], nn.Module]:
     def build(tiny: bool) -> nn.Module:
-        from models.s3prl_models import S3prlTransformer
-
         if tiny:
             return S3prlTransformer(num_layers=2, share_layer=share, chunk_frames=8,
                                     hidden_size=32, heads=2, ffn=64)
@@ -69,8 +39,6 @@ def _transformer(layers: int, share: bool, chunk: int) -> Callable[[bool], nn.Mo
 
 def _hf(family: str, size: dict[str, Any]) -> Callable[[bool], nn.Module]:
     def build(tiny: bool) -> nn.Module:
-        from models.hf_models import TINY, HFEncoder
-
         cfg = dict(size)
         if tiny:
             cfg.update(TINY)
@@ -79,14 +47,10 @@ def _hf(family: str, size: dict[str, Any]) -> Callable[[bool], nn.Module]:
 
 
 def _logmel(tiny: bool) -> nn.Module:
-    from models.s3prl_models import LogMelModel
-
     return LogMelModel()
 
 
 def _apc(tiny: bool) -> nn.Module:
-    from models.s3prl_models import APCModel
-
     return APCModel(hidden_size=16 if tiny else 512)
 
 
@@ -142,23 +106,10 @@ _SPECS: list[ModelSpec] = [
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 
 
-class UnknownModelError(ValueError):
-    pass
-
-
-class NoTorchModelError(RuntimeError):
-    pass
-
-
-SOURCE_PREFIXES = ("python:", "onnx:", "s3prl:", "hf:")
-
-
 def get_spec(name: str) -> ModelSpec:
     """A registered model, or a user's model given as ``python:``, ``onnx:``, ``s3prl:`` or ``hf:``."""
     if name.startswith(SOURCE_PREFIXES):
-        from models.sources import source_spec
-
-        return source_spec(name)
+        return source_spec(name, MODELS)
     try:
         return MODELS[name]
     except KeyError:

@@ -41,6 +41,7 @@ class APCModel(nn.Module):
 
     def __init__(self, hidden_size: int = 512, num_layers: int = 3, residual: bool = True) -> None:
         super().__init__()
+        # deferred: s3prl is heavy; only the s3prl models load it
         from s3prl.upstream.apc.apc import APC
 
         self.frontend = LogMel()
@@ -88,6 +89,7 @@ class S3prlTransformer(nn.Module):
     def __init__(self, num_layers: int, share_layer: bool = False, chunk_frames: int = 500,
                  hidden_size: int = 768, heads: int = 12, ffn: int = 3072) -> None:
         super().__init__()
+        # deferred: s3prl is heavy; only the s3prl models load it
         from s3prl.upstream.mockingjay.model import TransformerConfig, TransformerModel
 
         config = TransformerConfig({

@@ -22,12 +22,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from pathlib import Path
+from typing import Mapping
 
 import torch
 from torch import nn
 
 from models.frontend import SAMPLE_RATE
-from models.registry import MODELS, ModelSpec, UnknownModelError
+from models.spec import ModelSpec, UnknownModelError
+from models.weights import load_weights
 
 S3PRL_NAMES = {
     "apc": "apc", "tera": "tera", "mockingjay": "mockingjay", "audio_albert": "audio-albert",
@@ -36,9 +38,12 @@ S3PRL_NAMES = {
 }
 
 
-def source_spec(text: str) -> ModelSpec:
+def source_spec(text: str, registered: Mapping[str, ModelSpec]) -> ModelSpec:
+    """The spec of a user's model; ``registered``: the built-in models (``s3prl:`` builds on one)."""
     kind = text.split(":", 1)[0]
-    return {"python": python_spec, "onnx": onnx_spec, "s3prl": s3prl_spec, "hf": hf_spec}[kind](text)
+    if kind == "s3prl":
+        return s3prl_spec(text, registered)
+    return {"python": python_spec, "onnx": onnx_spec, "hf": hf_spec}[kind](text)
 
 
 def _file_digest(path: Path) -> str:
@@ -98,6 +103,7 @@ def onnx_spec(text: str) -> ModelSpec:
         raise UnknownModelError(f"malformed model spec {text!r}; expected onnx:path/to/model.onnx")
     if not path.is_file():
         raise UnknownModelError(f"model spec {text!r}: file {path} not found")
+    # deferred: onnx is loaded only where a graph is read or written
     import onnx
 
     try:
@@ -116,7 +122,7 @@ def onnx_spec(text: str) -> ModelSpec:
                       "input_name": inputs[0].name})
 
 
-def s3prl_spec(text: str) -> ModelSpec:
+def s3prl_spec(text: str, registered: Mapping[str, ModelSpec]) -> ModelSpec:
     parts = text.split(":", 2)
     if len(parts) != 3 or not parts[1] or not parts[2]:
         raise UnknownModelError(f"malformed model spec {text!r}; expected s3prl:NAME:path/to/checkpoint "
@@ -126,11 +132,9 @@ def s3prl_spec(text: str) -> ModelSpec:
         raise UnknownModelError(f"model spec {text!r}: unknown s3prl upstream {name!r}; valid: {', '.join(S3PRL_NAMES)}")
     if not ckpt.exists():
         raise UnknownModelError(f"model spec {text!r}: checkpoint {ckpt} not found")
-    base = MODELS[S3PRL_NAMES[name]]
+    base = registered[S3PRL_NAMES[name]]
 
     def build(tiny: bool) -> nn.Module:
-        from models.weights import load_weights
-
         model = base.builder(tiny)
         load_weights(base.name, model, str(ckpt))
         return model
@@ -157,6 +161,7 @@ def hf_spec(text: str) -> ModelSpec:
     config_file = path / "config.json" if path.is_dir() else path
     if not config_file.is_file():
         raise UnknownModelError(f"model spec {text!r}: no config.json at {config_file}")
+    # deferred: transformers is heavy (seconds); only the models that need it load it
     from transformers import AutoConfig
 
     try:
@@ -172,6 +177,7 @@ def hf_spec(text: str) -> ModelSpec:
     has_weights = path.is_dir() and any((path / f).exists() for f in ("model.safetensors", "pytorch_model.bin"))
 
     def build(tiny: bool) -> nn.Module:
+        # deferred: transformers is heavy (seconds); only the models that need it load it
         from transformers import AutoModel
 
         if has_weights:

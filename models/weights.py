@@ -50,7 +50,6 @@ import logging
 import os
 import pickle
 import re
-import sys
 import types
 import urllib.request
 from pathlib import Path
@@ -118,6 +117,7 @@ class _Placeholder:
 
 
 def _allowed_globals() -> dict[str, Any]:
+    # deferred: torch is heavy and optional on an ONNX-Runtime-only path
     from torch import _weights_only_unpickler as wou
 
     allowed = dict(wou._get_allowed_globals())
@@ -156,6 +156,7 @@ def read_checkpoint(path: str | Path) -> tuple[Any, list[str]]:
     if path.stat().st_size == 0:
         raise WeightsError(f"checkpoint {path} is empty")
     if path.suffix == ".safetensors":
+        # deferred: safetensors is needed only for .safetensors checkpoints
         from safetensors.torch import load_file
 
         try:
@@ -550,34 +551,3 @@ def load_weights(model_name: str, model: nn.Module, source: str | None) -> str:
                            f"{model_name}.ckpt/.pt/.safetensors or {model_name}/); use WEIGHTS=random to skip it")
     _load_file(model_name, model, path)
     return _file_label(path)
-
-
-def build_with_weights(model_name: str, source: str | None, tiny: bool = False) -> tuple[nn.Module, str]:
-    """``spec.build(tiny)`` then :func:`load_weights`: (eval model, weights label)."""
-    from models.registry import get_spec
-
-    model = get_spec(model_name).build(tiny)
-    label = load_weights(model_name, model, source)
-    return model.eval(), label
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m models.weights MODEL SOURCE``: load and print the label (exit 2 on failure)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m models.weights", description=main.__doc__)
-    parser.add_argument("model")
-    parser.add_argument("source", help="random | pretrained | /path/to/checkpoint | model=path,...")
-    parser.add_argument("--tiny", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        _, label = build_with_weights(args.model, args.source, args.tiny)
-    except (WeightsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(label)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,8 +23,17 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from tabulate import tabulate
 
-from report.tables import (RUNTIME_LABELS, as_float, compare_medians, iqr_ratio, is_noisy,
-                            is_ok, model_sizes, pair_cells, speedup)
+from report.tables import (
+    RUNTIME_LABELS,
+    as_float,
+    compare_medians,
+    iqr_ratio,
+    is_noisy,
+    is_ok,
+    model_sizes,
+    pair_cells,
+    speedup,
+)
 
 SUPERLINEAR = 1.1  # log-log slope above this: latency grows faster than the input
 SUBLINEAR = 0.9  # below this: fixed per-call costs still dominate

@@ -28,9 +28,17 @@ from typing import Any, Iterable, Mapping, Sequence
 from tabulate import tabulate
 
 from report.discussion import discussion
+from report.tables import (
+    comparison_table,
+    fmt_bytes,
+    has_variants,
+    is_ok,
+    params_table,
+    variants_table,
+    write_summary_csv,
+)
 from runstore.folder import read_cells as load_cells  # noqa: F401  (public name)
-from report.tables import (comparison_table, has_variants, variants_table, fmt_bytes, is_ok, params_table,
-                            write_summary_csv)
+from runstore.folder import read_run as load_run  # noqa: F401  (public name)
 
 CELLS = "cells.jsonl"
 RUN = "run.json"
@@ -44,17 +52,6 @@ ENV_SKIP = {"schema", "collected_at", "timestamp"}
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def load_run(run_dir: str | Path) -> dict:
-    """``run.json`` as a dict; an empty dict when it is missing (cells alone can be reported)."""
-    path = Path(run_dir) / RUN
-    if not path.exists():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
 
 
 # --------------------------------------------------------------------------- sections
@@ -167,6 +164,7 @@ def _draw_plots(cells: Sequence[Mapping[str, Any]], run: Mapping[str, Any],
                 run_dir: Path) -> list[Path] | str:
     """The plots, or a sentence saying why not: a board without matplotlib still gets its tables."""
     try:
+        # deferred: the report pulls matplotlib; measurement never loads it, and a report failure is logged, not fatal
         from report.plots import write_plots
     except ImportError as exc:
         return f"No plots: matplotlib could not be imported ({exc})."

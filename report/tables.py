@@ -520,6 +520,4 @@ def variants_table(cells: Iterable[Mapping[str, Any]], fmt: str = "simple") -> s
         ])
     headers = ["model", "runtime", "provider", "variant", "threads", "batch", "dur s", "median ms",
                "speed-up vs fp32 PyTorch", "max abs err", "cosine"]
-    from tabulate import tabulate
-
     return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)

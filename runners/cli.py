@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # deferred: the suite (torch, onnx) is loaded only after the settings are valid, so bad input answers fast
     from runners.profiles import ProfileError, resolve_profile
     from runners.settings import SettingsError, build_settings
 
@@ -73,13 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.no_peak:
-        from dataclasses import replace
-
         settings = replace(settings, measure_peak=False)
     note = None
     if args.device == "auto":
         note = f"DEVICE=auto chose '{profile.name}' ({profile.chosen_because})"
         print(note, file=sys.stderr)
+    # deferred: the suite (torch, onnx) is loaded only after the settings are valid, so bad input answers fast
     from runners.suite import run_suite
 
     outcome = run_suite(settings, fresh=args.fresh, profile_note=note, progress=not args.no_progress,

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 SIZES = (256, 512, 1024, 1536)
 RUNTIMES = ("pytorch", "onnxruntime")
 DEFAULT_CACHE = Path("results") / "gemm_peak.json"
@@ -66,6 +68,7 @@ def _best_rate(run: Callable[[], None], flops: float, budget_s: float, sync: Cal
 
 
 def _pytorch_runner(n: int, dtype: str, device: str):
+    # deferred: torch is heavy and optional on an ONNX-Runtime-only path
     import torch
 
     dt = getattr(torch, dtype)
@@ -77,8 +80,10 @@ def _pytorch_runner(n: int, dtype: str, device: str):
 
 
 def _ort_runner(n: int, dtype: str, threads: int):
-    import numpy as np
+    # deferred: onnxruntime is heavy and optional on a PyTorch-only path
     import onnxruntime as ort
+
+    # deferred: onnx is loaded only where a graph is read or written
     from onnx import TensorProto, helper
 
     elem = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}[dtype]
@@ -102,6 +107,7 @@ def _measure(threads: int, dtype: str, runtime: str, device: str, seconds: float
     per_size: dict[str, float] = {}
     budget = seconds / len(sizes)
     if runtime == "pytorch":
+        # deferred: torch is heavy and optional on an ONNX-Runtime-only path
         import torch
 
         old = torch.get_num_threads()
@@ -172,6 +178,14 @@ def achieved_flops_per_s(flops: int | None, latency_s: float | None) -> float | 
     return flops / latency_s
 
 
+def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A small GitHub-style table (measurement code does not import the reporting libraries)."""
+    cells = [header] + [[str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in cells[1:]])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m runners.gemm_peak", description=__doc__.split("\n")[0])
     p.add_argument("--threads", default="1,2")
@@ -181,8 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default=str(DEFAULT_CACHE))
     p.add_argument("--refresh", action="store_true")
     args = p.parse_args(argv)
-    from tabulate import tabulate
-
     try:
         threads = [int(t) for t in args.threads.split(",") if t.strip()]
         rows = []
@@ -195,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"host {socket.gethostname()}, {cpu_name()}")
-    print(tabulate(rows, ["runtime", "threads", "dtype", "GFLOP/s"], tablefmt="github"))
+    print(_markdown_table(["runtime", "threads", "dtype", "GFLOP/s"], rows))
     return 0
 
 

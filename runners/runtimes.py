@@ -19,6 +19,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from export.variants import VariantError, torch_variant
+from models.registry import NoTorchModelError
+
 RUNTIMES = ("pytorch", "onnxruntime")
 CPU_EP = "CPUExecutionProvider"
 GPU_EPS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
@@ -41,10 +44,8 @@ class PyTorchRuntime:
         self.io = "device-resident input"
 
     def load(self) -> None:
+        # deferred: torch is heavy and optional on an ONNX-Runtime-only path
         import torch
-
-        from models.registry import NoTorchModelError
-        from export.variants import VariantError, torch_variant
 
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -62,6 +63,7 @@ class PyTorchRuntime:
         self.load_time_s = time.perf_counter() - start
 
     def prepare(self, wav: np.ndarray) -> Any:
+        # deferred: torch is heavy and optional on an ONNX-Runtime-only path
         import torch
 
         tensor = torch.from_numpy(np.ascontiguousarray(wav)).to(self.device, dtype=self.dtype)
@@ -69,6 +71,7 @@ class PyTorchRuntime:
         return tensor
 
     def make_call(self, prepared: Any) -> Callable[[], Any]:
+        # deferred: torch is heavy and optional on an ONNX-Runtime-only path
         import torch
 
         model = self.model
@@ -80,6 +83,7 @@ class PyTorchRuntime:
 
     def sync(self) -> None:
         if self.device.startswith("cuda"):
+            # deferred: torch is heavy and optional on an ONNX-Runtime-only path
             import torch
 
             torch.cuda.synchronize()
@@ -94,6 +98,7 @@ class PyTorchRuntime:
     def reset_device_peak(self) -> int | None:
         if not self.device.startswith("cuda"):
             return None
+        # deferred: torch is heavy and optional on an ONNX-Runtime-only path
         import torch
 
         torch.cuda.synchronize()
@@ -103,6 +108,7 @@ class PyTorchRuntime:
     def device_peak_over(self, baseline: int | None) -> int | None:
         if baseline is None:
             return None
+        # deferred: torch is heavy and optional on an ONNX-Runtime-only path
         import torch
 
         return max(0, torch.cuda.max_memory_allocated() - baseline)
@@ -159,6 +165,7 @@ class OnnxRuntimeRuntime:
     @property
     def ort(self) -> Any:
         if self._ort is None:
+            # deferred: onnxruntime is heavy and optional on a PyTorch-only path
             import onnxruntime
 
             self._ort = onnxruntime

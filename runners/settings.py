@@ -14,10 +14,15 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+from energy import EnergyConfigError, parse_spec
+from export.onnx_export import EXPORTERS
+from export.variants import ORT_OPT_LEVELS, VARIANTS, variant_name  # noqa: E402
+from models.registry import LAB_SUITE, get_spec
+from models.sources import validate_user_model
+from models.weights import WeightsError, fetch_pretrained, resolve_source
 from runners.profiles import DeviceProfile
 from runners.runtimes import RUNTIMES
 
-from export.variants import ORT_OPT_LEVELS, VARIANTS, variant_name  # noqa: E402
 QUICK = {"batch_sizes": (1,), "durations": (1.0,), "reps": 5, "min_time_s": 0.2, "max_time_s": 3.0}
 
 
@@ -146,16 +151,11 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
                    exporter: str = "torchscript", results_dir: str = "results",
                    onnx_dir: str | None = None, weights: str | None = None, available_providers: list[str] | None = None,
                    all_providers: list[str] | None = None) -> Settings:
-    from export.onnx_export import EXPORTERS
-    from models.registry import LAB_SUITE, get_spec
-
     model_list = parse_list(models, str, "MODELS") or LAB_SUITE
     for model in model_list:
         try:
             spec = get_spec(model)
             if model.startswith(("python:", "hf:", "s3prl:")):
-                from models.sources import validate_user_model
-
                 validate_user_model(spec, tiny)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
@@ -222,8 +222,6 @@ def _check_weights(models: tuple[str, ...], weights: str) -> None:
     """Local checkpoints must exist and published ones must be reachable before anything runs."""
     if weights == "random":
         return
-    from models.weights import WeightsError, fetch_pretrained, resolve_source
-
     for model in models:
         source = resolve_source(model, weights)
         try:
@@ -238,8 +236,6 @@ def _check_weights(models: tuple[str, ...], weights: str) -> None:
 
 def _check_energy(spec: str) -> None:
     """Reject an unknown sensor name before anything runs (the sensors are probed later)."""
-    from energy import EnergyConfigError, parse_spec
-
     try:
         families = parse_spec(spec)
     except EnergyConfigError as exc:
@@ -255,12 +251,14 @@ def _check_energy(spec: str) -> None:
 
 
 def _ort_available() -> list[str]:
+    # deferred: onnxruntime is heavy and optional on a PyTorch-only path
     import onnxruntime as ort
 
     return list(ort.get_available_providers())
 
 
 def _ort_all() -> list[str]:
+    # deferred: onnxruntime is heavy and optional on a PyTorch-only path
     import onnxruntime as ort
 
     return list(ort.get_all_providers())

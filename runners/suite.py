@@ -21,10 +21,15 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any, Callable
 
-from runstore.records import CellRecord, cell_key
-from host.environment import wavebench_version
-from runstore.folder import SCHEMA_VERSION, RunFolder, find_resumable, new_run_id
+from export.onnx_export import describe_model, describe_onnx, export_model
+from export.variants import onnx_variant, parse_variant
+from host.environment import collect_environment, throttle_snapshot, wavebench_version
+from models.registry import get_spec
+from runners.gemm_peak import measure_gemm_peak
 from runners.settings import Settings
+from runners.worker import base_record, save_reference
+from runstore.folder import SCHEMA_VERSION, RunFolder, find_resumable, new_run_id
+from runstore.records import CellRecord, cell_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GROUP_FIELDS = ("model", "runtime", "provider", "variant", "threads")
@@ -53,10 +58,6 @@ def open_run_folder(settings: Settings, profile_note: str | None, fresh: bool) -
 def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """Export (or reuse) every model's ONNX file and its variants; a failure is kept as that
     model's (or variant's) error and the suite goes on."""
-    from export.onnx_export import describe_model, describe_onnx, export_model
-    from models.registry import get_spec
-    from export.variants import onnx_variant
-
     entries: dict[str, dict[str, Any]] = {}
     for model in settings.models:
         spec = get_spec(model)
@@ -157,8 +158,6 @@ def _log_tail(path: Path, lines: int = 3) -> str:
 def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
              group: dict[str, Any], cells: list[dict[str, Any]], manifest: dict[str, Any],
              gemm_peak: float | None = None) -> dict[str, Any]:
-    from export.variants import parse_variant
-
     base_variant, _ = parse_variant(group["variant"])
     files = manifest.get("variant_files", {})
     return {
@@ -176,8 +175,6 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
 
 
 def failed_record(job: dict[str, Any], cell: dict[str, Any], status: str, message: str) -> dict[str, Any]:
-    from runners.worker import base_record
-
     rec: CellRecord = base_record(job, cell)
     rec.status, rec.error = status, message
     return rec.to_dict()
@@ -329,6 +326,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
 def _write_report(run_dir: Path, log: Callable[[str], None]) -> None:
     """Tables, summary.csv, plots and report.md from what is on disk (also after Ctrl-C)."""
     try:
+        # deferred: the report pulls matplotlib; measurement never loads it, and a report failure is logged, not fatal
         from report.run_report import write_report
 
         write_report(run_dir)
@@ -338,8 +336,6 @@ def _write_report(run_dir: Path, log: Callable[[str], None]) -> None:
 
 def _environment() -> dict[str, Any]:
     try:
-        from host.environment import collect_environment
-
         return collect_environment()
     except Exception as exc:  # the fingerprint must never stop a benchmark
         return {"error": f"environment not collected: {exc}"}
@@ -350,8 +346,6 @@ def reference(job: dict[str, Any], folder: RunFolder, cache: dict[str, dict[str,
     if job["runtime"] == "pytorch" and job["variant"] == "fp32":
         return {}
     if job["model"] not in cache:
-        from runners.worker import save_reference
-
         path = folder.path / "references" / (re.sub(r"[^A-Za-z0-9._-]+", "_", job["model"]) + ".npz")
         path.parent.mkdir(exist_ok=True)
         try:
@@ -367,8 +361,6 @@ def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], No
     if group["provider"] not in ("cpu", "CPUExecutionProvider") or not settings.measure_peak:
         return None  # GPU peaks: PyTorch only and not for ORT; kept to the CPU here
     try:
-        from runners.gemm_peak import measure_gemm_peak
-
         return measure_gemm_peak(int(group["threads"] or 1), "float32", group["runtime"],
                                  cache_path=Path(settings.results_dir) / "gemm_peak.json")
     except Exception as exc:
@@ -379,8 +371,6 @@ def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], No
 def _throttle_snapshot() -> dict[str, Any]:
     """Temperatures and throttling flags (Pi, thermal zones) before and after the run."""
     try:
-        from host.environment import throttle_snapshot
-
         return throttle_snapshot()
     except Exception as exc:
         return {"error": f"throttle snapshot failed: {exc}"}
@@ -415,6 +405,7 @@ class _NullBar:
 def _progress(total: int, enabled: bool):
     if not enabled:
         return _NullBar()
+    # deferred: tqdm is needed only when a progress bar is shown
     from tqdm import tqdm
 
     return tqdm(total=total, unit="cell", dynamic_ncols=True, file=sys.stderr)

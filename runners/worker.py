@@ -17,22 +17,26 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-
 import numpy as np
 
+from energy import open_meter
+from export.onnx_export import compare_outputs
+from export.variants import parse_variant
+from flops import macs_for
+from models.build import build_weighted
+from models.registry import get_spec
 from runners.audio import synthetic_batch
+from runners.gemm_peak import achieved_flops_per_s, utilization
 from runners.harness import TimingPolicy, time_callable
 from runners.memory import PeakRSSTracker
-from runstore.records import CellRecord
 from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, UnsupportedError
+from runstore.records import CellRecord
 
 SAMPLE_RATE = 16_000
 PROBE_SECONDS = 1.0
 
 
 def make_runtime(job: dict[str, Any]):
-    from export.variants import parse_variant
-
     variant, opt = parse_variant(job.get("variant", "fp32"))
     if job["runtime"] == "pytorch":
         device = "cuda" if job["provider"].startswith("cuda") else "cpu"
@@ -43,9 +47,6 @@ def make_runtime(job: dict[str, Any]):
 
 def build_reference(job: dict[str, Any]):
     """The job's model in fp32 PyTorch with the run's weights (the reference for fidelity)."""
-    from export.onnx_export import build_weighted
-    from models.registry import get_spec
-
     if job.get("weights_source", "random") == "random":
         return get_spec(job["model"]).build(job.get("tiny", False))
     return build_weighted(job["model"], job.get("tiny", False), job["weights_source"])[0]
@@ -73,9 +74,8 @@ def probe_input(spec) -> np.ndarray:
 def save_reference(job: dict[str, Any], path: str | Path) -> None:
     """fp32 PyTorch outputs on the probe input, computed once by the parent for all workers,
     so that no worker loads a second model (and its memory) to check its own outputs."""
+    # deferred: torch is heavy and optional on an ONNX-Runtime-only path
     import torch
-
-    from models.registry import get_spec
 
     wav = probe_input(get_spec(job["model"]))
     model = build_reference(job)
@@ -86,8 +86,6 @@ def save_reference(job: dict[str, Any], path: str | Path) -> None:
 
 def fidelity_probe(job: dict[str, Any], runtime, spec) -> tuple[float | None, float | None, str | None]:
     """Max abs error and cosine of this runtime's output against fp32 PyTorch on the probe input."""
-    from export.onnx_export import compare_outputs
-
     if job["runtime"] == "pytorch" and job.get("variant", "fp32") == "fp32":
         return 0.0, 1.0, None  # this *is* the reference
     path = job.get("reference_path")
@@ -106,10 +104,6 @@ def fidelity_probe(job: dict[str, Any], runtime, spec) -> tuple[float | None, fl
 def open_energy(job: dict[str, Any]):
     spec = job.get("energy", "none")
     try:
-        from energy import open_meter
-    except ImportError as exc:  # energy package absent or broken: say so, measure nothing
-        return None, f"energy harness unavailable: {exc}"
-    try:
         meter = open_meter(spec, job.get("energy_preferred"))
     except Exception as exc:  # a sensor that fails to open must not cost the latency cells
         return None, f"energy sensor failed to open: {type(exc).__name__}: {exc}"
@@ -119,8 +113,6 @@ def open_energy(job: dict[str, Any]):
 def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: PeakRSSTracker,
                  policy: TimingPolicy, meter, energy_reason: str | None, idle_w: float | None,
                  fidelity: tuple) -> CellRecord:
-    from models.registry import get_spec
-
     spec = get_spec(job["model"])
     rec = base_record(job, cell)
     rec.load_time_s = runtime.load_time_s
@@ -194,9 +186,6 @@ def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: Pe
 def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
     """MACs/FLOPs of the cell's exact input shape, achieved FLOP/s and share of the GEMM peak."""
     try:
-        from runners.gemm_peak import achieved_flops_per_s, utilization
-        from flops import macs_for
-
         counted = macs_for(job["model"], job.get("flops_onnx_path"), rec.batch_size, samples)
     except Exception as exc:  # counting must never cost the latency cell
         rec.extra["macs_reason"] = f"{type(exc).__name__}: {exc}"
@@ -227,8 +216,6 @@ def run_job(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None
         emit({"type": "done"})
         return
     emit({"type": "loaded", "load_time_s": runtime.load_time_s})
-    from models.registry import get_spec
-
     spec = get_spec(job["model"])  # imports done before the baseline: they are not a cell's memory
     tracker = PeakRSSTracker()
     gc.collect()

@@ -2,6 +2,13 @@
 append-only ``cells.jsonl``.  Each record is flushed and synced to disk as soon as it exists,
 so nothing measured is lost to a crash or Ctrl-C; a resumed run appends newer records and
 the latest record of a cell wins.
+
+This is the one reader of ``cells.jsonl`` (the suite, ``make report``, ``make compare`` and
+``make eval`` all read through :func:`scan_cells` / :func:`read_cells`), so there is one damage
+policy: a record appended to a torn line is recovered; a torn last line (a killed process) is
+skipped and counted; any other unreadable line is *damage*, listed with its line number.
+:func:`read_cells` skips damage with a warning; ``make compare``, which must not compare
+half-read runs, refuses it (:mod:`compare.load`).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import json
 import os
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +71,39 @@ def _parse_line(line: str) -> dict | None:
     return None
 
 
+@dataclass
+class CellScan:
+    """What :func:`scan_cells` found: the latest record per cell key (first-measured order),
+    whether the last line was torn, and the damaged lines elsewhere as ``(line number, text)``."""
+
+    records: list[dict[str, Any]]
+    torn_last_line: bool = False
+    damaged: list[tuple[int, str]] = field(default_factory=list)
+
+
+def scan_cells(run_dir: str | Path) -> CellScan:
+    """Read ``cells.jsonl`` of ``run_dir``.  Raises ``FileNotFoundError`` when it is missing."""
+    path = Path(run_dir) / CELLS_FILE
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    scan = CellScan([])
+    latest: dict[tuple, dict] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        record = _parse_line(line)
+        if record is None or "model" not in record:
+            if number == len(lines):
+                scan.torn_last_line = True
+            else:
+                scan.damaged.append((number, line[:80]))
+            continue
+        latest[cell_key(record)] = record  # an existing key keeps its place, takes the new value
+    scan.records = list(latest.values())
+    return scan
+
+
 def read_cells(run_dir: str | Path) -> list[dict]:
     """The cells of a run, the latest record per cell key, in first-measured order.
 
@@ -70,23 +111,26 @@ def read_cells(run_dir: str | Path) -> list[dict]:
     skipped with a warning, because that is damage the user may want to know about.  A missing
     ``cells.jsonl`` is an empty run.
     """
-    path = Path(run_dir) / CELLS_FILE
-    if not path.exists():
+    try:
+        scan = scan_cells(run_dir)
+    except FileNotFoundError:
         return []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    latest: dict[tuple, dict] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        record = _parse_line(line)
-        if record is None:
-            if number != len(lines):
-                warnings.warn(f"{path}:{number}: unreadable record skipped", stacklevel=2)
-            continue
-        latest[cell_key(record)] = record  # an existing key keeps its place, takes the new value
-    return list(latest.values())
+    for number, _ in scan.damaged:
+        warnings.warn(f"{Path(run_dir) / CELLS_FILE}:{number}: unreadable record skipped", stacklevel=2)
+    return scan.records
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """``run.json`` as a dict; an empty dict when it is missing (cells alone can be reported).
+
+    Raises ``ValueError`` when it is not a JSON object."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
 
 
 class RunFolder:
@@ -100,8 +144,7 @@ class RunFolder:
         return self.path.name
 
     def read_run(self) -> dict[str, Any]:
-        p = self.path / RUN_FILE
-        return json.loads(p.read_text()) if p.exists() else {}
+        return read_run(self.path)
 
     def write_run(self, data: dict[str, Any]) -> None:
         tmp = self.path / (RUN_FILE + ".tmp")

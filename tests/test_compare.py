@@ -19,7 +19,6 @@ from compare.fake import example_environment, make_cell, write_run
 from compare.stats import bootstrap_ratio_ci, compare_samples, mann_whitney_u
 from compare.tables import latency_table
 
-
 # --------------------------------------------------------------------------------------------
 # statistics
 

@@ -7,8 +7,16 @@ import math
 
 import pytest
 
-from report.discussion import (discussion, growth_slopes, loglog_slope, noisy_cells, ranks,
-                                rank_correlations, runtime_verdicts, spearman)
+from report.discussion import (
+    discussion,
+    growth_slopes,
+    loglog_slope,
+    noisy_cells,
+    rank_correlations,
+    ranks,
+    runtime_verdicts,
+    spearman,
+)
 from runstore.records import CellRecord
 
 PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}

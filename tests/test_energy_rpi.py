@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from energy import SysRoot, open_meter
-from host.commands import CommandResult
 from energy.fakes import FakeClock, FakeRunner
 from energy.rpi import parse_pmic, probe
 from energy.sensor import Context
+from host.commands import CommandResult
 
 PI5_PMIC = """\
      3V7_WL_SW_A current(0)=0.00000000A

@@ -18,8 +18,8 @@ from onnx import TensorProto, helper
 import flops
 import flops.cache
 import flops.report
-from flops import analytic_count, arch_config, count_onnx, layer_of, macs_for, torch_flop_count
 from export.onnx_export import export_model, onnx_path
+from flops import analytic_count, arch_config, count_onnx, layer_of, macs_for, torch_flop_count
 from models.registry import MODELS, get_spec
 
 # (batch, samples): the minimum, not hop multiples, 1 s; for the tiny s3prl models 1680

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from runners.profiles import load_profile
-from runstore.folder import read_cells
 from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, UnsupportedError, provider_list
 from runners.settings import build_settings
 from runners.suite import run_suite
+from runstore.folder import read_cells
 
 
 class FakeBinding:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.frontend import HOP, N_FFT, LogMel, frames_for_samples, mel_matrix
 from export.params import count_parameters
+from models.frontend import HOP, N_FFT, LogMel, frames_for_samples, mel_matrix
 from models.registry import LAB_SUITE, MODELS, UnknownModelError, get_spec
 from models.s3prl_models import chunk_plan, sinusoid_table
 

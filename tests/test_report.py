@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runstore.records import CellRecord
 from report.run_report import load_cells, main, write_report
+from runstore.records import CellRecord
 
 PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from report.discussion import discussion, energy_paragraph
 from report.plots import write_plots
 from tests.test_plots import PNG, cell, sweep

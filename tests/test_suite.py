@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from runners.profiles import load_profile
-from runstore.records import CellRecord
-from runstore.folder import read_cells
 from runners.settings import build_settings
 from runners.suite import run_suite
+from runstore.folder import read_cells
+from runstore.records import CellRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = dict(min_time_s=0.05, max_time_s=0.5)

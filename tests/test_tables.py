@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import csv
 
+from report.tables import (
+    compare_medians,
+    comparison_table,
+    fmt_bytes,
+    fmt_count,
+    fmt_num,
+    pair_cells,
+    params_table,
+    summary_columns,
+    write_summary_csv,
+)
 from runstore.records import CellRecord
-from report.tables import (comparison_table, compare_medians, fmt_bytes, fmt_count, fmt_num,
-                            pair_cells, params_table, summary_columns, write_summary_csv)
 
 PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}
 

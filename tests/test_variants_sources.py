@@ -1,20 +1,18 @@
 """Variants (fp16, int8, ORT optimisation levels) and models users bring (python:, onnx:, s3prl:, hf:)."""
 
-import json
 from dataclasses import replace
 
-import numpy as np
 import onnx
 import pytest
 import torch
 
 from export.onnx_export import export_model
-from models.registry import get_spec
 from export.variants import VariantError, onnx_variant, parse_variant, torch_variant, variant_name
+from models.registry import get_spec
 from runners.profiles import load_profile
-from runstore.folder import read_cells
 from runners.settings import SettingsError, build_settings
 from runners.suite import run_suite
+from runstore.folder import read_cells
 
 FAST = dict(min_time_s=0.02, max_time_s=0.3)
 
