@@ -12,12 +12,13 @@ DEVICE ?= auto
 export DEVICE MODELS RUNTIMES PROVIDERS BATCH_SIZES DURATIONS REPS THREADS VARIANTS ENERGY \
        QUICK GRID FRESH TINY RESULTS_DIR ONNX_DIR EXPORTER CPU_WATTS WEIGHTS ORT_OPT NO_PEAK FLOPS_DIR
 
-.PHONY: setup export bench test sensors compare report flops eval demo-data help
+.PHONY: setup export bench test lint sensors compare report flops eval demo-data help
 
 help:
 	@echo "make bench   set up, export and benchmark the lab suite (DEVICE=$(DEVICE))"
 	@echo "make export  build the models and export them to ONNX (checked against PyTorch)"
 	@echo "make test    set up and run the tests"
+	@echo "make lint    ruff over the tree, mypy over the run store, harness and runtimes"
 	@echo "make sensors list the energy sensors found here, what is missing and how to fix it"
 	@echo "make compare RESULTS=dir,dir BY=device|run|runtime|variant   results side by side"
 	@echo "make report RUN=results/<device>/<run_id>   re-write a run's tables, plots and report"
@@ -38,6 +39,10 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 sensors: $(STAMP)
 	$(PY) -m energy

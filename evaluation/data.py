@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from models.audio_format import SAMPLE_RATE
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 SC_NOISE = "_background_noise_"
 

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.data import load_clip
+from models.audio_format import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 CLASSES = ("tone", "chirp", "noise", "clicks", "am_tone", "fm_warble")
 KEYWORDS = ("yes", "no", "up", "down", "left", "right")
 VOICES = ("en", "en-us", "en+f3", "en+m3")

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from models.audio_format import SAMPLE_RATE
+
 POOLING = "mean-over-valid-frames-v1"
 
 

@@ -40,10 +40,10 @@ from models.registry import LAB_SUITE, get_spec
 from models.weights import load_weights
 from runners.audio import synthetic_batch
 from runners.harness import TimingPolicy, time_callable
-from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime
+from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, Runtime
 from runstore.folder import CELLS_FILE, read_cells
+from runstore.records import RUNTIMES
 
-RUNTIMES = ("pytorch", "onnxruntime")
 ENERGY_FIELDS = ("energy_j", "energy_gross_j", "energy_per_audio_s_j", "power_w_mean", "idle_power_w",
                  "energy_source", "energy_domain", "energy_window_s", "energy_reason")
 
@@ -104,7 +104,7 @@ def onnx_file(name: str, settings: EvalSettings) -> tuple[Path, str]:
     return Path(entry["path"]), str(entry.get("sha256"))
 
 
-def make_runtime(kind: str, model: Any, onnx: Path | None, settings: EvalSettings) -> Any:
+def make_runtime(kind: str, model: Any, onnx: Path | None, settings: EvalSettings) -> Runtime:
     if kind == "pytorch":
         return PyTorchRuntime(lambda: model, settings.threads)
     if kind == "onnxruntime":

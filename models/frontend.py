@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-SAMPLE_RATE = 16_000
+from models.audio_format import SAMPLE_RATE
+
 N_FFT = 400
 HOP = 160
 N_MELS = 80

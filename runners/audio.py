@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from models.audio_format import SAMPLE_RATE
 
 
 def synthetic_waveform(n_samples: int, seed: int = 0, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

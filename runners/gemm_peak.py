@@ -28,8 +28,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from runstore.records import RUNTIMES
+
 SIZES = (256, 512, 1024, 1536)
-RUNTIMES = ("pytorch", "onnxruntime")
 DEFAULT_CACHE = Path("results") / "gemm_peak.json"
 
 

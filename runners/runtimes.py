@@ -15,20 +15,59 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
 from export.variants import VariantError, torch_variant
 from models.registry import NoTorchModelError
 
-RUNTIMES = ("pytorch", "onnxruntime")
 CPU_EP = "CPUExecutionProvider"
 GPU_EPS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
 class UnsupportedError(RuntimeError):
     """This runtime/provider/variant cannot run here; the cell becomes ``unsupported``."""
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """The contract between a runtime and the harness, the worker and ``make eval``: the two
+    implementations below differ only in how they load a model and call it."""
+
+    name: str
+    provider: str
+    threads: int | None
+    variant: str
+    io: str
+    load_time_s: float | None
+
+    def load(self) -> None:
+        """Build or open the model (timed into ``load_time_s``); ``UnsupportedError`` if it cannot run here."""
+
+    def prepare(self, wav: np.ndarray) -> Any:
+        """The input, on the device, outside the timed region."""
+
+    def make_call(self, prepared: Any) -> Callable[[], Any]:
+        """One inference on ``prepared``: what the harness times."""
+
+    def sync(self) -> None:
+        """Wait for the device (a no-op on the CPU)."""
+
+    def outputs_numpy(self, outputs: Any) -> list[np.ndarray]:
+        """A call's outputs as host arrays (fidelity, embeddings)."""
+
+    def batch_of(self, prepared: Any) -> int:
+        """The batch size of a prepared input."""
+
+    def reset_device_peak(self) -> int | None:
+        """Start a device-memory peak window; the baseline in bytes, ``None`` where not measurable."""
+
+    def device_peak_over(self, baseline: int | None) -> int | None:
+        """The device-memory peak above ``baseline`` since :meth:`reset_device_peak`."""
+
+    def close(self) -> None:
+        """Release the model and the device memory it holds."""
 
 
 class PyTorchRuntime:
@@ -140,7 +179,7 @@ def provider_list(provider: str, variant: str, trt_cache: str | Path | None) -> 
         if variant == "int8":
             raise UnsupportedError("TensorRT int8 needs a calibration table; wavebench's int8 variant is "
                                    "ONNX Runtime dynamic quantisation (CPU/CUDA providers)")
-        options = {"trt_fp16_enable": variant == "fp16"}
+        options: dict[str, Any] = {"trt_fp16_enable": variant == "fp16"}
         if trt_cache:
             Path(trt_cache).mkdir(parents=True, exist_ok=True)
             options.update({"trt_engine_cache_enable": True, "trt_engine_cache_path": str(trt_cache)})

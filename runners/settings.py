@@ -21,7 +21,7 @@ from models.registry import LAB_SUITE, get_spec
 from models.sources import validate_user_model
 from models.weights import WeightsError, fetch_pretrained, resolve_source
 from runners.profiles import DeviceProfile
-from runners.runtimes import RUNTIMES
+from runstore.records import RUNTIMES
 
 QUICK = {"batch_sizes": (1,), "durations": (1.0,), "reps": 5, "min_time_s": 0.2, "max_time_s": 3.0}
 

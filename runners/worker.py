@@ -23,20 +23,20 @@ from energy import open_meter
 from export.onnx_export import compare_outputs
 from export.variants import parse_variant
 from flops import macs_for
+from models.audio_format import SAMPLE_RATE
 from models.build import build_weighted
 from models.registry import get_spec
 from runners.audio import synthetic_batch
 from runners.gemm_peak import achieved_flops_per_s, utilization
 from runners.harness import TimingPolicy, time_callable
 from runners.memory import PeakRSSTracker
-from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, UnsupportedError
+from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, Runtime, UnsupportedError
 from runstore.records import CellRecord
 
-SAMPLE_RATE = 16_000
 PROBE_SECONDS = 1.0
 
 
-def make_runtime(job: dict[str, Any]):
+def make_runtime(job: dict[str, Any]) -> Runtime:
     variant, opt = parse_variant(job.get("variant", "fp32"))
     if job["runtime"] == "pytorch":
         device = "cuda" if job["provider"].startswith("cuda") else "cpu"
