@@ -1,6 +1,6 @@
 """The cell record: one measured (model, runtime, variant, batch, duration) cell.
 
-Field names are the user-facing contract of ``shared/docs/interface.md`` and must not be
+Field names are the user-facing contract (README.md, docs/bench.md) and must not be
 renamed.  A record crosses process boundaries (worker -> parent -> ``cells.jsonl``) as a
 plain dict, so everything here is JSON-serialisable.  A value that could not be measured is
 ``None`` (``null``), never 0, and the reason is stored in ``error`` or a ``*_reason`` field.
