@@ -3,6 +3,8 @@
 ``/sys/class/hwmon/hwmon*/power<k>_input`` is in microwatts.  ``auto`` uses only chips known to
 be power monitors (names ``ina2*``) because other hwmon power files belong to a GPU or a PSU and
 would measure a different domain; ``ENERGY=hwmon`` falls back to any chip with a power input.
+On a Jetson, ``auto`` leaves the carrier's INA238 to the ``jetson`` reader, which reports it as
+the board input ``VIN`` (:mod:`energy.jetson`), rather than call it an external meter.
 What the meter covers (a USB cable, a 5 V barrel, the wall) depends on where it is wired, so the
 domain is named after the chip and the user states the rest.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from host.sysfs import SysRoot
 
 from .errors import SensorError
+from .jetson import claimed_hwmon
 from .sensor import Context, Domain, Probe, Sensor
 
 FAMILY = "hwmon"
@@ -68,9 +71,16 @@ class HwmonPowerSensor(Sensor):
 def probe(ctx: Context, forced: bool = False) -> Probe:
     inputs = find_inputs(ctx.root)
     seen = [f"{i.chip} {i.path}" for i in inputs]
-    meters = [i for i in inputs if i.chip.startswith(METER_PREFIXES)]
+    claimed = claimed_hwmon(ctx.root)
+    board = [i for i in inputs if i.path.split("/")[-2] in claimed]
+    meters = [i for i in inputs if i.chip.startswith(METER_PREFIXES) and i not in board]
     chosen = meters or (inputs if forced else [])
     if not chosen:
+        if board and len(board) == len(inputs):
+            return Probe.missing(
+                FAMILY, f"only the Jetson's board-input monitor ({', '.join(i.path for i in board)}): "
+                "the jetson family reads it as board-input", "select it anyway with ENERGY=hwmon", seen,
+            )
         if inputs:
             return Probe.missing(
                 FAMILY, f"hwmon power inputs found but none from a known meter chip ({', '.join(sorted({i.chip for i in inputs}))})",

@@ -5,6 +5,17 @@ Extech meter it can read): then the report says ``The battery reports a discharg
 Everywhere else its watts are model estimates (``System baseline power is estimated at``,
 ``PW Estimate`` columns), or absent.  This module reads the report and says which it is; it is
 an import for comparison, not a per-cell sensor, because powertop averages over its own window.
+
+The summary lines are read in the forms powertop writes them (powertop's ``src/devices/
+device.cpp`` and ``device_manager.cpp``, ``src/report/report-formatter-csv.cpp``, ``fmt_prefix``
+in ``src/lib.cpp``):
+
+* up to 2.15, label and value joined by a space: ``The energy consumed was :  325  J``
+  (a space before the colon), ``The battery reports a discharge rate of:  9.95 W;``;
+* 2.16 and later, CSV key,value pairs: ``The battery reports a discharge rate of: , 14.5  W``;
+* the value is three significant digits, a space, then an SI prefix (``m``, ``u``/``µ``, ``k``,
+  ...) or nothing, then the unit: ``830 m W`` is 0.83 W, ``14.5  W`` is 14.5 W; ``mW`` without
+  the space (the interactive screen) is read too.
 """
 
 from __future__ import annotations
@@ -14,10 +25,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_PREFIX = {"": 1.0, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "k": 1e3}
-_DISCHARGE = re.compile(r"discharge rate of:?\s*([0-9.]+)\s*([mkuµ]?)W", re.I)
-_CONSUMED = re.compile(r"(?:energy|power) consumed was:?\s*([0-9.]+)\s*([mkuµ]?)J", re.I)
-_BASELINE = re.compile(r"baseline power is estimated at:?\s*([0-9.]+)\s*([mkuµ]?)W", re.I)
+#: the SI prefixes powertop's fmt_prefix can print (its table is "yzafpnum kMGTPEZY")
+_EXPONENT = {"": 0, "n": -9, "u": -6, "µ": -6, "m": -3, "k": 3, "M": 6, "G": 9}
+#: after the label: an optional colon, the CSV comma (2.16+) or spaces, an optional quote, then the value
+_VALUE = r"""[ \t]*:?[ \t]*,?[ \t]*"?[ \t]*(-?\d+(?:\.\d+)?)[ \t]*([numkMGµ]?)[ \t]*{unit}(?![A-Za-z])"""
+_DISCHARGE = re.compile(r"(?i:discharge rate of)" + _VALUE.format(unit="W"))
+_CONSUMED = re.compile(r"(?i:(?:energy|power) consumed was)" + _VALUE.format(unit="J"))
+_BASELINE = re.compile(r"(?i:baseline power is estimated at)" + _VALUE.format(unit="W"))
 
 
 @dataclass(frozen=True)
@@ -30,7 +44,11 @@ class PowertopReport:
 
 
 def _value(match: re.Match[str] | None) -> float | None:
-    return float(match.group(1)) * _PREFIX[match.group(2)] if match else None
+    """The figure in base units (dividing for small prefixes, so ``830 m`` is exactly 0.83)."""
+    if match is None:
+        return None
+    number, exponent = float(match.group(1)), _EXPONENT[match.group(2)]
+    return number * 10**exponent if exponent >= 0 else number / 10**-exponent
 
 
 def parse_powertop(text: str) -> PowertopReport:

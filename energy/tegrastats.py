@@ -4,10 +4,18 @@ A line looks like ``RAM 2126/3964MB ... POM_5V_IN 2412/2412 POM_5V_GPU 0/0`` (Je
 ``... VDD_GPU_SOC 2386mW/2386mW VIN_SYS_5V0 2216mW/2216mW`` (JetPack 5+): a rail name, then
 2 or 3 numbers separated by ``/`` (current/average[/max]), in mW with an optional ``mW``
 suffix.  Fields with other units (``RAM 2126/3964MB``, ``IRAM 0/252kB``) are not rails.
+Numbers are signed: an idle AGX Thor prints ``VDD_GPU -392mW/-392mW`` (a sensor offset), and
+the value is kept as read (:mod:`energy.jetson` says why a sum keeps it too).  On the Thor,
+``VIN`` is the board input and is reported as its own domain, never added to the module rails.
 
 The tool prints a line every ``--interval`` ms; a background thread keeps only the newest line
-so a slow reader never sees stale, buffered values.  jtop/jetson-stats is not used: it is AGPL
-and needs a root service.
+so a slow reader never sees stale, buffered values.  The rails are fixed when the reader opens
+(from the first line with rails).  A later line that lacks one of them, or has no rails at all,
+cannot be read: it is counted (``unreadable_lines``) and the last good value stays current --
+for at most ``max_unreadable`` lines in a row; past that, :meth:`TegrastatsSensor.read` raises
+:class:`SensorError` with the reason, so the window is reported ``null`` with that reason
+instead of a number that stopped following the device.  The next good line makes it readable
+again.  jtop/jetson-stats is not used: it is AGPL and needs a root service.
 """
 
 from __future__ import annotations
@@ -17,16 +25,19 @@ import threading
 from typing import Iterable
 
 from .errors import SensorError
-from .jetson_domains import combine, domains_for
+from .jetson_domains import combine, plan
 from .sensor import Context, Probe, Sensor
 
 FAMILY = "tegrastats"
 INTERVAL_MS = 100
-_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*)\s+(\d+)(?:mW)?/(\d+)(?:mW)?(?:/(\d+)(?:mW)?)?(?![\w/])")
+#: unreadable lines in a row after which the reading is given up (1 s at the default interval)
+MAX_UNREADABLE = 10
+_NUM = r"(-?\d+)(?:mW)?"
+_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*)\s+" + _NUM + "/" + _NUM + "(?:/" + _NUM + r")?(?![\w/])")
 
 
 def parse_line(line: str) -> dict[str, float]:
-    """Current watts per rail in one tegrastats line (``NC`` rails dropped)."""
+    """Current watts per rail in one tegrastats line, signed (``NC`` rails dropped)."""
     return {name: int(cur) / 1e3 for name, cur, *_ in _RAIL.findall(line) if name != "NC"}
 
 
@@ -34,25 +45,49 @@ class TegrastatsSensor(Sensor):
     family = "jetson"
     kind = "power"
 
-    def __init__(self, lines: Iterable[str], first: dict[str, float], interval_s: float, closer=None) -> None:
-        super().__init__(f"tegrastats --interval {int(interval_s * 1000)} ({', '.join(first)})", domains_for(list(first)))
+    def __init__(
+        self, lines: Iterable[str], first: dict[str, float], interval_s: float, closer=None,
+        max_unreadable: int = MAX_UNREADABLE,
+    ) -> None:
+        self._parts = plan(list(first))
+        super().__init__(f"tegrastats --interval {int(interval_s * 1000)} ({', '.join(first)})", [p.domain for p in self._parts])
         self.known_period_s = interval_s
         self.min_interval_s = interval_s
-        self._latest = combine(first)
+        self.max_unreadable = max_unreadable
+        self.unreadable_lines = 0  # every line that could not be read, since the reader opened
+        self._in_a_row = 0
+        self._latest = combine(first, self._parts)
         self._rails = list(first)
         self._lock = threading.Lock()
         self._ended: str | None = None
+        self._stale: str | None = None
         self._closer = closer
         self._thread = threading.Thread(target=self._pump, args=(iter(lines),), name="tegrastats-reader", daemon=True)
         self._thread.start()
 
+    def _take(self, line: str) -> None:
+        rails = parse_line(line)
+        missing = [r for r in self._rails if r not in rails]
+        with self._lock:
+            if not missing:
+                self._latest = combine({r: rails[r] for r in self._rails}, self._parts)
+                self._in_a_row = 0
+                self._stale = None
+                return
+            self.unreadable_lines += 1
+            self._in_a_row += 1
+            if self._in_a_row > self.max_unreadable:
+                seen = ", ".join(rails) or "no rails"
+                self._stale = (
+                    f"tegrastats: {self._in_a_row} lines in a row could not be read (missing {', '.join(missing)}; "
+                    f"the last one had {seen}); {self.unreadable_lines} unreadable since the start. "
+                    "The reading stops rather than repeat the last good value"
+                )
+
     def _pump(self, lines) -> None:
         try:
             for line in lines:
-                rails = parse_line(line)
-                if rails and list(rails) == self._rails:
-                    with self._lock:
-                        self._latest = combine(rails)
+                self._take(line)
         except Exception as exc:  # the process died or the pipe broke
             self._ended = f"tegrastats stopped: {exc}"
             return
@@ -62,6 +97,8 @@ class TegrastatsSensor(Sensor):
         if self._ended:
             raise SensorError(self._ended)
         with self._lock:
+            if self._stale:
+                raise SensorError(self._stale)
             return dict(self._latest)
 
     def close(self) -> None:

@@ -137,6 +137,52 @@ def test_powertop_import_is_measured_only_on_battery():
     assert parse_powertop("nothing here").power_w is None
 
 
+# The summary lines as powertop writes them.  Formats from powertop's source (fenrus75/powertop):
+# up to 2.15 the CSV summary is "label value" (report-formatter-csv.cpp add_summary_list: "%s %s" then
+# ";"), with the labels of src/devices/device.cpp ("The energy consumed was : ", a space before the
+# colon) and values from fmt_prefix (src/lib.cpp): three digits, a space, an SI prefix, then the unit
+# appended after another space ("830 m W").  From 2.16 the CSV summary is a key,value pair and
+# fmt_prefix puts a space (or "-") before the digits.  The reports below are assembled from those
+# sources (the summary lines in full, the rest of a report left out), not captured on a machine.
+POWERTOP_215_BATTERY = """\
+\t\t\tP o w e r T O P
+____________________________________________________________________
+ *  *  *   Device Power Report   *  *  *
+
+The battery reports a discharge rate of:  830 m W;
+
+The energy consumed was :  325  J;
+
+The system baseline power is estimated at:  2.41  W;
+"""
+POWERTOP_216_BATTERY = """\
+PowerTOP
+The battery reports a discharge rate of: , 14.5  W
+The energy consumed was : , 3.25 kJ
+The system baseline power is estimated at: , 12.1  W
+
+# Device Power Report
+"""
+POWERTOP_216_AC = """\
+PowerTOP
+The system baseline power is estimated at: , 830 m W
+
+# Device Power Report
+"""
+
+
+def test_powertop_reports_as_powertop_writes_them():
+    old = parse_powertop(POWERTOP_215_BATTERY)
+    assert old.measured and old.power_w == 0.830 and old.energy_j == 325.0  # "m W": a spaced prefix
+    assert old.label == "measured (battery discharge rate)"
+    new = parse_powertop(POWERTOP_216_BATTERY)
+    assert new.measured and new.power_w == 14.5 and new.energy_j == 3250.0
+    ac = parse_powertop(POWERTOP_216_AC)
+    assert not ac.measured and ac.power_w == 0.83 and ac.label == "estimated (powertop model; not measured)"
+    screen = parse_powertop("The battery reports a discharge rate of 1.20 mW\nThe energy consumed was 450 mJ\n")
+    assert screen.power_w == 0.0012 and screen.energy_j == 0.45  # the interactive screen: prefix and unit joined
+
+
 def test_estimate_is_opt_in_and_labelled_estimated_everywhere():
     with pytest.raises(EnergyConfigError, match="CPU_WATTS"):
         open_meter("estimate", env={})
