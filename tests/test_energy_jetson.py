@@ -323,6 +323,8 @@ def test_an_ina238_label_names_the_rail_and_off_a_jetson_it_stays_an_external_me
     watts = sensor.read()
     assert watts["carrier:VDD_5V_CARRIER"] == pytest.approx(19.1 * 0.786, abs=1e-12)  # bus mV x mA
     assert watts["module-rails-sum"] == pytest.approx(-0.39 + 3.9 + 5.05, abs=1e-12)  # a carrier rail is no module rail
+    # an INA238 on a network switch (address, hwmon index and power1_input as posted in
+    # sonic-net/sonic-linux-kernel pull request 585): not a Jetson, so an ordinary external meter
     server = tmp_path / "server"
     ina238 = server / "sys/bus/i2c/drivers/ina238/57-0040/hwmon/hwmon30"
     write(ina238 / "name", "ina238")
