@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 try:
-    import tomllib
+    import tomllib  # novermin: 3.11+; tomli below
 except ModuleNotFoundError:  # Python 3.10: the same parser as a package
     import tomli as tomllib
 
