@@ -10,11 +10,12 @@ cd "$(dirname "$0")/.."
 VERSIONS=${CI_PYTHONS:-3.10 3.13}
 VENVS=${CI_VENVS:-.venv-ci}
 
-find_python() {  # the interpreter for version $1: on PATH, else under pyenv
-  local v=$1 candidate
-  if command -v "python$v" >/dev/null 2>&1; then command -v "python$v"; return 0; fi
-  for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$v".*/bin/"python$v"; do
-    if [ -x "$candidate" ]; then echo "$candidate"; return 0; fi
+find_python() {  # a working interpreter for version $1: on PATH, else under pyenv (a pyenv shim
+  local v=$1 candidate       # for a version that is not selected fails to run, hence the check)
+  for candidate in "$(command -v "python$v" 2>/dev/null)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$v".*/bin/"python$v"; do
+    if [ -x "$candidate" ] && "$candidate" -c "import sys; sys.exit(sys.version_info[:2] != (${v%%.*}, ${v#*.}))" 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
   done
   return 1
 }

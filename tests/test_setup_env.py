@@ -76,3 +76,28 @@ def test_set_up_refuses_an_interpreter_that_is_not_python_3_10_or_newer(tmp_path
         "setup: wavebench needs Python 3.10 to 3.13; /bin/false is not a working Python "
         "(JetPack 5 has 3.8: see README, Boards)"]
     assert not venv.exists()
+
+
+def older_python() -> str | None:
+    """A real interpreter older than 3.10 on this machine (pyenv keeps some), or None."""
+    import glob
+    import shutil
+
+    for name in ("python3.9", "python3.8"):
+        for candidate in [shutil.which(name), *sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/3.*/bin/{name}")))]:
+            if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
+                return candidate
+    return None
+
+
+def test_set_up_names_the_version_of_a_too_old_python(tmp_path):
+    python = older_python()
+    if python is None:
+        pytest.skip("no Python older than 3.10 on this machine")
+    version = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    proc = subprocess.run(["bash", str(SETUP)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": python, "VENV": str(tmp_path / "venv")})
+    assert proc.returncode == 2
+    assert f"{python} is {version} (JetPack 5 has 3.8" in proc.stderr
+    assert not (tmp_path / "venv").exists()
