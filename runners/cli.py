@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         profile = resolve_profile(args.device)
-        models = args.models or _models_that_fit(profile, args.tiny)
+        own_sweep = bool(args.tiny or args.quick or args.batch_sizes or args.durations)
+        models = args.models or _models_that_fit(profile, own_sweep)
         settings = build_settings(
             profile, models=models, runtimes=args.runtimes, batch_sizes=args.batch_sizes,
             durations=args.durations, reps=args.reps, threads=args.threads, providers=args.providers,
@@ -94,14 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if outcome.all_ok else 1
 
 
-def _models_that_fit(profile, tiny: bool) -> str | None:
+def _models_that_fit(profile, own_sweep: bool) -> str | None:
     """The default model list less the models this profile's memory cannot hold (each said why);
-    None (the lab suite) when nothing is left out.  Toy-size models (TINY) always fit."""
+    None (the lab suite) when nothing is left out.  The needs are measured for the profile's own
+    sweep at full size: another sweep (TINY, QUICK, BATCH_SIZES, DURATIONS) is not judged."""
     from export.registry import LAB_SUITE
     from runners.environment import read_memory, sysfs_root
     from runners.settings import SettingsError
 
-    if tiny or not profile.memory_need_gib:
+    if own_sweep or not profile.memory_need_gib:
         return None
     kept, left_out = profile.models_that_fit(LAB_SUITE, read_memory(sysfs_root())["available_bytes"])
     for line in left_out:

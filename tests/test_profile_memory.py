@@ -37,16 +37,16 @@ def fake_meminfo(tmp_path, available_kib: int):
 def test_the_command_line_drops_what_does_not_fit_and_keeps_everything_when_it_fits(tmp_path, monkeypatch, capsys):
     fake_meminfo(tmp_path, available_kib=GIB // 1024)  # 1 GiB: a Pi 4 with 2 GB, half of it in use
     monkeypatch.setenv("WAVEBENCH_SYSFS_ROOT", str(tmp_path))
-    models = _models_that_fit(SMALL, tiny=False)
+    models = _models_that_fit(SMALL, own_sweep=False)
     assert models == ",".join(m for m in LAB_SUITE if m not in ("hubert-base", "wav2vec2-base"))
     err = capsys.readouterr().err.splitlines()
     assert [line.split(":")[0] for line in err] == ["board profile"] * 2
-    assert _models_that_fit(SMALL, tiny=True) is None  # toy-size models always fit
+    assert _models_that_fit(SMALL, own_sweep=True) is None  # TINY/QUICK/own sweep: not judged
     assert capsys.readouterr().err == ""
 
 
 def test_nothing_is_left_out_with_enough_memory(tmp_path, monkeypatch, capsys):
     fake_meminfo(tmp_path, available_kib=8 * GIB // 1024)
     monkeypatch.setenv("WAVEBENCH_SYSFS_ROOT", str(tmp_path))
-    assert _models_that_fit(SMALL, tiny=False) is None
+    assert _models_that_fit(SMALL, own_sweep=False) is None
     assert capsys.readouterr().err == ""
