@@ -26,6 +26,7 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 CPU_INDEX_URL = "https://download.pytorch.org/whl/cpu"
@@ -145,8 +146,6 @@ class InstalledTorch:
 
 def describe_installed() -> InstalledTorch:
     """Which torch is installed in this interpreter, from its metadata (no import: cheap)."""
-    from importlib import metadata
-
     dist = metadata.distribution("torch")
     requires = dist.requires or []
     cuda = "+cpu" not in dist.version and any(r.lower().startswith(CUDA_COMPANIONS) for r in requires)
@@ -159,7 +158,7 @@ def describe_installed() -> InstalledTorch:
     return InstalledTorch(version=dist.version, cuda=cuda, size_bytes=size)
 
 
-def _dist_size(dist) -> int:  # an importlib.metadata.Distribution
+def _dist_size(dist: metadata.Distribution) -> int:
     total = 0
     for f in dist.files or []:
         try:

@@ -5,7 +5,9 @@ and must neither install nor shadow them."""
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -80,9 +82,6 @@ def test_set_up_refuses_an_interpreter_that_is_not_python_3_10_or_newer(tmp_path
 
 def older_python() -> str | None:
     """A real interpreter older than 3.10 on this machine (pyenv keeps some), or None."""
-    import glob
-    import shutil
-
     for name in ("python3.9", "python3.8"):
         for candidate in [shutil.which(name), *sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/3.*/bin/{name}")))]:
             if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 from scripts.torch_plan import CPU_INDEX_URL, Host, choose, describe_installed, detect_host, main
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "torch_plan.py"
@@ -85,8 +87,6 @@ def test_the_script_runs_standalone_as_set_up_calls_it():
 
 
 def test_describe_reports_the_installed_build():
-    import torch
-
     installed = describe_installed()
     assert installed.version == torch.__version__
     assert installed.cuda == (torch.version.cuda is not None)
