@@ -52,7 +52,7 @@ def test_set_up_on_a_python_that_has_torch_keeps_its_torch_and_onnxruntime(tmp_p
 
     venv = tmp_path / "venv"
     env = {**os.environ, "PYTHON": str(system_python), "VENV": str(venv), "PIP_NO_INDEX": "1"}
-    proc = subprocess.run(["bash", str(SETUP)], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(["bash", str(SETUP)], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert f"the system Python has torch {torch.__version__}; creating" in out
