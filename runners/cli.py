@@ -13,6 +13,13 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from host.environment import read_memory
+from host.sysfs import sysfs_root
+
+if TYPE_CHECKING:
+    from runners.profiles import DeviceProfile
 
 
 def env_default(name: str, default: str | None = None) -> str | None:
@@ -95,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if outcome.all_ok else 1
 
 
-def _models_that_fit(profile, own_sweep: bool) -> str | None:
+def _models_that_fit(profile: DeviceProfile, own_sweep: bool) -> str | None:
     """The default model list less the models this profile's memory cannot hold (each said why);
     None (the lab suite) when nothing is left out.  The needs are measured for the profile's own
     sweep at full size: another sweep (TINY, QUICK, BATCH_SIZES, DURATIONS) is not judged."""
-    from export.registry import LAB_SUITE
-    from runners.environment import read_memory, sysfs_root
+    # deferred: the model registry loads torch; the settings module is loaded by main() already
+    from models.registry import LAB_SUITE
     from runners.settings import SettingsError
 
     if own_sweep or not profile.memory_need_gib:

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from models.registry import LAB_SUITE
 from runners.cli import _models_that_fit
 from runners.profiles import DeviceProfile, load_profile
-from export.registry import LAB_SUITE
 
 GIB = 2**30
 SMALL = DeviceProfile(name="board", description="", runtimes=("pytorch",), pytorch_device="cpu",
