@@ -22,11 +22,10 @@ def test_models_needing_more_than_is_available_are_left_out_with_the_reason():
     assert SMALL.models_that_fit(["hubert-base"], available_bytes=None) == (["hubert-base"], [])
 
 
-def test_the_pi_profile_carries_a_measured_need_for_every_lab_model():
-    needs = dict(load_profile("rpi").memory_need_gib)
-    assert set(LAB_SUITE) <= set(needs), sorted(needs)
-    assert all(0.1 < g < 16 for g in needs.values()), needs
-    assert needs["wav2vec2-large"] > needs["wav2vec2-base"] > needs["logmel"]
+def test_profiles_without_measured_needs_keep_every_model():
+    """The shipped profiles carry no needs yet (docs/platforms.md: the measurement is unfinished)."""
+    rpi = load_profile("rpi")
+    assert rpi.models_that_fit(list(LAB_SUITE), available_bytes=1) == (list(LAB_SUITE), [])
 
 
 def fake_meminfo(tmp_path, available_kib: int):
