@@ -88,6 +88,6 @@ def test_the_script_runs_standalone_as_set_up_calls_it():
 
 def test_describe_reports_the_installed_build():
     installed = describe_installed()
-    assert installed.version == torch.__version__
+    assert torch.__version__.split("+")[0] == installed.version.split("+")[0]  # a CUDA wheel says +cu130 only at run time
     assert installed.cuda == (torch.version.cuda is not None)
     assert installed.size_bytes > 50_000_000  # torch's shared libraries alone are larger
