@@ -535,7 +535,7 @@ def wavebench_version(repo_root: Path = REPO_ROOT) -> str | None:
     if text:
         try:
             # deferred: tomllib exists on Python 3.11+ only; a fallback follows
-            import tomllib
+            import tomllib  # novermin: 3.11+; on 3.10 the regex below reads the version
 
             version = tomllib.loads(text).get("project", {}).get("version")
             if version:

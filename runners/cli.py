@@ -13,6 +13,13 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from host.environment import read_memory
+from host.sysfs import sysfs_root
+
+if TYPE_CHECKING:
+    from runners.profiles import DeviceProfile
 
 
 def env_default(name: str, default: str | None = None) -> str | None:
@@ -64,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         profile = resolve_profile(args.device)
+        own_sweep = bool(args.tiny or args.quick or args.batch_sizes or args.durations)
+        models = args.models or _models_that_fit(profile, own_sweep)
         settings = build_settings(
-            profile, models=args.models, runtimes=args.runtimes, batch_sizes=args.batch_sizes,
+            profile, models=models, runtimes=args.runtimes, batch_sizes=args.batch_sizes,
             durations=args.durations, reps=args.reps, threads=args.threads, providers=args.providers,
             energy=args.energy, variants=args.variants, ort_opts=args.ort_opt, grid=args.grid, quick=args.quick, tiny=args.tiny,
             min_time_s=args.min_time, max_time_s=args.max_time, ci_target=args.ci_target,
@@ -91,6 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     if outcome.status == "interrupted":
         return 130
     return 0 if outcome.all_ok else 1
+
+
+def _models_that_fit(profile: DeviceProfile, own_sweep: bool) -> str | None:
+    """The default model list less the models this profile's memory cannot hold (each said why);
+    None (the lab suite) when nothing is left out.  The needs are measured for the profile's own
+    sweep at full size: another sweep (TINY, QUICK, BATCH_SIZES, DURATIONS) is not judged."""
+    # deferred: the model registry loads torch; the settings module is loaded by main() already
+    from models.registry import LAB_SUITE
+    from runners.settings import SettingsError
+
+    if own_sweep or not profile.memory_need_gib:
+        return None
+    kept, left_out = profile.models_that_fit(LAB_SUITE, read_memory(sysfs_root())["available_bytes"])
+    for line in left_out:
+        print(line, file=sys.stderr)
+    if not left_out:
+        return None
+    if not kept:
+        raise SettingsError(f"no model of the lab suite fits this machine's memory for the {profile.name} profile; "
+                            f"choose smaller ones with MODELS=")
+    return ",".join(kept)
 
 
 def _report(run_dir: Path) -> None:

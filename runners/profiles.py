@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 try:
-    import tomllib
+    import tomllib  # novermin: 3.11+; tomli below
 except ModuleNotFoundError:  # Python 3.10: the same parser as a package
     import tomli as tomllib
 
@@ -41,6 +41,9 @@ class DeviceProfile:
     durations: tuple[float, ...] = (1, 2, 4, 8, 16)
     energy: tuple[str, ...] = ()
     cell_timeout_s: float = 900
+    # GiB each model needs at once in this profile's sweep (its worker's peak plus the parent),
+    # measured by benchmarks/profile_memory.py; used to leave out models that cannot fit
+    memory_need_gib: tuple[tuple[str, float], ...] = ()
     chosen_because: str | None = field(default=None, compare=False)
 
     def providers_for(self, available: list[str]) -> list[str]:
@@ -50,6 +53,24 @@ class DeviceProfile:
 
     def default_threads(self) -> int:
         return self.threads if self.threads > 0 else available_cores()
+
+    def models_that_fit(self, models: tuple[str, ...] | list[str],
+                        available_bytes: int | None) -> tuple[list[str], list[str]]:
+        """(models whose measured need fits ``available_bytes``, one line per model left out).
+        Unmeasured models and an unknown amount of memory keep everything."""
+        needs = dict(self.memory_need_gib)
+        if available_bytes is None:
+            return list(models), []
+        kept, left_out = [], []
+        for model in models:
+            need = needs.get(model)
+            if need is not None and need * 2**30 > available_bytes:
+                left_out.append(f"{self.name} profile: leaving out {model}: its sweep needs {need:.1f} GiB at once "
+                                f"(measured, docs/platforms.md) and this machine has {available_bytes / 2**30:.1f} GiB "
+                                f"available; MODELS={model} runs it anyway")
+            else:
+                kept.append(model)
+        return kept, left_out
 
 
 def available_cores() -> int:
@@ -78,6 +99,7 @@ def load_profile(name: str, directory: Path = PROFILE_DIR) -> DeviceProfile:
             batch_sizes=tuple(int(b) for b in data.get("batch_sizes", [1, 2, 4, 8])),
             durations=tuple(float(d) for d in data.get("durations", [1, 2, 4, 8, 16])),
             energy=tuple(data.get("energy", [])), cell_timeout_s=float(data.get("cell_timeout_s", 900)),
+            memory_need_gib=tuple((str(m), float(g)) for m, g in data.get("memory_need_gib", {}).items()),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProfileError(f"device profile {path} is malformed: {exc}") from None

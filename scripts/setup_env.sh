@@ -5,11 +5,26 @@
 # when the system Python already has torch (a Jetson's NVIDIA build, a Pi's own wheel), the
 # venv is created with --system-site-packages so that build is used and kept.  The same holds
 # for onnxruntime (e.g. onnxruntime-gpu on a Jetson).  s3prl is installed with --no-deps.
+# Where torch is installed, scripts/torch_plan.py chooses the build: on Linux without an NVIDIA
+# GPU (a Raspberry Pi), PyTorch's CPU-only build from PyTorch's CPU index, not PyPI's CUDA build.
+#
+# Settings: PYTHON (interpreter, 3.10-3.13), VENV, TORCH_VERSION, TORCH_INDEX_URL, S3PRL_VERSION.
 set -euo pipefail
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 S3PRL_VERSION=${S3PRL_VERSION:-0.4.18}
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+# Python 3.10-3.13 (requires-python in pyproject.toml).  An older one (JetPack 5 has 3.8) stops here.
+if ! PYVER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2]); sys.exit(sys.version_info < (3, 10))' 2>/dev/null); then
+  echo "setup: wavebench needs Python 3.10 to 3.13; ${PYTHON} is ${PYVER:-not a working Python} (JetPack 5 has 3.8: see README, Boards)" >&2
+  exit 2
+fi
+case "$PYVER" in
+  3.10|3.11|3.12|3.13) ;;
+  *) echo "setup: warning: Python $PYVER is newer than the versions wavebench is tested on (3.10-3.13)" >&2 ;;
+esac
 
 if [ ! -x "$VENV/bin/python" ]; then
   if "$PYTHON" -c "import torch" >/dev/null 2>&1; then
@@ -24,8 +39,10 @@ PY="$VENV/bin/python"
 if "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "setup: keeping the installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
 else
-  echo "setup: installing torch==$TORCH_VERSION"
-  "$PY" -m pip install --quiet "torch==$TORCH_VERSION"
+  TORCH_ARGS=$("$PY" "$HERE/torch_plan.py" plan --version "$TORCH_VERSION")
+  mapfile -t TORCH_ARGS <<<"$TORCH_ARGS"
+  "$PY" -m pip install --quiet "${TORCH_ARGS[@]}"
+  "$PY" "$HERE/torch_plan.py" describe
 fi
 if "$PY" -c "import onnxruntime" >/dev/null 2>&1; then
   echo "setup: keeping the installed onnxruntime $("$PY" -c 'import onnxruntime; print(onnxruntime.__version__)')"
