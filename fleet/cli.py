@@ -147,6 +147,7 @@ def summarize(outcomes: list[Outcome], options: Options, compare: bool) -> int:
 
 def run_compare(runs: list[Path], results: Path) -> bool:
     """``make compare`` over the runs just fetched: by device, or by run when the devices repeat."""
+    # deferred: compare brings numpy and matplotlib, needed only at the very end
     from compare import ResultError, run_compare as compare_runs
 
     devices = [r.parent.name for r in runs]

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from runners.profiles import profile_names
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10: the same parser, published as tomli
@@ -70,8 +72,6 @@ class Board:
 
 
 def valid_profiles() -> list[str]:
-    from runners.profiles import profile_names
-
     return profile_names() + ["auto"]
 
 

@@ -182,3 +182,22 @@ def board_venv(path: Path) -> Path:
     ours = sysconfig.get_paths()["purelib"]
     Path(site, "wavebench-shared-site.pth").write_text(ours + "\n")
     return Path(path)
+
+
+def snapshot_repo(source: Path, dest: Path) -> Path:
+    """``source``'s working tree (tracked and untracked files, ignored ones left out) as one commit
+    in a new repository at ``dest``: what the fleet ships is exactly what is being tested."""
+    files = subprocess.run(["git", "-C", str(source), "ls-files", "-co", "--exclude-standard", "-z"],
+                           check=True, capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = Path(source) / rel
+        if src.is_file() and not src.is_symlink():
+            target = Path(dest) / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(src.read_bytes())
+            target.chmod(src.stat().st_mode & 0o777)
+    git = ["git", "-C", str(dest), "-c", "user.name=wavebench", "-c", "user.email=loopback@wavebench"]
+    subprocess.run(["git", "init", "-q", str(dest)], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "loopback snapshot"], check=True)
+    return Path(dest)

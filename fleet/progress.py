@@ -12,11 +12,11 @@ import threading
 from dataclasses import fields
 from typing import Any
 
+from runners.settings import Settings
+
 
 def plan_size(run_json: dict[str, Any]) -> int | None:
     """The number of cells the run's settings plan, or None when they cannot be read."""
-    from runners.settings import Settings
-
     data = run_json.get("settings")
     if not isinstance(data, dict):
         return None
@@ -38,7 +38,7 @@ class Bars:
         self.last: dict[str, tuple] = {}
         self.bars: dict[str, Any] = {}
         if tty:
-            from tqdm import tqdm
+            from tqdm import tqdm  # deferred: only on a terminal
 
             for i, name in enumerate(names):
                 self.bars[name] = tqdm(total=0, position=i, desc=name.ljust(self.width), unit="cell",
@@ -67,7 +67,7 @@ class Bars:
         with self.lock:
             line = f"{name}: {text}"
             if self.bars:
-                from tqdm import tqdm
+                from tqdm import tqdm  # deferred: only on a terminal
 
                 tqdm.write(line, file=self.stream)
             else:

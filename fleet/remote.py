@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleet.config import Board
-from fleet.ssh import Connection, Result
+from fleet.ssh import Connection, Result, quote
 
 BOARD_SH = (Path(__file__).with_name("board.sh")).read_text()
 JOB_SH = (Path(__file__).with_name("job.sh")).read_text()
@@ -76,8 +76,6 @@ class Remote:
         self.call("unpack", commit, input=archive, timeout=600)
 
     def start(self, run_id: str, commit: str, holder: str, environment: dict[str, str]) -> StartReply:
-        from fleet.ssh import quote
-
         env_lines = "".join(f"export {k}={quote(v)}\n" for k, v in sorted(environment.items()))
         payload = env_lines + JOB_MARK + "\n" + JOB_SH
         out = self.call("start", run_id, commit, self.board.profile, self.board.venv_path, holder,
@@ -100,8 +98,6 @@ class Remote:
 
     def pack(self, run_dir: str, sink) -> None:
         argv = ["sh", "-c", BOARD_SH, "wavebench-fleet", "pack", self.board.dir, run_dir]
-        from fleet.ssh import quote
-
         result = self.conn.pipe_out(" ".join(quote(a) for a in argv), sink)
         if result.returncode != 0:
             raise RemoteError(f"{self.board.name}: copying {run_dir} failed: {result.stderr.strip()[-300:]}")

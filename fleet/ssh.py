@@ -17,6 +17,7 @@ The options forced on every call make it safe to run unattended:
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -142,9 +143,7 @@ class Connection:
 
 
 def quote(text: str) -> str:
-    """Quote for a POSIX remote shell; ``~/`` at the start is left for the board to expand."""
-    import shlex
-
+    """Quote one word for the board's POSIX shell (``~`` is expanded by board.sh, not here)."""
     return shlex.quote(text)
 
 
