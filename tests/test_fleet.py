@@ -493,3 +493,36 @@ def test_failing_boards_say_why_while_the_others_finish(lab, tmp_path):
     assert "no-python" in out   # the board log's tail says what went wrong
     for why in failing:
         assert not (tmp_path / f"board-{why}").exists()   # nothing reached those boards
+
+
+# -- small parts, no processes -----------------------------------------------------------------
+
+def test_progress_and_log_parsing():
+    from fleet.progress import plan_size
+    from fleet.remote import current_cell, log_tail, parse_fields
+
+    fields, log = parse_fields("state=running\nrun_dir=results/rpi/x\ncells=3\n--log--\nline a\rbar 1\rbar 2\nend\n")
+    assert fields == {"state": "running", "run_dir": "results/rpi/x", "cells": "3"}
+    assert log_tail(log) == "bar 2\nend"
+    assert current_cell("x\rtera onnxruntime b1 4s:  40%|####  | 2/5 [00:01<00:02]\r") == "tera onnxruntime b1 4s"
+    settings = {"device": "rpi", "models": ["logmel", "apc"], "runtimes": ["pytorch", "onnxruntime"],
+                "batch_sizes": [1, 2], "durations": [1.0, 4.0], "threads": [1], "unknown_future_field": 1}
+    assert plan_size({"settings": settings}) == 2 * 2 * 3   # two lines through the grid: (1,1) (2,1) (1,4)
+    assert plan_size({}) is None
+
+
+def test_a_fetched_run_replaces_only_its_own_earlier_copy(tmp_path):
+    from fleet.fetch import extends, free_name, same_board
+
+    def run(name: str, host: str, cells: str) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "run.json").write_text(json.dumps({"host": host}))
+        (d / "cells.jsonl").write_text(cells)
+        return d
+
+    old = run("old", "pi", '{"a": 1}\n')
+    assert extends(old, run("longer", "pi", '{"a": 1}\n{"b": 2}\n')) and same_board(old, tmp_path / "longer")
+    assert not extends(old, run("other", "pi", '{"z": 0}\n'))
+    assert not same_board(old, run("elsewhere", "orin", '{"a": 1}\n'))
+    assert free_name(old) == tmp_path / "old-2" and free_name(tmp_path / "new") == tmp_path / "new"
