@@ -119,9 +119,9 @@ def drive(boards: list[Board], conns: dict[str, Connection], archive: Archive, o
         for t in threads:
             t.join(options.poll_s + 15)
         bars.close()
-        print(f"\nfleet: interrupted — the boards' runs go on without this laptop.\n"
-              f"  re-attach (and fetch when done): run the same command again\n"
-              f"  stop them:                       the same command with STOP=1", file=sys.stderr)
+        print("\nfleet: interrupted — the boards' runs go on without this laptop.\n"
+              "  re-attach (and fetch when done): run the same command again\n"
+              "  stop them:                       the same command with STOP=1", file=sys.stderr)
         return 130
     bars.close()
     return summarize([outcomes[b.name] for b in boards], options, compare)
@@ -148,7 +148,8 @@ def summarize(outcomes: list[Outcome], options: Options, compare: bool) -> int:
 def run_compare(runs: list[Path], results: Path) -> bool:
     """``make compare`` over the runs just fetched: by device, or by run when the devices repeat."""
     # deferred: compare brings numpy and matplotlib, needed only at the very end
-    from compare import ResultError, run_compare as compare_runs
+    from compare import ResultError
+    from compare import run_compare as compare_runs
 
     devices = [r.parent.name for r in runs]
     by = "device" if len(set(devices)) == len(devices) else "run"

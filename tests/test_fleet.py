@@ -431,7 +431,7 @@ def test_a_board_that_dies_mid_run_fails_with_its_log_and_resumes(lab, tmp_path)
     assert not list(laptop.results.glob("rpi/*"))
     code, out = laptop.run(["--fleet", toml])
     assert code == 0, out
-    assert f"resuming" in (next((board / "runs").glob("*/log")).read_text())
+    assert "resuming" in (next((board / "runs").glob("*/log")).read_text())
     assert_each_cell_once(board, 4)
     assert before >= 1
 
@@ -456,7 +456,7 @@ def test_two_laptops_race_for_one_board(lab, tmp_path):
     try:
         code, out = laptop.run(["--fleet", str(third)], LOCK_TIMEOUT="0.5")
         assert code == 1, out
-        assert f"FAILED — locked by" in out and f"(pid {winner.proc.pid}" in out and "gave up after 0.5s" in out
+        assert "FAILED — locked by" in out and f"(pid {winner.proc.pid}" in out and "gave up after 0.5s" in out
     finally:
         os.killpg(job, signal.SIGCONT)
     for r in (a, b):
