@@ -22,6 +22,7 @@ from fleet.progress import Bars, plan_size
 from fleet.remote import Remote, RemoteError, Status, current_cell, log_tail
 from fleet.ship import Archive, ShipError
 from fleet.ssh import Connection, SshError
+from runstore.folder import read_run
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ class BoardDriver:
     def _show(self, status: Status) -> None:
         if status.run_dir and self.total is None:
             try:
+                # run.json's text as the board has it (no local folder yet): parsed here, once
                 self.total = plan_size(json.loads(self.remote.read_file(status.run_dir + "/run.json")))
             except (ValueError, RemoteError):
                 self.total = None
@@ -182,7 +184,7 @@ class BoardDriver:
         local = fetch_run(self.remote, status.run_dir, self.options.results, self.board)
         self.outcome.local_run = local
         try:
-            self.outcome.counts = json.loads((local / "run.json").read_text()).get("counts") or {}
+            self.outcome.counts = read_run(local).get("counts") or {}
         except (OSError, ValueError):
             self.outcome.counts = {}
         self.outcome.state = "finished"

@@ -11,7 +11,6 @@ name appended — nothing on the laptop is overwritten by something that is not 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tarfile
@@ -20,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from fleet.config import Board
 from fleet.remote import Remote
+from runstore.folder import read_run
 
 CELLS = "cells.jsonl"
 
@@ -100,7 +100,7 @@ def fetch_run(remote: Remote, run_dir: str, results: Path, board: Board) -> Path
 def same_board(old: Path, new: Path) -> bool:
     def host(p: Path) -> object:
         try:
-            return json.loads((p / "run.json").read_text()).get("host")
+            return read_run(p).get("host")
         except (OSError, ValueError):
             return None
     return host(old) == host(new)
