@@ -121,6 +121,7 @@ def main() -> int:
     board_env = {"PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "WAVEBENCH_SYSFS_ROOT": str(tree)}
     base_env = {k: v for k, v in os.environ.items() if k not in ("HOSTS", "FLEET", "STOP")}
     rows, walls, fleet_cpu = [], {"direct": [], "fleet": []}, []
+    rounds: dict[str, list[dict]] = {"direct": [], "fleet": []}
     try:
         # set the venv up once (the project's script), so neither side pays for it below
         stamp_env = {**base_env, **board_env, "VENV": str(venv)}
@@ -134,6 +135,7 @@ def main() -> int:
                             "--no-progress"], cwd=repo, env=env, check=True, capture_output=True)
             walls["direct"].append(time.monotonic() - t0)
             direct = cells(only_run(results))
+            rounds["direct"].append(direct)
             # through make fleet
             toml = tmp / f"fleet-{rnd}.toml"
             toml.write_text("[settings]\n" + "".join(f'{k} = "{v}"\n' for k, v in SETTINGS.items())
@@ -148,17 +150,20 @@ def main() -> int:
             walls["fleet"].append(time.monotonic() - t0)
             fleet_cpu.append(children_cpu() - cpu0)
             fleet = cells(only_run(laptop_results))
+            rounds["fleet"].append(fleet)
             for key in sorted(direct):
                 lo, hi = bootstrap_ratio_ci(fleet[key], direct[key])
                 rows.append((rnd, key, statistics.median(direct[key]), statistics.median(fleet[key]),
                              statistics.median(fleet[key]) / statistics.median(direct[key]), lo, hi))
         per_poll_laptop, per_poll_board = poll_cost(server, load_fleet(tmp / "fleet-1.toml", {})[0], args.polls)
+        parts = poll_parts(server, load_fleet(tmp / "fleet-1.toml", {})[0], args.polls)
         if args.example:
             example(tmp, repo, server, venv, board_env, base_env, Path(args.example))
     finally:
         server.stop()
     load_end = load()
-    write(Path(args.out), rows, walls, fleet_cpu, per_poll_laptop, per_poll_board, args, load_start, load_end)
+    write(Path(args.out), rows, walls, fleet_cpu, per_poll_laptop, per_poll_board, args, load_start, load_end,
+          yardstick(rounds), parts)
     print(Path(args.out).read_text())
     return 0
 
@@ -189,6 +194,46 @@ def example(tmp: Path, repo: Path, server, venv: Path, board_env: dict, base_env
         (out.parent / "loopback-compare.md").write_text(compare[-1].read_text().replace(str(tmp) + "/", ""))
 
 
+def yardstick(rounds: dict[str, list[dict]]) -> list[tuple]:
+    """The same comparison between two runs of the SAME way (direct r1 vs r2, fleet r1 vs r2): how
+    far apart two runs are on this machine anyway."""
+    out = []
+    for way, runs in rounds.items():
+        if len(runs) >= 2:
+            a, b = runs[0], runs[1]
+            for key in sorted(a):
+                lo, hi = bootstrap_ratio_ci(b[key], a[key])
+                out.append((way, key, statistics.median(b[key]) / statistics.median(a[key]), lo, hi))
+    return out
+
+
+def poll_parts(server: loopback.LoopbackServer, board, polls: int) -> tuple[float, float]:
+    """Where a poll's board CPU goes: the poll's own ``sh`` + tools run locally (no SSH), and an
+    empty SSH command (``true``) over the shared connection: the session and the login shell."""
+    run_id = next((Path(board.dir) / "runs").iterdir()).name
+    script = (ROOT / "fleet/board.sh").read_text()
+    before = children_cpu()
+    for _ in range(polls):
+        subprocess.run(["sh", "-c", script, "wavebench-fleet", "status", board.dir, run_id], capture_output=True)
+    local_sh = (children_cpu() - before) / polls
+    sockets = control_dir()
+    conn = Connection(board.host, sockets, tag="parts", config=str(server.client_config))
+    try:
+        conn.ensure_master()
+        for _ in range(20):
+            conn.run("true")
+        assert server.proc is not None
+        sessions = descendants(server.proc.pid)
+        board0 = sum(proc_cpu(p) for p in sessions)
+        for _ in range(polls):
+            conn.run("true")
+        empty = (sum(proc_cpu(p) for p in sessions if Path(f"/proc/{p}").exists()) - board0) / polls
+    finally:
+        conn.close()
+        remove_control_dir(sockets)
+    return local_sh, empty
+
+
 def poll_cost(server: loopback.LoopbackServer, board, polls: int) -> tuple[float, float]:
     """CPU seconds per status poll: on the laptop (this process + ssh clients) and on the board's
     sshd session process (the shared connection's, children included)."""
@@ -215,7 +260,8 @@ def poll_cost(server: loopback.LoopbackServer, board, polls: int) -> tuple[float
     return laptop / polls, board_cpu / polls
 
 
-def write(out: Path, rows, walls, fleet_cpu, per_poll_laptop, per_poll_board, args, load_start, load_end) -> None:
+def write(out: Path, rows, walls, fleet_cpu, per_poll_laptop, per_poll_board, args, load_start, load_end,
+          same_way, parts) -> None:
     polls_per_hour = 3600 / args.poll_s
     lines = [
         "# `make fleet` overhead: the board and the laptop",
@@ -250,6 +296,18 @@ def write(out: Path, rows, walls, fleet_cpu, per_poll_laptop, per_poll_board, ar
         f"through the fleet {', '.join(f'{w:.0f}' for w in walls['fleet'])} s (the fleet's includes shipping "
         f"the commit, the poll interval at the end and copying the results home).",
         "",
+        "The yardstick — the same ratio between two runs made the SAME way (round 2 / round 1), on this machine:",
+        "",
+        "| way | model | runtime | audio s | round 2 / round 1 | 95% CI |",
+        "|---|---|---|---|---|---|",
+        *[f"| {way} | {m} | {rt} | {d:g} | {ratio:.3f} | [{lo:.3f}, {hi:.3f}]{'' if lo <= 1 <= hi else ' *'} |"
+          for way, (m, rt, d), ratio, lo, hi in same_way],
+        "",
+        f"Run-to-run spread of the same way: ratios {min((r[2] for r in same_way), default=float('nan')):.2f}–"
+        f"{max((r[2] for r in same_way), default=float('nan')):.2f}; fleet vs direct: "
+        f"{min(ratios, default=float('nan')):.2f}–{max(ratios, default=float('nan')):.2f}. When the second range is "
+        f"no wider than the first, the remote driving is lost in this machine's own noise.",
+        "",
         "## The laptop: following a board",
         "",
         "| what | CPU time |",
@@ -261,7 +319,13 @@ def write(out: Path, rows, walls, fleet_cpu, per_poll_laptop, per_poll_board, ar
         f"| a whole `make fleet` run of the cells above (ship, poll, fetch; no compare), laptop | "
         f"{', '.join(f'{c:.1f}' for c in fleet_cpu)} s |",
         "",
-        f"Per-poll figures are the mean of {args.polls} polls back to back against a finished run.",
+        f"Per-poll figures are the mean of {args.polls} polls back to back against a finished run. "
+        f"Where the board's share goes: the poll's own `sh` and tools, run locally without SSH, "
+        f"{parts[0] * 1e3:.1f} ms; an empty SSH command (`true`) over the shared connection "
+        f"{parts[1] * 1e3:.1f} ms — the session plus the login shell, which on this machine sources "
+        f"root's `~/.bashrc` (it runs `pyenv init` for every non-interactive SSH command). A board whose "
+        f"`~/.bashrc` returns early for non-interactive shells (Debian's, Raspberry Pi OS's and "
+        f"Ubuntu's default does) pays only the first part plus a few ms of sshd.",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")

@@ -121,5 +121,7 @@ def current_cell(log: str) -> str:
     """The cell being measured, from the suite's progress bar (``tera onnxruntime b1 4s: 40%|...``)."""
     for segment in reversed(log.replace("\n", "\r").split("\r")):
         if "|" in segment and ":" in segment:
-            return segment.split(":")[0].strip()
+            description = segment.split(":")[0].strip()
+            if description and "%" not in description and "|" not in description:
+                return description
     return ""

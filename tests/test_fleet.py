@@ -505,6 +505,7 @@ def test_progress_and_log_parsing():
     assert fields == {"state": "running", "run_dir": "results/rpi/x", "cells": "3"}
     assert log_tail(log) == "bar 2\nend"
     assert current_cell("x\rtera onnxruntime b1 4s:  40%|####  | 2/5 [00:01<00:02]\r") == "tera onnxruntime b1 4s"
+    assert current_cell("  0%|          | 0/4 [00:00<?, ?cell/s]") == ""   # a bar before its first cell
     settings = {"device": "rpi", "models": ["logmel", "apc"], "runtimes": ["pytorch", "onnxruntime"],
                 "batch_sizes": [1, 2], "durations": [1.0, 4.0], "threads": [1], "unknown_future_field": 1}
     assert plan_size({"settings": settings}) == 2 * 2 * 3   # two lines through the grid: (1,1) (2,1) (1,4)
