@@ -11,8 +11,10 @@ DEVICE ?= auto
 
 export DEVICE MODELS RUNTIMES PROVIDERS BATCH_SIZES DURATIONS REPS THREADS VARIANTS ENERGY \
        QUICK GRID FRESH TINY RESULTS_DIR ONNX_DIR EXPORTER CPU_WATTS WEIGHTS ORT_OPT NO_PEAK FLOPS_DIR
+# make fleet's own variables (fleet/cli.py)
+export HOSTS FLEET STOP POLL LOCK_TIMEOUT RECONNECT_TIMEOUT ALLOW_DIRTY SSH_CONFIG
 
-.PHONY: setup export bench test lint sensors compare report flops eval demo-data help
+.PHONY: setup export bench test lint sensors compare report flops eval demo-data help fleet
 
 help:
 	@echo "make bench   set up, export and benchmark the lab suite (DEVICE=$(DEVICE))"
@@ -21,6 +23,7 @@ help:
 	@echo "make lint    ruff over the tree, mypy over the run store, harness and runtimes"
 	@echo "make sensors list the energy sensors found here, what is missing and how to fix it"
 	@echo "make compare RESULTS=dir,dir BY=device|run|runtime|variant   results side by side"
+	@echo "make fleet   HOSTS=user@host:profile,... (or FLEET=fleet.toml): the suite on several boards over SSH"
 	@echo "make report RUN=results/<device>/<run_id>   re-write a run's tables, plots and report"
 	@echo "make flops   MACs/FLOPs from the ONNX graphs (MODELS= DURATIONS= BATCH_SIZES=)"
 	@echo "make demo-data; make eval DATA=results/demo-data   accuracy vs efficiency on labelled audio"
@@ -59,6 +62,9 @@ demo-data: $(STAMP)
 eval: $(STAMP)
 	@test -n "$(DATA)" || { echo "make eval: set DATA=<folder or manifest.csv> (try: make demo-data; make eval DATA=results/demo-data)" >&2; exit 2; }
 	$(PY) -m evaluation --data $(DATA) $(if $(BENCH_RUN),--bench-run $(BENCH_RUN)) $(if $(LIMIT_PER_CLASS),--limit-per-class $(LIMIT_PER_CLASS))
+
+fleet: $(STAMP)
+	$(PY) -m fleet
 
 report: $(STAMP)
 	$(PY) -m report $(RUN)

@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"runstore"},
     "compare": {"runstore"},
     "evaluation": {"runstore", "host", "models", "export", "flops", "energy", "runners"},
+    "fleet": {"runstore", "runners", "compare"},
 }
 # orchestration calls the report at the end of a run (deferred: it pulls matplotlib)
 EXCEPTIONS = {("runners.suite", "report")}
