@@ -74,6 +74,19 @@ ARM_PARTS: dict[str, str] = {
     "0x004": "Carmel",  # NVIDIA Xavier (implementer 0x4e)
 }
 
+# CPU features that decide which GEMM/conv kernels a runtime can pick (MLAS, oneDNN, XNNPACK,
+# KleidiAI): the same model name with or without them is a different machine for the benchmark.
+# x86 names as in /proc/cpuinfo "flags"; ARM names as in "Features" (asimd = NEON, asimddp =
+# dotprod, asimdhp/fphp = fp16 arithmetic; "neon"/"vfpv4" on a 32-bit kernel).
+X86_KERNEL_FLAGS = ("sse4_2", "avx", "f16c", "fma", "avx2", "avx_vnni", "avx512f", "avx512dq",
+                    "avx512cd", "avx512bw", "avx512vl", "avx512ifma", "avx512vbmi", "avx512_vbmi2",
+                    "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+ARM_KERNEL_FLAGS = ("neon", "vfpv4", "asimd", "fphp", "asimdhp", "asimddp", "asimdfhm", "i8mm",
+                    "bf16", "sve", "sve2", "svei8mm", "svebf16", "sme")
+# "CPU implementer" ids (Arm ARM, MIDR_EL1) for the vendors of the boards this project targets.
+ARM_IMPLEMENTERS: dict[str, str] = {"0x41": "ARM", "0x4e": "NVIDIA", "0x51": "Qualcomm",
+                                    "0x61": "Apple", "0x48": "HiSilicon", "0xc0": "Ampere"}
+
 PACKAGES = ("torch", "onnxruntime", "onnx", "s3prl", "transformers", "numpy")
 # onnxruntime ships under several distribution names; the first one installed wins.
 ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-silicon",
@@ -244,6 +257,8 @@ def read_cpu(root: Path) -> dict[str, Any]:
     boost, boost_source = read_boost(root)
     return {
         "model": model,
+        **cpu_identity(procs),
+        "caches": read_caches(root, procs),
         "logical_cores": logical,
         "physical_cores": physical,
         "present_cores": len(present) or None,
@@ -256,6 +271,67 @@ def read_cpu(root: Path) -> dict[str, Any]:
         "boost": boost,
         "boost_source": boost_source,
     }
+
+
+def cpu_identity(procs: Sequence[dict[str, str]]) -> dict[str, Any]:
+    """Vendor, family/model/stepping (x86) or implementer/part/variant/revision (ARM), and the
+    kernel-relevant feature flags that every core has (a kernel may run on any of them).
+
+    ``procs``: the ``processor`` blocks of ``/proc/cpuinfo`` (:func:`_cpuinfo_blocks`).
+    """
+    first = procs[0] if procs else {}
+    flag_sets = [set((b.get("flags") or b.get("Features") or "").split()) for b in procs
+                 if b.get("flags") or b.get("Features")]
+    common = set.intersection(*flag_sets) if flag_sets else set()
+    if "vendor_id" in first or "flags" in first:
+        return {"vendor": first.get("vendor_id"), "family": _int_or_none(first.get("cpu family")),
+                "model_number": _int_or_none(first.get("model")),
+                "stepping": _int_or_none(first.get("stepping")),
+                "kernel_flags": [f for f in X86_KERNEL_FLAGS if f in common] if flag_sets else None}
+    if "CPU implementer" in first or "Features" in first:
+        cores = sorted({(b.get("CPU implementer", "").lower(), b.get("CPU part", "").lower(),
+                         b.get("CPU variant", "").lower(), b.get("CPU revision", ""))
+                        for b in procs if b.get("CPU part")})
+        vendor = sorted({ARM_IMPLEMENTERS.get(c[0], f"implementer {c[0]}") for c in cores})
+        return {"vendor": " + ".join(vendor) or None,
+                "arm_architecture": first.get("CPU architecture"),
+                "arm_cores": [{"implementer": c[0], "part": c[1], "name": ARM_PARTS.get(c[1]),
+                               "variant": c[2], "revision": _int_or_none(c[3])} for c in cores],
+                "kernel_flags": [f for f in ARM_KERNEL_FLAGS if f in common] if flag_sets else None}
+    return {"vendor": None, "kernel_flags": None}
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _size_bytes(text: str | None) -> int | None:
+    """'32K' (sysfs), '512 KB' (/proc/cpuinfo), '1M' -> bytes."""
+    m = re.match(r"\s*(\d+)\s*([KMG]?)i?B?\s*$", text or "", re.I)
+    if not m:
+        return None
+    return int(m.group(1)) * {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}[m.group(2).upper()]
+
+
+def read_caches(root: Path, procs: Sequence[dict[str, str]] = ()) -> dict[str, int] | None:
+    """Cache sizes of cpu0 in bytes by name (``L1d``, ``L1i``, ``L2``, ``L3``) from sysfs; where
+    sysfs has none (some Pi kernels), the x86 ``cache size`` line of /proc/cpuinfo as ``cpuinfo``
+    (the L2 on AMD, the L3 on Intel — which one is not said there); None when neither exists."""
+    caches: dict[str, int] = {}
+    for index in range(16):
+        base = f"/sys/devices/system/cpu/cpu0/cache/index{index}"
+        level, size = read_text(root, f"{base}/level"), _size_bytes(read_text(root, f"{base}/size"))
+        if level is None:
+            break
+        kind = read_text(root, f"{base}/type") or ""
+        if size is not None:
+            caches[f"L{level}" + {"Data": "d", "Instruction": "i"}.get(kind, "")] = size
+    if not caches and procs and _size_bytes(procs[0].get("cache size")):
+        caches["cpuinfo"] = _size_bytes(procs[0].get("cache size"))  # type: ignore[assignment]
+    return caches or None
 
 
 def read_boost(root: Path) -> tuple[bool | None, str | None]:

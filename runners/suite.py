@@ -28,7 +28,8 @@ from models.registry import get_spec
 from runners.gemm_peak import measure_gemm_peak
 from runners.settings import Settings
 from runners.worker import base_record, save_reference
-from runstore.folder import SCHEMA_VERSION, RunFolder, find_resumable, new_run_id
+from runstore.folder import SCHEMA_VERSION, RunFolder, new_run_id, resume_decision
+from runstore.identity import fingerprint_hash, identity
 from runstore.records import CellRecord, cell_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -47,12 +48,15 @@ class RunOutcome:
         return all(k in ("ok", "unsupported") for k, v in self.counts.items() if v)
 
 
-def open_run_folder(settings: Settings, profile_note: str | None, fresh: bool) -> tuple[RunFolder, bool]:
+def open_run_folder(settings: Settings, fresh: bool, fingerprint: str,
+                    run_identity: dict[str, Any]) -> tuple[RunFolder, bool, str | None]:
+    """(folder, resumed?, why the latest run with these settings was not resumed)."""
     device_dir = Path(settings.results_dir) / settings.device
-    existing = None if fresh else find_resumable(device_dir, settings.settings_hash())
+    existing, why_not = (None, None) if fresh else resume_decision(
+        device_dir, settings.settings_hash(), fingerprint, run_identity)
     if existing is not None:
-        return RunFolder(existing), True
-    return RunFolder(device_dir / new_run_id(settings.settings_hash())), False
+        return RunFolder(existing), True, None
+    return RunFolder(device_dir / new_run_id(settings.settings_hash())), False, why_not
 
 
 def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
@@ -236,10 +240,14 @@ def run_group(job: dict[str, Any], folder: RunFolder, settings: Settings,
 def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | None = None,
               log: Callable[[str], None] = print, progress: bool = True,
               environment: dict[str, Any] | None = None) -> RunOutcome:
-    folder, resumed = open_run_folder(settings, profile_note, fresh)
     host = socket.gethostname()
     if environment is None:
         environment = _environment()
+    run_identity = identity(host, environment)
+    fingerprint = fingerprint_hash(run_identity)
+    folder, resumed, why_not = open_run_folder(settings, fresh, fingerprint, run_identity)
+    if why_not:
+        log(f"new run {folder.path}: {why_not}")
     device_name = _device_name(environment, settings)
     plan = settings.plan()
     done = folder.done_keys() if resumed else set()
@@ -258,12 +266,22 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         "command": " ".join(sys.argv),
         "throttle": {"before": _throttle_snapshot()},
     })
+    # one run = one host, software and hardware; each session (a start or a resume) is kept
+    if resumed and run_info.get("sessions"):
+        run_info["environment"] = run_info["sessions"][0].get("environment")
+    run_info["fingerprint"] = fingerprint
+    run_info["fingerprints"] = {**(run_info.get("fingerprints") or {}), fingerprint: run_identity}
+    run_info["sessions"] = [*(run_info.get("sessions") or []), {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running",
+        "fingerprint": fingerprint, "command": run_info.get("command"), "environment": environment}]
     folder.write_run(run_info)
+    gemm_rates: dict[str, float] = {}
     try:
         manifest = export_models(settings, log) if todo else {}
     except KeyboardInterrupt:
         log("interrupted during export: nothing was measured; run the same command again to resume")
         folder.update_run(status="interrupted", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        _close_session(folder, "interrupted", gemm_rates, settings)
         return RunOutcome(folder.path, "interrupted", {})
     if manifest:
         folder.update_run(models=manifest)
@@ -272,6 +290,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
     energy_said: set[str] = set()
 
     def on_record(record: dict[str, Any]) -> None:
+        record["fingerprint"] = fingerprint  # points into run.json's fingerprints
         folder.append_cell(record)
         bar.update(1)
         reason = record.get("energy_reason")
@@ -290,6 +309,8 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
             group = dict(zip(GROUP_FIELDS, group_key))
             entry = manifest.get(group["model"], {})
             peak = gemm_peak(settings, group, log)
+            if peak:
+                gemm_rates[f"{group['runtime']}|{group['threads']}"] = peak
             job = make_job(settings, folder, host, device_name, group, cells, entry, peak)
             job.update(reference(job, folder, references))
             if group["runtime"] == "onnxruntime" and "error" in entry:
@@ -318,9 +339,24 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         throttle["after"] = _throttle_snapshot()
         folder.update_run(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), counts=counts,
                           throttle=throttle)
+        _close_session(folder, status, gemm_rates, settings)
         outcome.status, outcome.counts = status, counts
         _write_report(folder.path, log)
     return outcome
+
+
+def _close_session(folder: RunFolder, status: str, gemm_rates: dict[str, float], settings: Settings) -> None:
+    """End this session's entry in run.json: status, time and the GEMM rates it measured with
+    (the attainable rate per ``runtime|threads``; part of the hardware fingerprint, but not of
+    its hash, because it is a measurement)."""
+    run = folder.read_run()
+    sessions = run.get("sessions") or [{}]
+    sessions[-1].update(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        gemm_flops_per_s=dict(gemm_rates))
+    if not gemm_rates:
+        sessions[-1]["gemm_reason"] = ("not measured (NO_PEAK=1)" if not settings.measure_peak
+                                       else "no CPU cell measured in this session")
+    folder.update_run(sessions=sessions)
 
 
 def _write_report(run_dir: Path, log: Callable[[str], None]) -> None:

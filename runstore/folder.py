@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runstore.identity import differences
 from runstore.records import cell_key
 
 SCHEMA_VERSION = 1
@@ -45,6 +46,36 @@ def find_resumable(device_dir: Path, settings_hash: str) -> Path | None:
         if data.get("settings_hash") == settings_hash and data.get("schema_version") == SCHEMA_VERSION:
             candidates.append(run_json.parent)
     return max(candidates, key=lambda p: p.name) if candidates else None
+
+
+def resume_decision(device_dir: Path, settings_hash: str, fingerprint: str,
+                    identity: dict[str, Any]) -> tuple[Path | None, str | None]:
+    """The run folder to resume, or None and why the latest one with these settings is not.
+
+    Only an unfinished run (interrupted, or killed while running) measured on the same host,
+    software and hardware (``fingerprint``, the hash of ``identity``) is resumed: a complete
+    run is never re-used by a new measurement (``make report RUN=...`` re-writes its report),
+    and cells measured under two software stacks never end up in one run.
+    """
+    latest = find_resumable(device_dir, settings_hash)
+    if latest is None:
+        return None, None
+    try:
+        run = json.loads((latest / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None, f"{latest} has an unreadable {RUN_FILE}"
+    if run.get("status") == "complete":
+        when = str(run.get("finished") or run.get("started") or "?")
+        return None, (f"{latest} is complete (finished {when}); measuring again in a new run "
+                      f"(make report RUN={latest} re-writes its report without measuring)")
+    recorded = run.get("fingerprints")
+    if not isinstance(recorded, dict) or not run.get("fingerprint"):
+        return None, f"{latest} was not resumed: it predates run fingerprints (an older wavebench)"
+    if run["fingerprint"] != fingerprint:
+        old = recorded.get(run["fingerprint"]) or {}
+        why = "; ".join(differences(old, identity)) or "its fingerprint differs"
+        return None, f"{latest} was not resumed: {why}"
+    return latest, None
 
 
 def _parse_line(line: str) -> dict | None:

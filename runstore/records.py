@@ -33,6 +33,8 @@ class CellRecord:
     threads: int | None
     status: str = "ok"
     error: str | None = None
+    # host + software + hardware it was measured with: a key of run.json's "fingerprints"
+    fingerprint: str | None = None
     # size
     params_total: int | None = None
     params_unique: int | None = None

@@ -73,16 +73,14 @@ def test_run_json_and_outputs(tiny_run):
     assert run["counts"] == {"ok": 12}
 
 
-def test_rerunning_the_same_settings_resumes_and_measures_nothing(tiny_run):
+def test_rerunning_a_complete_run_measures_again_in_a_new_run(tiny_run):
     settings, outcome = tiny_run
     before = (outcome.run_dir / "cells.jsonl").read_text()
     messages = []
     again = run_suite(settings, progress=False, log=messages.append, environment={"test": True})
-    assert again.run_dir == outcome.run_dir
+    assert again.run_dir != outcome.run_dir and again.counts == {"ok": 12}
     assert (outcome.run_dir / "cells.jsonl").read_text() == before
-    assert any("12 of 12 cells already measured" in m for m in messages)
-    fresh = run_suite(settings, fresh=True, progress=False, log=lambda m: None, environment={})
-    assert fresh.run_dir != outcome.run_dir and fresh.counts == {"ok": 12}
+    assert messages[0].startswith(f"new run {again.run_dir}: {outcome.run_dir} is complete")
 
 
 def test_too_short_duration_is_unsupported_for_that_model_only(tmp_path):
