@@ -89,12 +89,20 @@ def _show(value: Any) -> str:
         return "(not recorded)"
     if isinstance(value, (list, tuple)):
         if value and all(isinstance(v, Mapping) for v in value):
-            return "+".join(str(v.get("name") or v.get("part")) + f" r{v.get('variant')}p{v.get('revision')}"
+            return "+".join(f"{v.get('name') or v.get('part')} r{_hex(v.get('variant'))}p{v.get('revision')}"
                             for v in value)
         return ",".join(str(v) for v in value) or "(none)"
     if isinstance(value, Mapping):
         return ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "(none)"
     return str(value)
+
+
+def _hex(text: Any) -> Any:
+    """'0x4' -> 4 (an ARM core's variant, written r4p1 with its revision)."""
+    try:
+        return int(str(text), 16)
+    except ValueError:
+        return text
 
 
 def _flags_change(old: Any, new: Any) -> str | None:
