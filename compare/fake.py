@@ -56,15 +56,16 @@ def write_run(results_root: str | Path, device: str, run_id: str,
               cells: Iterable[dict[str, Any]], *, host: str = "host",
               environment: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
               schema_version: Any = 1, wavebench_version: str = "0.1.0",
-              status: str = "ok") -> Path:
-    """Write ``results_root/<device>/<run_id>/`` with run.json and cells.jsonl."""
+              status: str = "ok", **meta_extra: Any) -> Path:
+    """Write ``results_root/<device>/<run_id>/`` with run.json and cells.jsonl; ``meta_extra``
+    adds run.json fields (``fingerprint``, ``fingerprints``, ``sessions``, ``device_name`` ...)."""
     folder = Path(results_root) / device / run_id
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"schema_version": schema_version, "wavebench_version": wavebench_version,
             "run_id": run_id, "device": device, "device_name": f"synthetic {device}",
             "host": host, "started": f"{run_id}",
             "settings": {"synthetic": True, **(settings or {})},
-            "environment": environment or {}, "status": status}
+            "environment": environment or {}, "status": status, **meta_extra}
     (folder / "run.json").write_text(json.dumps(meta, indent=2))
     with (folder / "cells.jsonl").open("w") as fh:
         for cell in cells:

@@ -24,6 +24,7 @@ from typing import Any
 
 from runstore.records import CELL_KEY_FIELDS, RUNTIMES
 
+from .fingerprints import check_software, hardware_notes
 from .load import Run
 from .stats import Significance, compare_samples, quartiles
 
@@ -247,6 +248,11 @@ def build_comparison(runs: list[Run], by: str = "device", *, base: str | None = 
         group_labels.remove(base)
         group_labels.insert(0, base)
     groups = [Group(label, group_runs.get(label, [])) for label in group_labels]
+    # one software stack per group (else MixedSoftware, a ValueError: exit 2); machines that
+    # changed under one device name are said plainly
+    warnings += check_software(by, [(label, [(e.run, e.record) for e in cells[label].values()])
+                                    for label in group_labels])
+    warnings += hardware_notes(runs)
 
     # 2. rows: match key -> per group the list of entries
     match_fields = MATCH_FIELDS[by]
