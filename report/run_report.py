@@ -39,6 +39,7 @@ from report.tables import (
 )
 from runstore.folder import read_cells as load_cells  # noqa: F401  (public name)
 from runstore.folder import read_run as load_run  # noqa: F401  (public name)
+from runstore.identity import hardware_label, software_label
 
 CELLS = "cells.jsonl"
 RUN = "run.json"
@@ -133,6 +134,37 @@ def _meta_rows(run: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(k, _md_cell(run[k])) for k in keys if run.get(k) is not None]
 
 
+def fingerprint_section(run: Mapping[str, Any]) -> str:
+    """The machine and software the cells were measured with, the GEMM rates, and the sessions.
+
+    Every cell's ``fingerprint`` is the key shown here; a run never mixes two (a changed host,
+    software or hardware starts a new run), so one fingerprint describes the whole run.
+    """
+    fingerprints = run.get("fingerprints") if isinstance(run.get("fingerprints"), Mapping) else {}
+    fp = run.get("fingerprint")
+    if not fp or fp not in fingerprints:
+        return "No fingerprint recorded (a run from before wavebench recorded them); see Environment."
+    ident = fingerprints[fp]
+    sessions = [s for s in run.get("sessions") or [] if isinstance(s, Mapping)]
+    rates: dict[str, float] = {}
+    for session in sessions:
+        rates.update(session.get("gemm_flops_per_s") or {})
+    gemm = ", ".join(f"{key.split('|')[0]} {key.split('|')[1]} thread(s) {value / 1e9:,.1f}"
+                     for key, value in sorted(rates.items())) + " GFLOP/s" if rates else \
+        (sessions[-1].get("gemm_reason") if sessions else None) or "not measured"
+    rows = [("fingerprint", fp), ("host", ident.get("host")),
+            ("hardware", hardware_label(ident.get("hardware") or {})),
+            ("software", software_label(ident.get("software") or {})),
+            ("attainable GEMM rate (float32)", gemm)]
+    table = tabulate([(k, _md_cell(v, 400)) for k, v in rows], headers=["", ""], tablefmt="github",
+                     disable_numparse=True)
+    history = tabulate([(i + 1, s.get("started"), s.get("finished"), s.get("status"), s.get("fingerprint"))
+                        for i, s in enumerate(sessions)],
+                       headers=["session", "started", "finished", "status", "fingerprint"], tablefmt="github",
+                       disable_numparse=True)
+    return table + "\n\n" + f"Sessions (each start or resume of this run):\n\n{history}"
+
+
 def failed_section(cells: Sequence[Mapping[str, Any]]) -> str:
     """Every cell that is not ok, with its status and the first line of its error."""
     failed = [c for c in cells if not is_ok(c)]
@@ -190,6 +222,8 @@ def render_report(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
         f"# wavebench run {title}" + (f" — {device}" if device else ""),
         status_section(run, cells),
         tabulate(meta, headers=["", ""], tablefmt="github", disable_numparse=True) if meta else "",
+        "## Machine fingerprint",
+        fingerprint_section(run),
         "## Environment",
         _kv_table(run.get("environment"), "No environment recorded."),
         "## Settings",

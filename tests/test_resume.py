@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from runners.profiles import load_profile
+from runners.report import fingerprint_section
 from runners.results import read_cells, resume_decision
 from runners.settings import build_settings
 from runners.suite import run_suite
@@ -97,6 +98,25 @@ def test_the_same_versions_resume_and_run_json_keeps_both_sessions(interrupted, 
     assert data["sessions"][0]["started"] <= data["sessions"][1]["started"]
     assert data["sessions"][0]["fingerprint"] == data["sessions"][1]["fingerprint"] == data["fingerprint"]
     assert data["environment"] == data["sessions"][0]["environment"]
+    # the report shows the fingerprint and both sessions
+    report = (old / "report.md").read_text().split("## Machine fingerprint")[1].split("## Environment")[0]
+    report = " ".join(report.split())  # table padding aside
+    assert f"| fingerprint | {data['fingerprint']} |" in report
+    assert "AuthenticAMD family 25 model 1 stepping 1, 2 logical cores, flags sse4_2,avx,f16c,fma,avx2" in report
+    assert "torch 2.12.0" in report and "not measured (NO_PEAK=1)" in report
+    assert report.count(f"| {data['fingerprint']} |") == 3  # the fingerprint row and two sessions
+
+
+def test_the_report_shows_the_gemm_rates_of_the_fingerprint():
+    ident = identity("vm", environment())
+    fp = fingerprint_hash(ident)
+    run_json = {"fingerprint": fp, "fingerprints": {fp: ident}, "sessions": [
+        {"started": "a", "status": "interrupted", "fingerprint": fp, "gemm_flops_per_s": {"onnxruntime|2": 217e9}},
+        {"started": "b", "status": "complete", "fingerprint": fp,
+         "gemm_flops_per_s": {"onnxruntime|2": 219e9, "pytorch|2": 202e9}}]}
+    text = fingerprint_section(run_json)
+    assert "onnxruntime 2 thread(s) 219.0, pytorch 2 thread(s) 202.0 GFLOP/s" in text
+    assert fingerprint_section({"environment": {}}).startswith("No fingerprint recorded")
 
 
 def test_every_cell_carries_the_fingerprint_it_was_measured_with(interrupted):
