@@ -279,13 +279,37 @@ def _throttle(meta: dict[str, Any]) -> tuple[str | None, str | None]:
     return out[0], out[1]
 
 
+def _cpu_id(e: Any) -> str | None:
+    cpu = _dig(e, "cpu") or {}
+    if cpu.get("family") is not None:
+        return f"{cpu.get('vendor')} family {cpu['family']} model {cpu.get('model_number')} stepping {cpu.get('stepping')}"
+    cores = cpu.get("arm_cores") or []
+    return " + ".join(f"{c.get('name') or c.get('part')} (part {c.get('part')}, variant {c.get('variant')}, "
+                      f"revision {c.get('revision')})" for c in cores) or None
+
+
+def _gemm(m: dict[str, Any]) -> str | None:
+    """The attainable GEMM rates the run measured with (latest session wins), GFLOP/s."""
+    rates: dict[str, float] = {}
+    for session in m.get("sessions") or []:
+        rates.update(session.get("gemm_flops_per_s") or {})
+    return ", ".join(f"{k.replace('|', ' t')} {v / 1e9:,.0f}" for k, v in sorted(rates.items())) or None
+
+
 ENV_FACTS = [
+    ("fingerprint", lambda e, m: m.get("fingerprint")),
     ("host", lambda e, m: _dig(e, "host", "hostname") or m.get("host")),
     ("platform", lambda e, m: _dig(e, "platform", "kind")),
     ("OS / kernel", lambda e, m: " / ".join(x for x in (_dig(e, "host", "os_release"),
                                                         _dig(e, "host", "kernel")) if x) or None),
     ("arch", lambda e, m: _dig(e, "host", "machine")),
     ("CPU", lambda e, m: _dig(e, "cpu", "model")),
+    ("CPU identity", lambda e, m: _cpu_id(e)),
+    ("CPU kernel flags", lambda e, m: (", ".join(_dig(e, "cpu", "kernel_flags")) or "none of note")
+     if _dig(e, "cpu", "kernel_flags") is not None else None),
+    ("caches", lambda e, m: " ".join(f"{k} {v // 1024} KiB" for k, v in (_dig(e, "cpu", "caches") or {}).items())
+     or None),
+    ("GEMM GFLOP/s (runtime threads)", lambda e, m: _gemm(m)),
     ("cores (logical / physical)", lambda e, m: (
         f"{_num(_dig(e, 'cpu', 'logical_cores'))} / {_num(_dig(e, 'cpu', 'physical_cores'))}"
         if _dig(e, "cpu", "logical_cores") is not None else None)),
@@ -319,6 +343,7 @@ ENV_FACTS = [
     ("transformers", lambda e, m: _dig(e, "software", "packages", "transformers")),
     ("numpy", lambda e, m: _dig(e, "software", "packages", "numpy")),
     ("wavebench", lambda e, m: _dig(e, "software", "wavebench") or m.get("wavebench_version")),
+    ("wavebench commit", lambda e, m: (_dig(e, "software", "wavebench_git_commit") or "")[:12] or None),
 ]
 
 

@@ -77,7 +77,13 @@ def test_a_device_group_never_pools_two_software_stacks(tmp_path, capsys):
     err = capsys.readouterr().err
     assert ("software differs between `cpu/20261129-100000` and `cpu/20261201-100000`: torch 2.12.0 → 2.13.0"
             in err)
-    assert "torch 2.12.0 → 2.13.0" in (out / "compare.md").read_text()
+    md = (out / "compare.md").read_text()
+    assert "torch 2.12.0 → 2.13.0" in md
+    # the environment table shows each run's fingerprint, CPU identity, flags and GEMM rates
+    env = " ".join(md.split("## Environment")[1].split("##")[0].split())
+    assert "| CPU identity | AuthenticAMD family 25 model 17 stepping 1 | AuthenticAMD family 25 model 17" in env
+    assert "| GEMM GFLOP/s (runtime threads) | onnxruntime t1 482, pytorch t1 224 |" in env
+    assert "| CPU kernel flags | sse4_2, avx, f16c, fma, avx2, avx512f," in env
 
 
 @pytest.mark.parametrize("by", ["runtime", "variant"])
