@@ -627,14 +627,17 @@ def _git_commit(repo_root: Path = REPO_ROOT) -> str | None:
     """The checked-out commit, read from .git without running git (fast, no dependency)."""
     git = repo_root / ".git"
     try:
+        if git.is_file():  # a worktree or submodule: ".git" names the real git folder
+            git = (repo_root / git.read_text().split("gitdir:", 1)[1].strip()).resolve()
+        common = git / (git / "commondir").read_text().strip() if (git / "commondir").exists() else git
         head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref:"):
             return head[:40]
         ref = head.split(None, 1)[1]
-        ref_file = git / ref
-        if ref_file.exists():
-            return ref_file.read_text().strip()[:40]
-        packed = (git / "packed-refs").read_text()
+        for ref_file in (git / ref, common / ref):  # a worktree's branches live in the common folder
+            if ref_file.exists():
+                return ref_file.read_text().strip()[:40]
+        packed = (common / "packed-refs").read_text()
         for line in packed.splitlines():
             if line.endswith(" " + ref):
                 return line.split()[0]

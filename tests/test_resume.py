@@ -176,3 +176,26 @@ def test_resume_decision_resumes_only_an_unfinished_run_of_the_same_identity(tmp
     write_run(tmp_path / "20261130-100000-s1", fp_identity=None)  # an older wavebench's run, newer
     path, why = resume_decision(tmp_path, "s1", fingerprint_hash(same), same)
     assert path is None and "predates run fingerprints" in why
+
+
+def test_the_commit_is_read_in_a_plain_checkout_and_in_a_worktree(tmp_path):
+    """The software fingerprint names wavebench's commit, also when run from a git worktree."""
+    import subprocess
+
+    from runners.environment import _git_commit
+
+    def git(*args, cwd=tmp_path / "repo"):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    (tmp_path / "repo").mkdir()
+    git("init", "-q", "-b", "main")
+    (tmp_path / "repo" / "f").write_text("x")
+    git("add", "f")
+    git("commit", "-qm", "one")
+    git("worktree", "add", "-q", "-b", "side", str(tmp_path / "wt"))
+    (tmp_path / "wt" / "f").write_text("y")
+    git("commit", "-qam", "two", cwd=tmp_path / "wt")
+    git("pack-refs", "--all")  # branches now only in packed-refs of the common folder
+    assert _git_commit(tmp_path / "repo") == git("rev-parse", "main")
+    assert _git_commit(tmp_path / "wt") == git("rev-parse", "side") != git("rev-parse", "main")
