@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="store_true", default=env_default("GRID") == "1")
     p.add_argument("--quick", action="store_true", default=env_default("QUICK") == "1")
     p.add_argument("--fresh", action="store_true", default=env_default("FRESH") == "1",
-                   help="start a new run instead of resuming one with the same settings")
+                   help="start a new run even where an interrupted one could be resumed")
     p.add_argument("--tiny", action="store_true", default=env_default("TINY") == "1",
                    help="toy-size models (for tests and smoke checks)")
     p.add_argument("--min-time", type=float, default=None, help="minimum measured seconds per cell")
