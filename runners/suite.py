@@ -56,7 +56,12 @@ def open_run_folder(settings: Settings, fresh: bool, fingerprint: str,
         device_dir, settings.settings_hash(), fingerprint, run_identity)
     if existing is not None:
         return RunFolder(existing), True, None
-    return RunFolder(device_dir / new_run_id(settings.settings_hash())), False, why_not
+    path = device_dir / new_run_id(settings.settings_hash())
+    n = 1
+    while path.exists():  # two runs started in one second never share a folder
+        n += 1
+        path = device_dir / f"{new_run_id(settings.settings_hash())}-{n}"
+    return RunFolder(path), False, why_not
 
 
 def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:

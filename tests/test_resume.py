@@ -199,3 +199,14 @@ def test_the_commit_is_read_in_a_plain_checkout_and_in_a_worktree(tmp_path):
     git("pack-refs", "--all")  # branches now only in packed-refs of the common folder
     assert _git_commit(tmp_path / "repo") == git("rev-parse", "main")
     assert _git_commit(tmp_path / "wt") == git("rev-parse", "side") != git("rev-parse", "main")
+
+
+def test_two_new_runs_in_one_second_get_two_folders(tmp_path, monkeypatch):
+    import runners.suite as suite
+
+    monkeypatch.setattr(suite, "new_run_id", lambda settings_hash: "20261201-120000-" + settings_hash)
+    settings = settings_for(tmp_path)
+    ident = identity("vm", environment())
+    first, resumed, _ = suite.open_run_folder(settings, True, fingerprint_hash(ident), ident)
+    second, _, _ = suite.open_run_folder(settings, True, fingerprint_hash(ident), ident)
+    assert not resumed and first.path != second.path and second.path.name == first.path.name + "-2"
