@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runners import environment as env
+from host import environment as env
 from runstore.identity import differences, fingerprint_hash, hardware_fingerprint, hardware_label, identity
 
 SAMPLES = Path(__file__).parent / "fixtures" / "cpuinfo"

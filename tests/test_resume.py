@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from runners.profiles import load_profile
-from runners.report import fingerprint_section
-from runners.results import read_cells, resume_decision
+from report.run_report import fingerprint_section
+from runstore.folder import read_cells, resume_decision
 from runners.settings import build_settings
 from runners.suite import run_suite
 from runstore.identity import differences, fingerprint_hash, identity
@@ -182,7 +182,7 @@ def test_the_commit_is_read_in_a_plain_checkout_and_in_a_worktree(tmp_path):
     """The software fingerprint names wavebench's commit, also when run from a git worktree."""
     import subprocess
 
-    from runners.environment import _git_commit
+    from host.environment import _git_commit
 
     def git(*args, cwd=tmp_path / "repo"):
         return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
