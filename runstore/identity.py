@@ -49,7 +49,8 @@ def _dig(data: Any, *keys: str) -> Any:
 def software_fingerprint(environment: Mapping[str, Any] | None) -> dict[str, Any]:
     """The software stack that measured, from a recorded environment (missing: ``None``)."""
     sw = _dig(environment, "software") or {}
-    packages = sw.get("packages") if isinstance(sw.get("packages"), Mapping) else {}
+    raw = sw.get("packages")
+    packages: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     commit = sw.get("wavebench_git_commit")
     return {
         "wavebench": sw.get("wavebench"),

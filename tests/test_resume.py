@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from runners.profiles import load_profile
 from report.run_report import fingerprint_section
-from runstore.folder import read_cells, resume_decision
+from runners.profiles import load_profile
 from runners.settings import build_settings
 from runners.suite import run_suite
+from runstore.folder import read_cells, resume_decision
 from runstore.identity import differences, fingerprint_hash, identity
 
 
