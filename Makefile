@@ -14,7 +14,7 @@ export DEVICE MODELS RUNTIMES PROVIDERS BATCH_SIZES DURATIONS REPS THREADS VARIA
 # make fleet's own variables (fleet/cli.py)
 export HOSTS FLEET STOP POLL LOCK_TIMEOUT RECONNECT_TIMEOUT ALLOW_DIRTY SSH_CONFIG
 
-.PHONY: setup export bench test lint sensors compare report flops eval demo-data help fleet
+.PHONY: setup export bench test lint sensors compare report flops eval demo-data speech-data help fleet
 
 help:
 	@echo "make bench   set up, export and benchmark the lab suite (DEVICE=$(DEVICE))"
@@ -27,6 +27,7 @@ help:
 	@echo "make report RUN=results/<device>/<run_id>   re-write a run's tables, plots and report"
 	@echo "make flops   MACs/FLOPs from the ONNX graphs (MODELS= DURATIONS= BATCH_SIZES=)"
 	@echo "make demo-data; make eval DATA=results/demo-data   accuracy vs efficiency on labelled audio"
+	@echo "make speech-data   spoken words (espeak-ng) labelled by word and by voice: results/speech-data"
 
 $(STAMP): requirements.txt scripts/setup_env.sh
 	VENV=$(VENV) ./scripts/setup_env.sh
@@ -58,6 +59,10 @@ flops: $(STAMP)
 
 demo-data: $(STAMP)
 	$(PY) -m evaluation.demo_data $(or $(OUT),results/demo-data)
+
+# spoken words synthesised here (needs espeak-ng; VOICES=all adds flite's voices); SEED=, VOICES=
+speech-data: $(STAMP)
+	$(PY) -m evaluation.speech_data $(or $(OUT),results/speech-data) $(if $(SEED),--seed $(SEED)) $(if $(VOICES),--voices $(VOICES))
 
 eval: $(STAMP)
 	@test -n "$(DATA)" || { echo "make eval: set DATA=<folder or manifest.csv> (try: make demo-data; make eval DATA=results/demo-data)" >&2; exit 2; }

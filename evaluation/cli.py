@@ -24,8 +24,9 @@ def parser() -> argparse.ArgumentParser:
                                                  "Speech Commands or ESC-50")
     p.add_argument("--models", default=os.environ.get("MODELS") or None, help="comma list (default: the lab suite)")
     p.add_argument("--runtimes", default="pytorch,onnxruntime")
-    p.add_argument("--weights", default=os.environ.get("WEIGHTS") or "random",
-                   help="random | pretrained | /path/to/checkpoint(s) | model=path,... (default: $WEIGHTS or random)")
+    p.add_argument("--weights", default=os.environ.get("WEIGHTS") or "default",
+                   help="default | random | pretrained | /path/to/checkpoint(s) | model=path,... (default: $WEIGHTS, "
+                        "else each model's default: random, or the weights its installed package ships (ge2e))")
     p.add_argument("--out", default="results/eval", help="results folder (a run writes <out>/<run_id>/)")
     p.add_argument("--run-id")
     p.add_argument("--onnx-dir", default="results/onnx", help="where the random-weight ONNX exports are (or go)")

@@ -246,13 +246,16 @@ def load_dataset(dataset: Dataset, min_samples: int = 400, progress: bool = Fals
 
 
 def data_fingerprint(dataset: Dataset, min_samples: int = 400) -> str:
-    """Hash of the clip list with each file's size and mtime: changes when the data changes."""
-    h = hashlib.sha256(f"{dataset.layout}|{min_samples}".encode())
+    """Hash of the clip list with each file's size and mtime: changes when the audio changes.
+
+    Labels and splits are left out: embeddings depend on the audio only, so a second label set
+    over the same clips in the same order (``make speech-data``'s ``voice.csv``) reuses them."""
+    h = hashlib.sha256(f"audio-v2|{min_samples}".encode())
     for clip in dataset.clips:
         try:
             st = clip.path.stat()
             stamp = f"{st.st_size}|{st.st_mtime_ns}"
         except OSError:
             stamp = "missing"
-        h.update(f"{clip.path}|{clip.label}|{clip.split}|{stamp}\n".encode())
+        h.update(f"{clip.path}|{stamp}\n".encode())
     return h.hexdigest()[:16]

@@ -53,7 +53,7 @@ class EvalSettings:
     data: Path
     models: list[str] = field(default_factory=lambda: list(_lab_suite()))
     runtimes: list[str] = field(default_factory=lambda: list(RUNTIMES))
-    weights: str = "random"
+    weights: str = "default"  # each model's own default (models.weights.resolve_source)
     out_dir: Path = Path("results/eval")
     run_id: str | None = None
     onnx_dir: Path = Path("results/onnx")
@@ -215,7 +215,7 @@ def evaluate(settings: EvalSettings) -> EvalRun:
     records: list[dict[str, Any]] = []
     for name, spec in specs.items():
         model = spec.build(settings.tiny)
-        weights_label = load_weights(name, model, settings.weights)  # WeightsError: bad input
+        weights_label = load_weights(name, model, settings.weights, settings.tiny)  # WeightsError: bad input
         params = sum(p.numel() for p in model.parameters())
         macs = analytic_macs_per_audio_s(name, lengths, settings.tiny)
         reference: Embeddings | None = None

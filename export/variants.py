@@ -6,9 +6,10 @@
   inputs and outputs kept float32), or — on the TensorRT provider — the fp32 graph is built by
   TensorRT in fp16 (``trt_fp16_enable``).
 - ``int8``: dynamic quantisation of the matrix products in both runtimes, so the two are the same
-  recipe: ONNX Runtime's ``quantize_dynamic`` restricted to ``MatMul``/``Gemm`` (int8 weights,
-  activations quantised at run time) and PyTorch's ``quantize_dynamic`` of the ``nn.Linear``
-  layers (CPU only).  Convolutions stay fp32: ONNX Runtime's ``ConvInteger`` on the CPU made
+  recipe: ONNX Runtime's ``quantize_dynamic`` restricted to ``MatMul``/``Gemm``/``LSTM`` (int8
+  weights, activations quantised at run time; ``LSTM`` becomes ``DynamicQuantizeLSTM``) and
+  PyTorch's ``quantize_dynamic`` of the ``nn.Linear`` and ``nn.LSTM`` layers (CPU only).  GRUs
+  (APC) stay fp32 in both: ONNX Runtime has no quantised GRU.  Convolutions stay fp32: ONNX Runtime's ``ConvInteger`` on the CPU made
   wav2vec 2.0 slower than fp32 and moved its output by a max abs error of 1.3 (cosine 0.992).
 
 A variant cell may also carry an ONNX Runtime graph optimisation level other than the default
@@ -28,7 +29,8 @@ from export.onnx_export import file_sha256
 
 VARIANTS = ("fp32", "fp16", "int8")
 ORT_OPT_LEVELS = ("disable", "basic", "extended", "all")
-INT8_OPS = ("MatMul", "Gemm")
+INT8_OPS = ("MatMul", "Gemm", "LSTM")
+TORCH_INT8_MODULES = ("Linear", "LSTM")  # the same layers on the PyTorch side
 RECIPES = {"fp16": "onnxruntime.transformers.float16 keep_io_types", "int8": f"quantize_dynamic QInt8 {INT8_OPS}"}
 
 
@@ -114,7 +116,8 @@ def torch_variant(model, variant: str, device: str):
             raise VariantError(f"PyTorch int8 (dynamic quantisation) runs on the CPU only, not on {device}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            quantized = torch.ao.quantization.quantize_dynamic(
+                model, {getattr(torch.nn, m) for m in TORCH_INT8_MODULES}, dtype=torch.qint8)
         return quantized, torch.float32
     raise VariantError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
 

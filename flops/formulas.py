@@ -32,6 +32,9 @@ def arch_config(name: str, tiny: bool = False) -> dict[str, Any]:
     if kind == "apc":
         return {"kind": kind, "layers": spec.arch["layers"], "hidden": 16 if tiny else spec.arch["hidden"],
                 "input": N_MELS}
+    if kind == "ge2e":  # tiny: models.registry._ge2e
+        return {"kind": kind, "layers": 2 if tiny else spec.arch["layers"], "hidden": 16 if tiny else spec.arch["hidden"],
+                "embedding": 16 if tiny else spec.arch["embedding"], "mels": spec.arch["mels"]}
     if kind == "s3prl-transformer":
         if tiny:
             return {"kind": kind, "layers": 2, "hidden": 32, "heads": 2, "ffn": 64, "chunk_frames": 8,
@@ -120,6 +123,16 @@ def analytic_count(name: str, batch: int, n_samples: int, tiny: bool = False,
                 macs, att = _transformer_layer(tokens, seqs, c, d, cfg["ffn"])
                 layers[f"layer {i}"] = macs
                 attention += att
+    elif kind == "ge2e":
+        # librosa-style centred framing: n_fft // 2 zeros each side, T = N // hop + 1
+        frames = n_samples // HOP + 1
+        n_freq = N_FFT // 2 + 1
+        layers["front-end"] = batch * frames * (2 * n_freq * N_FFT + n_freq * cfg["mels"])
+        h, inp = cfg["hidden"], cfg["mels"]
+        for i in range(cfg["layers"]):
+            layers[f"lstm {i}"] = batch * frames * 4 * h * (inp + h)
+            inp = h
+        layers["head"] = batch * frames * h * cfg["embedding"]
     elif kind == "wav2vec2":
         length, c_in, cnn = n_samples, 1, 0
         for c_out, k, s in zip(cfg["conv_dim"], cfg["conv_kernel"], cfg["conv_stride"]):
@@ -148,7 +161,8 @@ def analytic_count(name: str, batch: int, n_samples: int, tiny: bool = False,
 
 def torch_flop_count(module: Any, wav: Any) -> int:
     """FLOPs by ``torch.utils.flop_counter.FlopCounterMode`` (matmul/conv/attention only),
-    with the CPU SDPA kernel priced as SDPA (torch 2.13 has no formula for it)."""
+    with the CPU SDPA kernel priced as SDPA and the CPU LSTM kernel as its gates' matrix
+    products (torch 2.13 has no formula for either)."""
     # deferred: torch is heavy and optional on an ONNX-Runtime-only path
     import torch
     from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
@@ -156,7 +170,16 @@ def torch_flop_count(module: Any, wav: Any) -> int:
     def sdpa_cpu(query, key, value, *args, out_shape=None, **kwargs) -> int:
         return sdpa_flop_count(query, key, value)
 
+    def lstm_cpu(inp, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:
+        # one LSTM layer on the CPU (oneDNN kernel): per step and batch row, the input and
+        # recurrent matrix products of the 4 gates; torch 2.13 has no formula for it
+        steps_rows = int(inp[0]) * int(inp[1])
+        return 2 * steps_rows * (int(w_ih[0]) * int(w_ih[1]) + int(w_hh[0]) * int(w_hh[1]))
+
     mapping = {}
+    rnn = getattr(torch.ops.aten, "mkldnn_rnn_layer", None)
+    if rnn is not None:
+        mapping[rnn] = lstm_cpu
     op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     if op is not None:
         mapping[op] = sdpa_cpu

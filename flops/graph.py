@@ -120,6 +120,8 @@ _LAYER_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/?transformer/input_representations/"), "projection"),
     (re.compile(r"^/?transformer/encoder/layer\.(\d+)/"), "layer {}"),
     (re.compile(r"^/?(?:apc/)?rnn_layers\.(\d+)/"), "gru {}"),
+    (re.compile(r"^/?lstm\.(\d+)/"), "lstm {}"),
+    (re.compile(r"^/?linear/"), "head"),
 ]
 
 
@@ -270,7 +272,7 @@ class GraphCounter:
 
 
 def _layer_sort(label: str) -> tuple[int, int, str]:
-    order = ["front-end", "cnn encoder", "projection", "positional conv", "gru", "layer",
+    order = ["front-end", "cnn encoder", "projection", "positional conv", "gru", "lstm", "layer", "head",
              "encoder norm", "other"]
     head, _, idx = label.partition(" ")
     rank = order.index(label) if label in order else (order.index(head) if head in order else len(order))

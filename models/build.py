@@ -20,7 +20,7 @@ def build_weighted(name: str, tiny: bool, weights: str | None) -> tuple[nn.Modul
     model = get_spec(name).build(tiny)
     if not weights or weights == "random":
         return model, "random"
-    return model.eval(), load_weights(name, model, weights)
+    return model.eval(), load_weights(name, model, weights, tiny)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m models.build", description=main.__doc__)
     parser.add_argument("model")
-    parser.add_argument("source", help="random | pretrained | /path/to/checkpoint | model=path,...")
+    parser.add_argument("source", help="default | random | pretrained | /path/to/checkpoint | model=path,...")
     parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args(argv)
     try:

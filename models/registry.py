@@ -14,6 +14,7 @@ from typing import Any, Callable
 from torch import nn
 
 from models.frontend import HOP, N_FFT, SAMPLE_RATE
+from models.ge2e import GE2EEncoder
 from models.hf_models import TINY, HFEncoder
 from models.s3prl_models import APCModel, LogMelModel, S3prlTransformer
 from models.sources import source_spec
@@ -52,6 +53,10 @@ def _logmel(tiny: bool) -> nn.Module:
 
 def _apc(tiny: bool) -> nn.Module:
     return APCModel(hidden_size=16 if tiny else 512)
+
+
+def _ge2e(tiny: bool) -> nn.Module:
+    return GE2EEncoder(hidden=16, layers=2, embedding=16) if tiny else GE2EEncoder()
 
 
 _LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
@@ -101,6 +106,14 @@ _SPECS: list[ModelSpec] = [
               {"kind": "wav2vec2", "layers": 24, "hidden": 1024}, 316_609_408,
               "SUPERB's fairseq count adds training-only final_proj 787,200 and label embeddings "
               "387,072 (504 x 768) = 1,174,272."),
+    ModelSpec("ge2e", "speaker verification (GE2E, supervised)",
+              "Resemblyzer 0.1.4 voice encoder, rebuilt in torch (weights: the package's pretrained.pt)",
+              SAMPLE_RATE / HOP, N_FFT, HOP, _ge2e,
+              {"kind": "ge2e", "layers": 3, "hidden": 256, "embedding": 256, "mels": 40}, 1_423_616,
+              "Resemblyzer's pretrained.pt: LSTM(40->256) 4*256*(40+256+2) = 305,152, two LSTM(256->256) "
+              "2 * 4*256*(256+256+2) = 1,052,672, Linear(256->256) 65,792; the checkpoint adds the GE2E "
+              "loss's training-only similarity weight and bias (2).",
+              centered=True),
 ]
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}

@@ -38,6 +38,8 @@ class ModelSpec:
     arch: dict[str, Any] = field(default_factory=dict)
     published_params: int | None = None
     published_note: str = ""
+    # librosa-style centre padding (n_fft // 2 zeros each side): T = N // hop + 1
+    centered: bool = False
 
     @property
     def min_duration_s(self) -> float:
@@ -47,6 +49,8 @@ class ModelSpec:
         """Output frames for ``n_samples`` input samples (0 when the input is too short)."""
         if n_samples < self.min_samples:
             return 0
+        if self.centered:
+            return n_samples // self.hop_samples + 1
         return (n_samples - self.min_samples) // self.hop_samples + 1
 
     def build(self, tiny: bool = False) -> nn.Module:

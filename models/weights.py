@@ -4,7 +4,10 @@
 the label stored in the cell record's ``weights`` field.  ``source`` is one of:
 
 * ``random`` (or empty): keep the seeded random weights (label ``random``);
-* ``pretrained``: the published checkpoint at s3prl's download location (cached under
+* ``default`` (or unset): each model's own default: ``random``, except models whose trained
+  weights ship inside an installed package (``PACKAGED``; ``ge2e``: ``pretrained``);
+* ``pretrained``: the weights shipped in an installed package (``ge2e``: Resemblyzer's
+  ``pretrained.pt``, no network), else the published checkpoint at s3prl's download location (cached under
   ``$WAVEBENCH_WEIGHTS_CACHE``, default ``~/.cache/wavebench/weights``; a cached file is used
   offline).  No network and no cached file -> :class:`WeightsError` naming the model and the
   two ways out (``WEIGHTS=/path/to/ckpt`` or ``WEIGHTS=random``);
@@ -20,6 +23,8 @@ s3prl Mockingjay/TERA/ALBERT ``{"Transformer": state, "SpecHead": ..., "Config"|
                              -> ``model.transformer`` (``gamma``/``beta`` renamed as s3prl does;
                              ``SpecHead`` is the training-only reconstruction head)
 s3prl APC                    ``{"model": {"rnn_layers.*", "postnet.*"}, "config": ...}`` -> ``model.apc``
+Resemblyzer (GE2E)           ``{"model_state": {"lstm.*", "linear.*"}, ...}`` -> ``ge2e`` (``lstm.*_lK`` ->
+                             ``lstm.K.*_l0``: one module per layer, tensors unchanged)
 s3prl converted fairseq      ``{"task_cfg", "model_cfg", "model_weight"}`` (wav2vec 2.0, HuBERT)
 raw fairseq                  ``{"model": {...}, "cfg"|"args": ...}``
 transformers                 a state dict with transformers' names (``wav2vec2.``/``hubert.``
@@ -58,6 +63,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from models.ge2e import GE2EEncoder, PackagedWeightsMissing, package_facts, packaged_weights_path, resemblyzer_to_wavebench
+
 log = logging.getLogger(__name__)
 
 # s3prl's published default checkpoints (the URLs its hubconf.py files download)
@@ -75,6 +82,9 @@ PRETRAINED_URLS: dict[str, str] = {
     "hubert-large": "https://huggingface.co/s3prl/converted_ckpts/resolve/main/hubert_large_ll60k.pt",
 }
 NO_WEIGHTS = {"logmel"}  # nothing to load: the label says so
+# models whose trained weights ship inside an installed package: `pretrained` reads them there
+# (no network), and they are what an unset WEIGHTS (`default`) loads
+PACKAGED = {"ge2e": "resemblyzer"}
 DOWNLOAD_TIMEOUT_S = 15.0
 CKPT_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".safetensors")
 
@@ -376,6 +386,14 @@ def _load_apc(model_name: str, model: nn.Module, ckpt: Mapping[str, Any], path: 
     return "s3prl-apc"
 
 
+def _load_ge2e(model_name: str, model: nn.Module, ckpt: Mapping[str, Any], path: Path, placeholders: list[str]) -> str:
+    if not isinstance(model, GE2EEncoder):
+        raise WeightsError(f"{model_name}: {path} is a Resemblyzer (GE2E) checkpoint, which does not fit {model_name}")
+    state = _tensor_dict(ckpt["model_state"], "'model_state'", path, placeholders)
+    _load_into(model, resemblyzer_to_wavebench(state, len(model.lstm)), model_name, path, "Resemblyzer checkpoint")
+    return "resemblyzer"
+
+
 def _hf_target(model_name: str, model: nn.Module, path: Path) -> nn.Module:
     target = getattr(model, "model", None)
     if target is None or not hasattr(target, "feature_extractor"):
@@ -426,6 +444,8 @@ def _load_file(model_name: str, model: nn.Module, path: Path) -> str:
         _tensor_dict(obj, "the checkpoint", path, placeholders)  # raises with the message
     if not isinstance(obj, Mapping):
         raise WeightsError(f"{path}: a {type(obj).__name__}, not a checkpoint dictionary")
+    if "model_state" in obj:
+        return _load_ge2e(model_name, model, obj, path, placeholders)
     if "Transformer" in obj:
         return _load_s3prl_transformer(model_name, model, obj, path, placeholders)
     if "model_weight" in obj:  # s3prl's converted fairseq checkpoints
@@ -490,8 +510,24 @@ def _no_way(model_name: str, why: str) -> WeightsError:
                         f"(loads offline) or WEIGHTS=random")
 
 
+def packaged_weights(model_name: str) -> tuple[Path, str] | None:
+    """(file, label prefix) of weights shipped inside an installed package; None for other models."""
+    if model_name not in PACKAGED:
+        return None
+    try:
+        path = packaged_weights_path()
+    except PackagedWeightsMissing as exc:
+        raise WeightsError(f"{model_name}: {exc}, or use WEIGHTS=random") from None
+    facts = package_facts()
+    return path, f"{facts['name'].lower()}-{facts['version']}/"
+
+
 def fetch_pretrained(model_name: str, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
-    """The cached published checkpoint of ``model_name``, downloaded when missing."""
+    """The published checkpoint of ``model_name``: shipped in an installed package, or cached,
+    or downloaded when missing."""
+    packaged = packaged_weights(model_name)
+    if packaged is not None:
+        return packaged[0]
     url = PRETRAINED_URLS.get(model_name)
     if url is None:
         raise _no_way(model_name, "s3prl publishes no checkpoint in a format wavebench maps onto this model")
@@ -512,22 +548,26 @@ def fetch_pretrained(model_name: str, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> 
     return target
 
 
-def resolve_source(model_name: str, source: str | None) -> str:
-    """The part of a ``WEIGHTS`` value that applies to ``model_name`` (``a=p,b=q`` mappings)."""
-    source = (source or "random").strip()
+def resolve_source(model_name: str, source: str | None, tiny: bool = False) -> str:
+    """The part of a ``WEIGHTS`` value that applies to ``model_name`` (``a=p,b=q`` mappings);
+    ``default`` becomes the model's own default (``random`` for toy-size builds: packaged
+    weights fit the full size only)."""
+    source = (source or "default").strip()
     if "=" in source and not Path(source).exists():
         mapping = dict(part.split("=", 1) for part in source.split(",") if "=" in part)
-        return mapping.get(model_name, "random").strip() or "random"
+        source = mapping.get(model_name, "random").strip() or "random"
+    if source.lower() == "default":
+        return "pretrained" if model_name in PACKAGED and not tiny else "random"
     return source
 
 
-def load_weights(model_name: str, model: nn.Module, source: str | None) -> str:
+def load_weights(model_name: str, model: nn.Module, source: str | None, tiny: bool = False) -> str:
     """Load ``source`` into ``model`` (built by the registry for ``model_name``); return the label.
 
     Labels: ``random``, ``none`` (a model without parameters), ``pretrained:<file>@<sha12>``,
     ``<file or folder name>@<sha12>``.  Raises :class:`WeightsError` with an actionable message.
     """
-    source = resolve_source(model_name, source)
+    source = resolve_source(model_name, source, tiny)
     if source.lower() == "random":
         return "random"
     if model_name in NO_WEIGHTS and not any(p.requires_grad for p in model.parameters()):
@@ -535,7 +575,8 @@ def load_weights(model_name: str, model: nn.Module, source: str | None) -> str:
     if source.lower() == "pretrained":
         path = fetch_pretrained(model_name)
         _load_file(model_name, model, path)
-        return f"pretrained:{_file_label(path)}"
+        packaged = packaged_weights(model_name)
+        return f"pretrained:{packaged[1] if packaged else ''}{_file_label(path)}"
     path = Path(source).expanduser()
     if not path.exists():
         raise WeightsError(f"{model_name}: weights {path} not found; use WEIGHTS=/path/to/checkpoint or WEIGHTS=random")

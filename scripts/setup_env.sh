@@ -51,4 +51,6 @@ else
 fi
 "$PY" -m pip install --quiet -r requirements.txt
 "$PY" -m pip install --quiet --no-deps "s3prl==$S3PRL_VERSION"
+# pretrained weights inside wheels (ge2e, Silero VAD); --no-deps: only their files are used
+"$PY" -m pip install --quiet --no-deps "resemblyzer==0.1.4" "silero-vad>=5.1"
 "$PY" -c "import torch, onnxruntime, onnx, s3prl.upstream.mockingjay.model, transformers; print('setup: ok (torch', torch.__version__, '| onnxruntime', onnxruntime.__version__, ')')"
