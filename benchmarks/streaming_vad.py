@@ -28,8 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from runners.harness import TimingPolicy  # noqa: E402
-from runners.streaming import (SAMPLE_RATE, SILERO_CHUNK, OnnxSilero, StreamingError, TorchScriptSilero,  # noqa: E402
-                               chunk_latency, fidelity, silero_files, stream)
+from runners.streaming import (  # noqa: E402
+    SAMPLE_RATE,
+    SILERO_CHUNK,
+    OnnxSilero,
+    StreamingError,
+    TorchScriptSilero,
+    chunk_latency,
+    fidelity,
+    silero_files,
+    stream,
+)
 
 POLICY = TimingPolicy(min_reps=50, min_time_s=0.5, max_reps=5000, max_time_s=3.0)
 

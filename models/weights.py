@@ -63,7 +63,13 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from models.ge2e import GE2EEncoder, PackagedWeightsMissing, package_facts, packaged_weights_path, resemblyzer_to_wavebench
+from models.ge2e import (
+    GE2EEncoder,
+    PackagedWeightsMissing,
+    package_facts,
+    packaged_weights_path,
+    resemblyzer_to_wavebench,
+)
 
 log = logging.getLogger(__name__)
 

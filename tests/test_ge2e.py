@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from models import weights as W
-from models.ge2e import CenteredPowerMel, GE2EEncoder, package_facts, resemblyzer_to_wavebench, slaney_mel_matrix
 from models.build import build_weighted
+from models.ge2e import CenteredPowerMel, GE2EEncoder, package_facts, resemblyzer_to_wavebench, slaney_mel_matrix
 from models.registry import get_spec
 
 HAVE_PACKAGE = importlib.util.find_spec("resemblyzer") is not None
