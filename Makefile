@@ -3,6 +3,7 @@
 #   DEVICE=cpu|rpi|jetson|gpu|auto MODELS=a,b RUNTIMES=pytorch,onnxruntime PROVIDERS=...
 #   BATCH_SIZES=1,2,4,8 DURATIONS=1,2,4,8,16 REPS=10 THREADS=N ENERGY=auto|none|<sensor>
 #   QUICK=1 GRID=1 FRESH=1 RESULTS_DIR=results EXPORTER=torchscript|dynamo
+#   ORDER=interleaved|grouped REMEASURE=drift
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,8 @@ STAMP := $(VENV)/.wavebench-setup
 DEVICE ?= auto
 
 export DEVICE MODELS RUNTIMES PROVIDERS BATCH_SIZES DURATIONS REPS THREADS VARIANTS ENERGY \
-       QUICK GRID FRESH TINY RESULTS_DIR ONNX_DIR EXPORTER CPU_WATTS WEIGHTS ORT_OPT NO_PEAK FLOPS_DIR
+       QUICK GRID FRESH TINY RESULTS_DIR ONNX_DIR EXPORTER CPU_WATTS WEIGHTS ORT_OPT NO_PEAK FLOPS_DIR \
+       ORDER REMEASURE
 
 .PHONY: setup export bench test lint sensors compare report flops eval demo-data help
 
