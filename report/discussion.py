@@ -481,12 +481,40 @@ def noisy_paragraph(cells: Sequence[Mapping[str, Any]]) -> list[str]:
     noisy = noisy_cells(cells)
     n_ok = sum(1 for c in cells if is_ok(c))
     if not noisy:
-        return [f"No noisy cell: all {n_ok} ok cells have IQR/median ≤ 10% and no noise flag."]
-    items = [f"  - {c.get('model')} / {labels[series_key(c)]} "
-             f"({_fmt_shape(c.get('batch_size'), c.get('duration_s'))}): {reason}"
-             for c, reason in noisy]
-    return [f"{len(noisy)} of {n_ok} ok cells are noisy (IQR/median > 10% or flagged); "
-            "differences within their spread should not be read as real:\n" + "\n".join(items)]
+        lines = [f"No noisy cell: all {n_ok} ok cells have IQR/median ≤ 10% and no noise flag."]
+    else:
+        items = [f"  - {c.get('model')} / {labels[series_key(c)]} "
+                 f"({_fmt_shape(c.get('batch_size'), c.get('duration_s'))}): {reason}"
+                 for c, reason in noisy]
+        lines = [f"{len(noisy)} of {n_ok} ok cells are noisy (IQR/median > 10% or flagged); "
+                 "differences within their spread should not be read as real:\n" + "\n".join(items)]
+    return lines + drift_paragraph(cells)
+
+
+def drift_paragraph(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Cells whose canary moved: the machine's speed changed while they were measured."""
+    ok = [c for c in cells if is_ok(c)]
+    watched = [c for c in ok if c.get("drift") is not None]
+    if not watched:
+        return []
+    found = [c for c in watched if c.get("drift") is True]
+    orders = sorted({str(c.get("order")) for c in watched if c.get("order")})
+    if not found:
+        return [f"No drift: the canary stayed within its threshold around all {len(watched)} cells "
+                f"(order: {', '.join(orders) or 'unknown'})."]
+    labels = series_labels(cells)
+    items = []
+    for c in found:
+        before, after = as_float(c.get("canary_before_s")), as_float(c.get("canary_after_s"))
+        moved = f"canary {before * 1e3:.2f} → {after * 1e3:.2f} ms" if before and after else "canary moved"
+        items.append(f"  - {c.get('model')} / {labels[series_key(c)]} "
+                     f"({_fmt_shape(c.get('batch_size'), c.get('duration_s'))}): {moved}")
+    protected = ("interleaved rounds keep the speed-up paired (both runtimes saw the same drift), but "
+                 "absolute latencies are affected" if orders == ["interleaved"] else
+                 "in grouped order the speed-up takes the drift too")
+    return [f"{len(found)} of {len(watched)} cells drifted (the canary, a fixed workload timed before and "
+            f"after the cell, moved beyond its threshold): {protected}; re-measure with "
+            f"`make bench REMEASURE=drift`:\n" + "\n".join(items)]
 
 
 # --------------------------------------------------------------------------- the section

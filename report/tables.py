@@ -34,7 +34,7 @@ RUNTIME_LABELS = {PYTORCH: "PyTorch", ORT: "ONNX Runtime"}
 SHORT_LABELS = {PYTORCH: "PT", ORT: "ORT"}
 MISSING = "—"  # a runtime that has no record for this cell at all
 NOISY_IQR_RATIO = 0.10  # torch.utils.benchmark's "this is noisy" threshold, IQR / median
-NON_SCALAR_FIELDS = ("latency_samples_s", "extra")
+NON_SCALAR_FIELDS = ("latency_samples_s", "round_medians_s", "extra")
 SIZE_FIELDS = ("params_total", "params_unique", "params_used", "model_bytes", "onnx_bytes")
 
 
@@ -236,11 +236,26 @@ def speedup(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> floa
     return as_float(pt["latency_median_s"]) / ort_median if ort_median else None
 
 
+def paired_ci(ort: Mapping[str, Any] | None) -> tuple[float, float] | None:
+    """The 95% CI of the speed-up from interleaved rounds (on the ONNX Runtime record), if any."""
+    if not is_ok(ort):
+        return None
+    low, high = as_float(ort.get("speedup_ci95_low")), as_float(ort.get("speedup_ci95_high"))
+    return (low, high) if low is not None and high is not None else None
+
+
 def compare_medians(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> str | None:
-    """``faster``/``slower`` (ONNX Runtime vs PyTorch) when the 95% CIs of the medians do not
-    overlap, ``same`` when they do, ``no-ci`` when either CI is missing, None when not both ok."""
+    """``faster``/``slower`` (ONNX Runtime vs PyTorch) when significant, ``same`` when not,
+    ``no-ci`` when there is nothing to test, None when not both ok.
+
+    Interleaved runs carry a CI of the speed-up from paired rounds: significant when it excludes
+    1.  Otherwise (grouped runs, older records) the 95% CIs of the two medians must not overlap.
+    """
     if not (is_ok(pt) and is_ok(ort)):
         return None
+    paired = paired_ci(ort)
+    if paired is not None:
+        return "faster" if paired[0] > 1 else "slower" if paired[1] < 1 else "same"
     pt_ci, ort_ci = ci95(pt), ci95(ort)
     if pt_ci is None or ort_ci is None:
         return "no-ci"
@@ -283,7 +298,10 @@ def _speedup_text(row: PairedCell) -> str:
     if value is None:
         return MISSING if row.pt is None or row.ort is None else ""
     mark = "~" if compare_medians(row.pt, row.ort) == "same" else ""
-    return f"{mark}{value:.2f}×"
+    drift = " drift" if any(c and c.get("drift") is True for c in (row.pt, row.ort)) else ""
+    paired = paired_ci(row.ort)
+    interval = f" [{paired[0]:.2f}, {paired[1]:.2f}]" if paired else ""
+    return f"{mark}{value:.2f}×{interval}{drift}"
 
 
 def _shared_value(row: PairedCell, key: str) -> Any:
@@ -387,7 +405,9 @@ def _legend(spread: str | None) -> str:
     return "\n".join([
         f"Latency in ms, median of the timed repetitions; {what}.",
         "speed-up = PyTorch median / ONNX Runtime median (above 1: ONNX Runtime faster); "
-        "~ = the two 95% CIs overlap (no significant difference).",
+        "[low, high] after it = 95% CI of the speed-up from interleaved rounds (ORDER=interleaved); "
+        "~ = not significant (that CI contains 1, or without it the two medians' 95% CIs overlap); "
+        "drift = the canary moved during the cell (see the noisy cells).",
         f"RTF = median latency / (batch × duration); {MISSING} = no record for that runtime."])
 
 

@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exporter", default=env_default("EXPORTER", "torchscript"))
     p.add_argument("--results", default=env_default("RESULTS_DIR", "results"))
     p.add_argument("--onnx-dir", default=env_default("ONNX_DIR"))
+    p.add_argument("--order", default=env_default("ORDER", "interleaved"),
+                   help="interleaved (PyTorch and ONNX Runtime rounds alternate) | grouped (phase by phase)")
+    p.add_argument("--remeasure", default=env_default("REMEASURE"),
+                   help="drift: resume the run and measure its drift-flagged cells again")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-peak", action="store_true", default=env_default("NO_PEAK") == "1",
                    help="skip the GEMM peak measurement (utilisation stays null)")
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             energy=args.energy, variants=args.variants, ort_opts=args.ort_opt, grid=args.grid, quick=args.quick, tiny=args.tiny,
             min_time_s=args.min_time, max_time_s=args.max_time, ci_target=args.ci_target,
             cell_timeout_s=args.cell_timeout, exporter=args.exporter, results_dir=args.results,
-            onnx_dir=args.onnx_dir, weights=args.weights)
+            onnx_dir=args.onnx_dir, weights=args.weights, order=args.order, remeasure=args.remeasure)
     except (ProfileError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -63,16 +63,24 @@ def _noop() -> None:
     return None
 
 
-def time_callable(call: Callable[[], object], policy: TimingPolicy = TimingPolicy(),
-                  sync: Callable[[], None] = _noop,
-                  clock: Callable[[], int] = time.perf_counter_ns) -> Timing:
-    """Measure ``call`` under ``policy`` and return every sample with its statistics."""
+@dataclass
+class WarmUp:
+    """What the warm-up found: the first call's time, the calls made, the block size chosen."""
+
+    first_call_s: float
+    warmup_calls: int
+    calls_per_sample: int
+
+
+def warm_up(call: Callable[[], object], policy: TimingPolicy = TimingPolicy(),
+            sync: Callable[[], None] = _noop, clock: Callable[[], int] = time.perf_counter_ns) -> WarmUp:
+    """Time the first call on its own, warm up (untimed) and choose the calls per sample."""
     t0 = clock()
     call()
     sync()
     first = (clock() - t0) / 1e9
 
-    # warm-up: not timed for the record, but the last call estimates the per-call time
+    # warm-up: not timed for the record, but the fastest call estimates the per-call time
     warm_start = clock()
     n_warm, fastest = 0, first
     while n_warm < policy.warmup_calls or (clock() - warm_start) / 1e9 < policy.warmup_time_s:
@@ -83,15 +91,43 @@ def time_callable(call: Callable[[], object], policy: TimingPolicy = TimingPolic
         n_warm += 1
     per_call = max(fastest, 1e-9)
     calls = 1 if per_call >= policy.block_time_s else int(math.ceil(policy.block_time_s / per_call))
+    return WarmUp(first, n_warm, calls)
 
+
+def time_block(call: Callable[[], object], calls: int, sync: Callable[[], None] = _noop,
+               clock: Callable[[], int] = time.perf_counter_ns) -> float:
+    """Seconds for ``calls`` back-to-back calls (and one sync): one sample is this / calls."""
+    s = clock()
+    for _ in range(calls):
+        call()
+    sync()
+    return (clock() - s) / 1e9
+
+
+def time_round(call: Callable[[], object], calls: int, min_samples: int, min_time_s: float,
+               sync: Callable[[], None] = _noop,
+               clock: Callable[[], int] = time.perf_counter_ns) -> list[float]:
+    """One round of an interleaved comparison: at least ``min_samples`` samples and
+    ``min_time_s`` measured seconds, then the other runtime takes its turn."""
+    samples: list[float] = []
+    measured = 0.0
+    while len(samples) < min_samples or measured < min_time_s:
+        block = time_block(call, calls, sync, clock)
+        measured += block
+        samples.append(block / calls)
+    return samples
+
+
+def time_callable(call: Callable[[], object], policy: TimingPolicy = TimingPolicy(),
+                  sync: Callable[[], None] = _noop,
+                  clock: Callable[[], int] = time.perf_counter_ns) -> Timing:
+    """Measure ``call`` under ``policy`` and return every sample with its statistics."""
+    warm = warm_up(call, policy, sync, clock)
+    calls = warm.calls_per_sample
     samples: list[float] = []
     measured = 0.0
     while True:
-        s = clock()
-        for _ in range(calls):
-            call()
-        sync()
-        block = (clock() - s) / 1e9
+        block = time_block(call, calls, sync, clock)
         measured += block
         samples.append(block / calls)
         n = len(samples)
@@ -103,4 +139,4 @@ def time_callable(call: Callable[[], object], policy: TimingPolicy = TimingPolic
             continue
         if relative_ci_width(samples) <= policy.ci_target:
             break
-    return Timing(samples, calls, first, n_warm, measured)
+    return Timing(samples, calls, warm.first_call_s, warm.warmup_calls, measured)

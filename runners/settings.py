@@ -21,6 +21,7 @@ from models.registry import LAB_SUITE, get_spec
 from models.sources import validate_user_model
 from models.weights import WeightsError, fetch_pretrained, resolve_source
 from runners.profiles import DeviceProfile
+from runners.schedule import ORDERS
 from runstore.records import RUNTIMES
 
 QUICK = {"batch_sizes": (1,), "durations": (1.0,), "reps": 5, "min_time_s": 0.2, "max_time_s": 3.0}
@@ -55,6 +56,8 @@ class Settings:
     cell_timeout_s: float = 900.0
     exporter: str = "torchscript"
     measure_peak: bool = True
+    order: str = "interleaved"  # runners/schedule.py ORDERS
+    remeasure: str = ""  # "drift": a resumed run measures its drift-flagged comparisons again
     results_dir: str = "results"
     onnx_dir: str = "results/onnx"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -62,7 +65,7 @@ class Settings:
     # fields that change what is measured: two runs with the same ones can resume each other
     MEASURING = ("device", "models", "runtimes", "batch_sizes", "durations", "reps", "threads",
                  "variants", "ort_opts", "providers", "pytorch_device", "energy", "weights", "grid", "quick", "tiny",
-                 "min_time_s", "max_time_s", "ci_target", "exporter")
+                 "min_time_s", "max_time_s", "ci_target", "exporter", "order")
 
     def settings_hash(self) -> str:
         data = {k: getattr(self, k) for k in self.MEASURING}
@@ -150,7 +153,8 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
                    ci_target: float | None = None, cell_timeout_s: float | None = None,
                    exporter: str = "torchscript", results_dir: str = "results",
                    onnx_dir: str | None = None, weights: str | None = None, available_providers: list[str] | None = None,
-                   all_providers: list[str] | None = None) -> Settings:
+                   all_providers: list[str] | None = None, order: str | None = None,
+                   remeasure: str | None = None) -> Settings:
     model_list = parse_list(models, str, "MODELS") or LAB_SUITE
     for model in model_list:
         try:
@@ -193,6 +197,12 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     _check_energy(energy_spec)
     weights = weights or "random"
     _check_weights(model_list, weights)
+    order = order or "interleaved"
+    if order not in ORDERS:
+        raise SettingsError(f"ORDER={order!r} is not an order; valid: {', '.join(ORDERS)}")
+    remeasure = remeasure or ""
+    if remeasure not in ("", "drift"):
+        raise SettingsError(f"REMEASURE={remeasure!r} is not supported; valid: drift")
     check_writable(results_dir)
     settings = Settings(
         device=profile.name, models=tuple(model_list), runtimes=tuple(runtime_list),
@@ -202,6 +212,7 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
         energy=energy_spec, weights=weights, energy_preferred=tuple(profile.energy), grid=grid, tiny=tiny,
         cell_timeout_s=cell_timeout_s or profile.cell_timeout_s, exporter=exporter,
         results_dir=str(results_dir), onnx_dir=onnx_dir or str(Path(results_dir) / "onnx"),
+        order=order, remeasure=remeasure,
     )
     if quick:
         explicit = {"batch_sizes": batch_sizes, "durations": durations, "reps": reps}

@@ -6,18 +6,11 @@ status while the suite goes on.  Ctrl-C keeps every finished cell and marks the 
 
 from __future__ import annotations
 
-import json
-import os
-import queue
 import re
-import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
-from itertools import groupby
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,12 +18,14 @@ from export.onnx_export import describe_model, describe_onnx, export_model
 from export.variants import onnx_variant, parse_variant
 from host.environment import collect_environment, throttle_snapshot, wavebench_version
 from models.registry import get_spec
+from runners.canary import DRIFT_THRESHOLD
 from runners.gemm_peak import measure_gemm_peak
+from runners.schedule import Comparison, Side, comparisons, failed_record, remeasure_hint, remeasure_keys
 from runners.settings import Settings
-from runners.worker import base_record, save_reference
+from runners.worker import save_reference
 from runstore.folder import SCHEMA_VERSION, RunFolder, new_run_id, resume_decision
 from runstore.identity import fingerprint_hash, identity
-from runstore.records import CellRecord, cell_key
+from runstore.records import cell_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GROUP_FIELDS = ("model", "runtime", "provider", "variant", "threads")
@@ -97,73 +92,6 @@ def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, d
     return entries
 
 
-class WorkerSupervisor:
-    """Runs one worker process for a group of cells and relays its messages with timeouts."""
-
-    def __init__(self, job: dict[str, Any], log_path: Path, cell_timeout_s: float, load_timeout_s: float) -> None:
-        self.job, self.log_path = job, log_path
-        self.cell_timeout_s, self.load_timeout_s = cell_timeout_s, load_timeout_s
-        self.proc: subprocess.Popen | None = None
-        self.messages: queue.Queue = queue.Queue()
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "runners.worker"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=log, cwd=str(REPO_ROOT), env=env,
-                                     text=True, start_new_session=True)
-        log.close()
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(self.job))
-        self.proc.stdin.close()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                self.messages.put(json.loads(line))
-            except ValueError:
-                continue
-        self.messages.put(None)  # end of stream
-
-    def next_message(self, timeout: float) -> dict[str, Any] | None | str:
-        """A message, ``None`` at end of stream, or ``"timeout"``."""
-        try:
-            return self.messages.get(timeout=timeout)
-        except queue.Empty:
-            return "timeout"
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.proc.kill()
-        if self.proc:
-            self.proc.wait()
-
-    def exit_description(self) -> tuple[str, str]:
-        """(status, message) for a worker that ended without finishing its cells."""
-        assert self.proc is not None
-        code = self.proc.wait()
-        tail = _log_tail(self.log_path)
-        if code in (-signal.SIGKILL, 137):
-            return "oom", f"worker killed by SIGKILL (exit {code}), most likely out of memory; {tail}"
-        if code < 0:
-            return "error", f"worker died with signal {-code}; {tail}"
-        return "error", f"worker exited with code {code}; {tail}"
-
-
-def _log_tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = [l for l in path.read_text().splitlines() if l.strip()]
-    except OSError:
-        return "no log"
-    return "log: " + " | ".join(text[-lines:])[-500:] if text else "empty log"
-
-
 def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
              group: dict[str, Any], cells: list[dict[str, Any]], manifest: dict[str, Any],
              gemm_peak: float | None = None) -> dict[str, Any]:
@@ -180,66 +108,8 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
         "manifest_entry": manifest, "policy": settings.policy(),
         "energy": settings.energy, "energy_preferred": list(settings.energy_preferred),
         "cells": [{"batch_size": c["batch_size"], "duration_s": c["duration_s"]} for c in cells],
+        "fake_timing": settings.extra.get("fake_timing"),  # tests only (runners/fake_timing.py)
     }
-
-
-def failed_record(job: dict[str, Any], cell: dict[str, Any], status: str, message: str) -> dict[str, Any]:
-    rec: CellRecord = base_record(job, cell)
-    rec.status, rec.error = status, message
-    return rec.to_dict()
-
-
-def run_group(job: dict[str, Any], folder: RunFolder, settings: Settings,
-              on_record: Callable[[dict[str, Any]], None], on_start: Callable[[dict[str, Any]], None]) -> None:
-    """Measure a group's cells; restart the worker after a cell that killed it."""
-    remaining = list(job["cells"])
-    name = f"{job['model']}-{job['runtime']}-{job['provider']}-{job['variant']}-t{job['threads']}"
-    log_path = folder.path / "logs" / (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") + ".log")
-    while remaining:
-        sup = WorkerSupervisor({**job, "cells": remaining}, log_path, settings.cell_timeout_s,
-                               load_timeout_s=max(settings.cell_timeout_s, 600))
-        sup.start()
-        current: dict[str, Any] | None = None
-        timeout = sup.load_timeout_s
-        try:
-            while True:
-                message = sup.next_message(timeout)
-                if message == "timeout":
-                    sup.kill()
-                    cell = current or remaining[0]
-                    what = f"cell exceeded {settings.cell_timeout_s:g}s" if current else \
-                        f"model load exceeded {sup.load_timeout_s:g}s"
-                    on_record(failed_record(job, cell, "timeout", what))
-                    remaining = remaining[remaining.index(cell) + 1:]
-                    break
-                if message is None:  # stream ended
-                    status, text = sup.exit_description()
-                    if not remaining:
-                        break
-                    cell = current or remaining[0]
-                    on_record(failed_record(job, cell, status, text))
-                    remaining = remaining[remaining.index(cell) + 1:]
-                    break
-                kind = message.get("type")
-                if kind == "start":
-                    current = {"batch_size": message["cell"]["batch_size"], "duration_s": message["cell"]["duration_s"]}
-                    on_start(current)
-                    timeout = settings.cell_timeout_s
-                elif kind == "cell":
-                    record = message["record"]
-                    on_record(record)
-                    done = {"batch_size": record["batch_size"], "duration_s": record["duration_s"]}
-                    remaining = [c for c in remaining if c != done]
-                    current = None
-                elif kind == "loaded":
-                    timeout = settings.cell_timeout_s
-                elif kind == "done":
-                    sup.proc.wait()
-                    remaining = []
-                    break
-        except BaseException:
-            sup.kill()
-            raise
 
 
 def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | None = None,
@@ -256,6 +126,10 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
     device_name = _device_name(environment, settings)
     plan = settings.plan()
     done = folder.done_keys() if resumed else set()
+    if resumed and settings.remeasure == "drift":
+        again = remeasure_keys(folder.cells())
+        done -= again
+        log(f"REMEASURE=drift: {len(again)} cell(s) of drifted comparisons will be measured again")
     base = {"run_id": folder.run_id, "device": settings.device}
     todo = [c for c in plan if cell_key({**base, **c}) not in done]
     if resumed:
@@ -307,31 +181,31 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
     status = "complete"
     references: dict[str, dict[str, str]] = {}
     try:
-        keyfn = lambda c: tuple(c[f] for f in GROUP_FIELDS)
-        for group_key, cells in groupby(todo, key=keyfn):
-            # increasing input size: allocator arenas then never hold more than the cell needs
-            cells = sorted(cells, key=lambda c: (c["batch_size"] * c["duration_s"], c["duration_s"]))
-            group = dict(zip(GROUP_FIELDS, group_key))
-            entry = manifest.get(group["model"], {})
-            peak = gemm_peak(settings, group, log)
-            if peak:
-                gemm_rates[f"{group['runtime']}|{group['threads']}"] = peak
-            job = make_job(settings, folder, host, device_name, group, cells, entry, peak)
-            job.update(reference(job, folder, references))
-            if group["runtime"] == "onnxruntime" and "error" in entry:
-                for cell in job["cells"]:
-                    on_record(failed_record(job, cell, "error", f"ONNX export failed: {entry['error']}"))
-                continue
-            variant_error = entry.get("variant_errors", {}).get(job["variant"].split("+")[0])
-            if group["runtime"] == "onnxruntime" and variant_error:
-                for cell in job["cells"]:
-                    on_record(failed_record(job, cell, "unsupported", f"variant not available: {variant_error}"))
-                continue
+        ticker = [0]
+        for sides_of in comparisons(todo):
+            sides = []
+            for group, cells in sides_of:
+                entry = manifest.get(group["model"], {})
+                peak = gemm_peak(settings, group, log)
+                if peak:
+                    gemm_rates[f"{group['runtime']}|{group['threads']}"] = peak
+                job = make_job(settings, folder, host, device_name, group, cells, entry, peak)
+                job.update(reference(job, folder, references))
+                if group["runtime"] == "onnxruntime" and "error" in entry:
+                    for cell in job["cells"]:
+                        on_record(failed_record(job, cell, "error", f"ONNX export failed: {entry['error']}"))
+                    continue
+                variant_error = entry.get("variant_errors", {}).get(job["variant"].split("+")[0])
+                if group["runtime"] == "onnxruntime" and variant_error:
+                    for cell in job["cells"]:
+                        on_record(failed_record(job, cell, "unsupported", f"variant not available: {variant_error}"))
+                    continue
 
-            def on_start(cell: dict[str, Any], g=group) -> None:
-                bar.set_description(f"{g['model']} {g['runtime']} b{cell['batch_size']} {cell['duration_s']:g}s")
+                def on_start(cell: dict[str, Any], g=group) -> None:
+                    bar.set_description(f"{g['model']} {g['runtime']} b{cell['batch_size']} {cell['duration_s']:g}s")
 
-            run_group(job, folder, settings, on_record, on_start)
+                sides.append(Side(job, folder.path / "logs", settings.cell_timeout_s, on_record, on_start))
+            Comparison(sides, settings.order, settings.policy(), ticker).run()
     except KeyboardInterrupt:
         status = "interrupted"
         bar.write("interrupted: finished cells are kept; run the same command again to resume")
@@ -346,6 +220,10 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
                           throttle=throttle)
         _close_session(folder, status, gemm_rates, settings)
         outcome.status, outcome.counts = status, counts
+        hint = remeasure_hint(folder.cells(), DRIFT_THRESHOLD)
+        if hint:
+            outcome.messages.append(hint)
+            bar.write(hint)
         _write_report(folder.path, log)
     return outcome
 

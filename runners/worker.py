@@ -1,10 +1,12 @@
 """The worker: one process measures one model under one runtime configuration.
 
-Started by the suite (``python -m runners.worker``) with a JSON job on stdin; it answers with
-JSON lines on its own stdout (``loaded``, ``start``, ``cell``, ``done``) so that the parent can
-write each cell as soon as it exists, and can tell which cell was running when a worker
-crashed, ran out of memory or timed out.  Anything libraries print goes to stderr, never into
-the protocol.
+Started by the suite (``python -m runners.worker``) with a JSON job as the first line of its
+stdin; the parent then sends commands, one JSON line each (a canary reading, a round of a cell,
+finish a cell), and the worker answers with JSON lines on its own stdout (``loaded``, ``start``,
+``round``, ``canary``, ``cell``, ``done``).  The parent thus decides the order in which runtimes
+measure (interleaved rounds or phase by phase, ``runners/schedule.py``), writes each cell as soon
+as it exists, and can tell which cell was running when a worker crashed, ran out of memory or
+timed out.  Anything libraries print goes to stderr, never into the protocol.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -27,10 +29,13 @@ from models.audio_format import SAMPLE_RATE
 from models.build import build_weighted
 from models.registry import get_spec
 from runners.audio import synthetic_batch
+from runners.canary import make_canary, read_canary
+from runners.fake_timing import FakeTiming
 from runners.gemm_peak import achieved_flops_per_s, utilization
-from runners.harness import TimingPolicy, time_callable
+from runners.harness import TimingPolicy, WarmUp, time_round, warm_up
 from runners.memory import PeakRSSTracker
 from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, Runtime, UnsupportedError
+from runners.stats import summarize
 from runstore.records import CellRecord
 
 PROBE_SECONDS = 1.0
@@ -110,77 +115,130 @@ def open_energy(job: dict[str, Any]):
     return meter, (None if meter.available else meter.reason)
 
 
-def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: PeakRSSTracker,
-                 policy: TimingPolicy, meter, energy_reason: str | None, idle_w: float | None,
-                 fidelity: tuple) -> CellRecord:
-    spec = get_spec(job["model"])
-    rec = base_record(job, cell)
-    rec.load_time_s = runtime.load_time_s
-    batch, duration = rec.batch_size, rec.duration_s
-    samples = int(round(duration * SAMPLE_RATE))
-    if samples < spec.min_samples:
-        rec.status = "unsupported"
-        rec.error = (f"duration {duration:g}s is shorter than {spec.name}'s minimum input "
-                     f"{spec.min_duration_s:g}s ({spec.min_samples} samples)")
-        return rec
-    wav = synthetic_batch(batch, samples, seed=0)
-    prepared = runtime.prepare(wav)
-    if runtime.batch_of(prepared) != batch:
-        raise RuntimeError(f"prepared input has batch {runtime.batch_of(prepared)}, expected {batch}")
-    call = runtime.make_call(prepared)
-    try:
-        tracker.reset()
-        device_baseline = runtime.reset_device_peak()
-        start = time.perf_counter()  # the first call for this input shape, timed on its own
-        raw = call()
-        runtime.sync()
-        first_call_s = time.perf_counter() - start
-        outputs = runtime.outputs_numpy(raw)
-        del raw
-        framing_known = spec.arch.get("kind") not in ("python", "onnx")  # users' files don't say
-        expected = (batch, spec.frames(samples) if framing_known else outputs[-1].shape[1])
-        got = tuple(outputs[-1].shape[:2])
-        if got != expected:
-            raise RuntimeError(f"output shape {tuple(outputs[-1].shape)} does not match batch x frames {expected}")
-        del outputs
-        timing = time_callable(call, policy, sync=runtime.sync)
-        rec.peak_memory_bytes = tracker.peak_over_baseline()
-        device_peak = runtime.device_peak_over(device_baseline)
+class CellMeasurement:
+    """One cell measured in rounds: the parent decides when this runtime measures (its order)
+    and when the cell is done; the worker keeps the samples and writes the record at the end."""
+
+    def __init__(self, job: dict[str, Any], cell: dict[str, Any], runtime: Runtime, tracker: PeakRSSTracker,
+                 policy: TimingPolicy, clock: Callable[[], int] = time.perf_counter_ns,
+                 wrap: Callable[[Callable[[], Any]], Callable[[], Any]] = lambda c: c) -> None:
+        self.job, self.cell, self.runtime, self.tracker, self.policy = job, cell, runtime, tracker, policy
+        self.clock, self.wrap = clock, wrap
+        self.rec = base_record(job, cell)
+        self.samples: list[float] = []
+        self.round_medians: list[float] = []
+        self.round_ticks: list[int] = []
+        self.measured_s = 0.0
+        self.call: Callable[[], Any] | None = None
+        self.warm: WarmUp | None = None
+        self.device_baseline: int | None = None
+
+    def begin(self) -> CellRecord | None:
+        """Prepare the input, time the first call, check the output, warm up.  A finished
+        record (unsupported, oom) when the cell ends here; None when rounds can follow."""
+        spec = get_spec(self.job["model"])
+        rec, runtime = self.rec, self.runtime
+        rec.load_time_s = runtime.load_time_s
+        batch, duration = rec.batch_size, rec.duration_s
+        samples = int(round(duration * SAMPLE_RATE))
+        self.input_samples = samples
+        if samples < spec.min_samples:
+            rec.status = "unsupported"
+            rec.error = (f"duration {duration:g}s is shorter than {spec.name}'s minimum input "
+                         f"{spec.min_duration_s:g}s ({spec.min_samples} samples)")
+            return rec
+        wav = synthetic_batch(batch, samples, seed=0)
+        prepared = runtime.prepare(wav)
+        if runtime.batch_of(prepared) != batch:
+            raise RuntimeError(f"prepared input has batch {runtime.batch_of(prepared)}, expected {batch}")
+        call = self.wrap(runtime.make_call(prepared))
+        try:
+            self.tracker.reset()
+            self.device_baseline = runtime.reset_device_peak()
+            start = self.clock()  # the first call for this input shape, timed on its own
+            raw = call()
+            runtime.sync()
+            rec.first_call_s = (self.clock() - start) / 1e9
+            outputs = runtime.outputs_numpy(raw)
+            del raw
+            framing_known = spec.arch.get("kind") not in ("python", "onnx")  # users' files don't say
+            self.expected = (batch, spec.frames(samples) if framing_known else outputs[-1].shape[1])
+            got = tuple(outputs[-1].shape[:2])
+            if got != self.expected:
+                raise RuntimeError(f"output shape {tuple(outputs[-1].shape)} does not match batch x frames "
+                                   f"{self.expected}")
+            del outputs
+            self.warm = warm_up(call, self.policy, runtime.sync, self.clock)
+        except MemoryError as exc:
+            rec.status, rec.error = "oom", f"out of memory: {exc}"
+            return rec
+        self.call = call
+        return None
+
+    def round(self, min_samples: int, min_time_s: float, tick: int) -> list[float]:
+        assert self.call is not None and self.warm is not None
+        try:
+            got = time_round(self.call, self.warm.calls_per_sample, min_samples, min_time_s,
+                             self.runtime.sync, self.clock)
+        except MemoryError as exc:
+            self.rec.status, self.rec.error = "oom", f"out of memory: {exc}"
+            raise CellEnded(self.rec) from None
+        self.samples += got
+        self.measured_s += sum(got) * self.warm.calls_per_sample
+        self.round_medians.append(float(np.median(got)))
+        self.round_ticks.append(tick)
+        return got
+
+    def finish(self, meter, energy_reason: str | None, idle_w: float | None, fidelity: tuple) -> CellRecord:
+        """The record from every round's samples, then memory, compute and energy."""
+        rec, runtime = self.rec, self.runtime
+        if not self.samples:
+            raise RuntimeError("the cell was finished before any round was measured")
+        assert self.warm is not None and self.call is not None
+        rec.peak_memory_bytes = self.tracker.peak_over_baseline()
+        device_peak = runtime.device_peak_over(self.device_baseline)
         if device_peak is not None:  # on a GPU the cell's peak is the device's; host RSS kept aside
             rec.extra["host_peak_rss_bytes"] = rec.peak_memory_bytes
             rec.peak_memory_bytes = device_peak
             rec.extra["peak_memory_kind"] = "cuda max_memory_allocated over baseline"
         else:
             rec.extra["peak_memory_kind"] = "process peak RSS over baseline"
-    except MemoryError as exc:
-        rec.status, rec.error = "oom", f"out of memory: {exc}"
+        stats = summarize(self.samples)
+        for key, value in stats.to_fields().items():
+            setattr(rec, key, value)
+        rec.latency_samples_s = list(self.samples)
+        rec.latency_calls_per_sample = self.warm.calls_per_sample
+        rec.round_medians_s = list(self.round_medians)
+        audio_s = rec.batch_size * rec.duration_s
+        rec.rtf = stats.median / audio_s
+        rec.throughput_audio_s_per_s = audio_s / stats.median
+        rec.output_max_abs_err, rec.output_cosine, fid_error = fidelity
+        rec.extra.update({"output_shape": list(self.expected) + [None], "input_samples": self.input_samples,
+                          "warmup_calls": self.warm.warmup_calls + 1, "measured_time_s": self.measured_s,
+                          "io": runtime.io, "round_ticks": list(self.round_ticks)})
+        add_compute(self.job, rec, self.input_samples)
+        if fid_error:
+            rec.extra["fidelity_error"] = fid_error
+        if meter is not None and meter.available:
+            fields = meter.measure(self.call, audio_s_per_call=audio_s,
+                                   min_window_s=self.job.get("energy_window_s", 2.0),
+                                   idle_power_w=idle_w, sync=runtime.sync)
+            for key, value in fields.items():
+                if hasattr(rec, key):
+                    setattr(rec, key, value)
+                else:
+                    rec.extra[key] = value
+        else:
+            rec.energy_reason = energy_reason
         return rec
-    for key, value in timing.stats.to_fields().items():
-        setattr(rec, key, value)
-    rec.latency_samples_s = timing.samples_s
-    rec.latency_calls_per_sample = timing.calls_per_sample
-    rec.first_call_s = first_call_s  # the harness's own first call then counts as warm-up
-    audio_s = batch * duration
-    rec.rtf = timing.stats.median / audio_s
-    rec.throughput_audio_s_per_s = audio_s / timing.stats.median
-    rec.output_max_abs_err, rec.output_cosine, fid_error = fidelity
-    rec.extra.update({"output_shape": list(expected) + [None], "input_samples": samples,
-                      "warmup_calls": timing.warmup_calls + 1, "measured_time_s": timing.measured_time_s,
-                      "io": runtime.io})
-    add_compute(job, rec, samples)
-    if fid_error:
-        rec.extra["fidelity_error"] = fid_error
-    if meter is not None and meter.available:
-        fields = meter.measure(call, audio_s_per_call=audio_s, min_window_s=job.get("energy_window_s", 2.0),
-                               idle_power_w=idle_w, sync=runtime.sync)
-        for key, value in fields.items():
-            if hasattr(rec, key):
-                setattr(rec, key, value)
-            else:
-                rec.extra[key] = value
-    else:
-        rec.energy_reason = energy_reason
-    return rec
+
+
+class CellEnded(Exception):
+    """A round ended the cell (out of memory): the record carries the status."""
+
+    def __init__(self, record: CellRecord) -> None:
+        super().__init__(record.error)
+        self.record = record
 
 
 def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
@@ -202,21 +260,35 @@ def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
         rec.extra["gemm_peak_flops_per_s"] = peak
 
 
-def run_job(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
-    cells = job["cells"]
+def serve(job: dict[str, Any], commands: Iterable[str], emit: Callable[[dict[str, Any]], None]) -> None:
+    """Load the model, then answer the parent's commands (one JSON object a line) until
+    ``quit`` or the end of stdin:
+
+    - ``{"op": "canary", "tick": t}`` -> ``{"type": "canary", "seconds": s}``
+    - ``{"op": "round", "cell": c, "tick": t, "min_samples": n, "min_time_s": x}`` -> ``start`` (on
+      the cell's first round), then ``{"type": "round", "samples": [...]}``, or a final ``cell``
+      record when the cell ended (unsupported, out of memory, error)
+    - ``{"op": "finish", "cell": c}`` -> ``{"type": "cell", "record": {...}}``
+
+    A runtime that cannot load answers ``{"type": "unsupported", "error": ...}`` and exits.
+    """
     policy = TimingPolicy(**job.get("policy", {}))
+    fake = FakeTiming.from_job(job)
+    clock = fake.clock if fake else time.perf_counter_ns
+    wrap = fake.wrap if fake else (lambda c: c)
     runtime = make_runtime(job)
     try:
         runtime.load()
     except UnsupportedError as exc:
-        for cell in cells:
-            rec = base_record(job, cell)
-            rec.status, rec.error = "unsupported", str(exc)
-            emit({"type": "cell", "record": rec.to_dict()})
-        emit({"type": "done"})
+        emit({"type": "unsupported", "error": str(exc)})
         return
-    emit({"type": "loaded", "load_time_s": runtime.load_time_s})
     spec = get_spec(job["model"])  # imports done before the baseline: they are not a cell's memory
+    canary, canary_error = None, None
+    if not fake:
+        try:
+            canary = make_canary(job["runtime"], job.get("threads"), job["provider"])
+        except Exception as exc:  # no canary must never cost the cells: drift stays unknown (null)
+            canary_error = f"canary unavailable: {type(exc).__name__}: {exc}"
     tracker = PeakRSSTracker()
     gc.collect()
     tracker.set_baseline()  # the loaded model, before the probe or any cell touches activations
@@ -225,14 +297,46 @@ def run_job(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None
     idle_w = None
     if meter is not None and meter.available:
         idle_w = meter.measure_idle(job.get("idle_s", 2.0))
-    for cell in cells:
-        emit({"type": "start", "cell": cell})
+    emit({"type": "loaded", "load_time_s": runtime.load_time_s})
+    cells: dict[tuple, CellMeasurement] = {}
+    for line in commands:
+        if not line.strip():
+            continue
+        command = json.loads(line)
+        op = command.get("op")
+        if fake is not None:
+            fake.tick = int(command.get("tick", fake.tick))
+        if op == "quit":
+            break
+        if op == "canary":
+            seconds = fake.canary() if fake else read_canary(canary) if canary else None
+            emit({"type": "canary", "seconds": seconds, "error": canary_error})
+            continue
+        cell = {"batch_size": command["cell"]["batch_size"], "duration_s": command["cell"]["duration_s"]}
+        key = (cell["batch_size"], cell["duration_s"])
         try:
-            rec = measure_cell(job, cell, runtime, tracker, policy, meter, energy_reason, idle_w, fidelity)
+            if op == "round":
+                if key not in cells:
+                    emit({"type": "start", "cell": cell})
+                    cells[key] = CellMeasurement(job, cell, runtime, tracker, policy, clock, wrap)
+                    ended = cells[key].begin()
+                    if ended is not None:
+                        raise CellEnded(ended)
+                got = cells[key].round(int(command["min_samples"]), float(command["min_time_s"]),
+                                       int(command.get("tick", 0)))
+                emit({"type": "round", "samples": got,
+                      "measured_s": sum(got) * cells[key].warm.calls_per_sample})
+            elif op == "finish":
+                rec = cells.pop(key).finish(meter, energy_reason, idle_w, fidelity)
+                emit({"type": "cell", "record": rec.to_dict()})
+        except CellEnded as ended:
+            cells.pop(key, None)
+            emit({"type": "cell", "record": ended.record.to_dict()})
         except Exception as exc:
+            cells.pop(key, None)
             rec = base_record(job, cell)
             rec.status, rec.error = "error", f"{type(exc).__name__}: {exc}"
-        emit({"type": "cell", "record": rec.to_dict()})
+            emit({"type": "cell", "record": rec.to_dict()})
     if meter is not None:
         meter.close()
     runtime.close()
@@ -240,7 +344,7 @@ def run_job(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None
 
 
 def main() -> None:
-    job = json.loads(sys.stdin.read())
+    job = json.loads(sys.stdin.readline())
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints from libraries go to stderr
     sys.stdout = sys.stderr
@@ -250,7 +354,7 @@ def main() -> None:
         protocol.flush()
 
     try:
-        run_job(job, emit)
+        serve(job, sys.stdin, emit)
     except KeyboardInterrupt:
         sys.exit(130)
 

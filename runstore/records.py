@@ -66,6 +66,16 @@ class CellRecord:
     first_call_s: float | None = None
     rtf: float | None = None
     throughput_audio_s_per_s: float | None = None
+    # drift: the order runtimes were measured in and the canary around this cell
+    # (runners/schedule.py, runners/canary.py); the paired speed-up is on the ONNX Runtime record
+    order: str | None = None
+    round_medians_s: list[float] = field(default_factory=list)
+    canary_before_s: float | None = None
+    canary_after_s: float | None = None
+    drift: bool | None = None
+    speedup_paired: float | None = None
+    speedup_ci95_low: float | None = None
+    speedup_ci95_high: float | None = None
     # memory
     peak_memory_bytes: int | None = None
     # fidelity against the fp32 PyTorch output of the same input

@@ -1,0 +1,108 @@
+"""One worker process and its messages: start it, send it commands, read its answers with a
+timeout, kill it, and say why it ended.
+
+The worker reads its job and then its commands from stdin, and answers in JSON lines on stdout
+(``runners/worker.py``); a reader thread turns those lines into a queue so that a hung worker
+becomes a timeout here instead of a hung suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class WorkerSupervisor:
+    """Runs one worker process for a group of cells and relays its messages with timeouts."""
+
+    def __init__(self, job: dict[str, Any], log_path: Path, cell_timeout_s: float, load_timeout_s: float) -> None:
+        self.job, self.log_path = job, log_path
+        self.cell_timeout_s, self.load_timeout_s = cell_timeout_s, load_timeout_s
+        self.proc: subprocess.Popen | None = None
+        self.messages: queue.Queue = queue.Queue()
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "runners.worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=log, cwd=str(REPO_ROOT), env=env,
+                                     text=True, start_new_session=True)
+        log.close()
+        self.send(self.job)
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def send(self, message: dict[str, Any]) -> bool:
+        """Write one command line; False when the worker is gone (its exit says why)."""
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(message) + "\n")
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+
+    def close_input(self) -> None:
+        """End of commands: the worker finishes, says ``done`` and exits."""
+        if self.proc is not None and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+
+    def _pump(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                self.messages.put(json.loads(line))
+            except ValueError:
+                continue
+        self.messages.put(None)  # end of stream
+
+    def next_message(self, timeout: float) -> dict[str, Any] | None | str:
+        """A message, ``None`` at end of stream, or ``"timeout"``."""
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            return "timeout"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+        if self.proc:
+            self.proc.wait()
+
+    def exit_description(self) -> tuple[str, str]:
+        """(status, message) for a worker that ended without finishing its cells."""
+        assert self.proc is not None
+        code = self.proc.wait()
+        tail = _log_tail(self.log_path)
+        if code in (-signal.SIGKILL, 137):
+            return "oom", f"worker killed by SIGKILL (exit {code}), most likely out of memory; {tail}"
+        if code < 0:
+            return "error", f"worker died with signal {-code}; {tail}"
+        return "error", f"worker exited with code {code}; {tail}"
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = [l for l in path.read_text().splitlines() if l.strip()]
+    except OSError:
+        return "no log"
+    return "log: " + " | ".join(text[-lines:])[-500:] if text else "empty log"
