@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -56,7 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def listen_for_ctrl_c() -> None:
+    """Make SIGINT raise KeyboardInterrupt even when it was inherited as ignored.
+
+    A shell without job control starts background commands (``make bench &`` in a script, a
+    CI step) with SIGINT ignored, and Python then installs no handler: the signal was lost,
+    the run went on to the end and exited 0.  The run's contract is that Ctrl-C keeps every
+    finished cell, marks the run ``interrupted`` and exits 130, however it was started.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
+    listen_for_ctrl_c()
     args = build_parser().parse_args(argv)
     # deferred: the suite (torch, onnx) is loaded only after the settings are valid, so bad input answers fast
     from runners.profiles import ProfileError, resolve_profile

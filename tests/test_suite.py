@@ -144,36 +144,85 @@ def test_crash_oom_and_timeout_become_cell_statuses_and_the_suite_goes_on(tmp_pa
     assert not outcome.all_ok
 
 
+HELD = '''
+import time
+from pathlib import Path
+import torch
+
+HOLD = Path({hold!r})
+
+
+class Held(torch.nn.Module):
+    """Stops at 1.5 s of audio while the hold file exists, after saying so: the test's Ctrl-C
+    then always lands in the middle of the run, never after it ended."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(320, 8)
+
+    def forward(self, wav):
+        if wav.shape[1] == 24000 and HOLD.exists():
+            HOLD.with_suffix(".held").touch()
+            while HOLD.exists():
+                time.sleep(0.05)
+        frames = wav.shape[1] // 320
+        return self.proj(wav[:, : frames * 320].reshape(wav.shape[0], frames, 320))
+
+
+def factory():
+    return Held()
+'''
+
+
+def wait_for(path: Path, proc: subprocess.Popen, limit_s: float = 300) -> None:
+    """Until ``path`` exists; fails with the run's output if the run ends first."""
+    deadline = time.monotonic() + limit_s
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate(timeout=30)
+            pytest.fail(f"the run ended (exit {proc.returncode}) before {path.name} appeared: {err}")
+        time.sleep(0.05)
+
+
 def test_ctrl_c_keeps_finished_cells_marks_the_run_and_resumes(tmp_path):
-    results = tmp_path / "results"
-    cmd = [sys.executable, "-m", "runners", "--device", "cpu", "--tiny", "--models", "logmel,tera",
-           "--runtimes", "pytorch", "--batch-sizes", "1", "--durations", "0.5,1,2,4", "--reps", "3",
-           "--min-time", "1.0", "--max-time", "1.0", "--energy", "none", "--results", str(results),
+    results, hold = tmp_path / "results", tmp_path / "hold"
+    model_file = tmp_path / "held.py"
+    model_file.write_text(HELD.format(hold=str(hold)))
+    hold.touch()
+    cmd = [sys.executable, "-m", "runners", "--device", "cpu", "--models", f"python:{model_file}:factory",
+           "--runtimes", "pytorch", "--batch-sizes", "1", "--durations", "0.5,1,1.5,2", "--reps", "3",
+           "--min-time", "0.05", "--max-time", "0.5", "--energy", "none", "--results", str(results),
            "--no-progress", "--threads", "1", "--no-peak"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    cells_file = None
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        found = list(results.glob("cpu/*/cells.jsonl"))
-        if found and len(found[0].read_text().splitlines()) >= 2:
-            cells_file = found[0]
-            break
-        time.sleep(0.1)
-    assert cells_file is not None, proc.communicate(timeout=30)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    # SIGINT ignored as a shell without job control leaves it for a background command
+    # (``make test &``): the run must still take Ctrl-C
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        wait_for(hold.with_suffix(".held"), proc)  # the worker is inside the third cell and stays there
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"Ctrl-C was lost: the run went on ({proc.communicate()[1]})")
+    finally:
+        hold.unlink()  # a worker left behind by a failure finishes its cell and ends
     assert proc.returncode == 130, err
+    assert "interrupted: finished cells are kept" in err
+    (cells_file,) = results.glob("cpu/*/cells.jsonl")
     run = json.loads((cells_file.parent / "run.json").read_text())
     assert run["status"] == "interrupted"
     kept = read_cells(cells_file.parent)
-    assert 2 <= len(kept) < 8 and all(c["status"] == "ok" for c in kept)
+    assert sorted(c["duration_s"] for c in kept) == [0.5, 1.0]
+    assert all(c["status"] == "ok" for c in kept)
     # the same command resumes the same run and measures only the missing cells
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert f"{len(kept)} of 8 cells already measured" in done.stderr
+    assert "2 of 4 cells already measured" in done.stderr
     final = read_cells(cells_file.parent)
-    assert len(final) == 8 and all(c["status"] == "ok" for c in final)
+    assert sorted(c["duration_s"] for c in final) == [0.5, 1.0, 1.5, 2.0]
+    assert all(c["status"] == "ok" for c in final)
     assert json.loads((cells_file.parent / "run.json").read_text())["status"] == "complete"
 
 
