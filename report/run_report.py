@@ -121,6 +121,9 @@ def status_section(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -
         lines.append("**Status: complete.**")
     else:
         lines.append(f"**Status: {status}.**")
+    if run.get("hardware_note"):
+        lines.append(f"**Hardware: {run['hardware_note']}.** A board profile run elsewhere (a rehearsal): "
+                     "the figures are this machine's, not the board's.")
     if interrupted_cells and status != "interrupted":
         lines.append(f"{interrupted_cells} cell(s) carry the status `interrupted`.")
     lines.append(f"Cells: {len(cells)} ({_status_counts(cells)}).")
@@ -128,7 +131,7 @@ def status_section(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -
 
 
 def _meta_rows(run: Mapping[str, Any]) -> list[tuple[str, str]]:
-    keys = ("run_id", "device", "device_name", "profile_note", "host", "wavebench_version",
+    keys = ("run_id", "device", "device_name", "hardware_note", "profile_note", "host", "wavebench_version",
             "started", "finished", "command")
     return [(k, _md_cell(run[k])) for k in keys if run.get(k) is not None]
 

@@ -29,8 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--providers", default=env_default("PROVIDERS"), help="ONNX Runtime execution providers")
     p.add_argument("--batch-sizes", default=env_default("BATCH_SIZES"))
     p.add_argument("--durations", default=env_default("DURATIONS"), help="seconds of audio")
-    p.add_argument("--reps", type=int, default=int(env_default("REPS", "0") or 0) or None,
-                   help="minimum timed repetitions per cell (default 10)")
+    p.add_argument("--reps", default=env_default("REPS"),
+                   help="minimum timed repetitions per cell (default 10; validated, REPS=0 is refused)")
     p.add_argument("--threads", default=env_default("THREADS"), help="threads for both runtimes (list = sweep)")
     p.add_argument("--variants", default=env_default("VARIANTS"), help="fp32,fp16,int8")
     p.add_argument("--ort-opt", default=env_default("ORT_OPT"),
@@ -68,11 +68,20 @@ def listen_for_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def threads_warning(threads: tuple[int, ...], usable: int) -> str | None:
+    """One line when a run asks for more threads than cores (the rpi profile's 4 on a 2-core VM)."""
+    most = max(threads)
+    if most <= usable:
+        return None
+    return (f"warning: {most} threads but only {usable} usable core(s) here: "
+            f"the threads will share cores (THREADS={usable} or fewer avoids it)")
+
+
 def main(argv: list[str] | None = None) -> int:
     listen_for_ctrl_c()
     args = build_parser().parse_args(argv)
     # deferred: the suite (torch, onnx) is loaded only after the settings are valid, so bad input answers fast
-    from runners.profiles import ProfileError, resolve_profile
+    from runners.profiles import ProfileError, available_cores, resolve_profile
     from runners.settings import SettingsError, build_settings
 
     try:
@@ -93,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "auto":
         note = f"DEVICE=auto chose '{profile.name}' ({profile.chosen_because})"
         print(note, file=sys.stderr)
+    warning = threads_warning(settings.threads, available_cores())
+    if warning:
+        print(warning, file=sys.stderr)
     # deferred: the suite (torch, onnx) is loaded only after the settings are valid, so bad input answers fast
     from runners.suite import run_suite
 

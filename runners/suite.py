@@ -26,6 +26,7 @@ from export.variants import onnx_variant, parse_variant
 from host.environment import collect_environment, throttle_snapshot, wavebench_version
 from models.registry import get_spec
 from runners.gemm_peak import measure_gemm_peak
+from runners.profiles import board_mismatch
 from runners.settings import Settings
 from runners.worker import base_record, save_reference
 from runstore.folder import SCHEMA_VERSION, RunFolder, find_resumable, new_run_id
@@ -241,7 +242,13 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
     if environment is None:
         environment = _environment()
     device_name = _device_name(environment, settings)
+    hardware_note = board_mismatch(settings.device, environment)
+    if hardware_note:
+        log(f"note: {hardware_note}: the numbers are this machine's, filed under {settings.device}")
     plan = settings.plan()
+    repaired = folder.end_partial_line() if resumed else None
+    if repaired:
+        log(repaired)
     done = folder.done_keys() if resumed else set()
     base = {"run_id": folder.run_id, "device": settings.device}
     todo = [c for c in plan if cell_key({**base, **c}) not in done]
@@ -253,7 +260,8 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         "schema_version": SCHEMA_VERSION, "wavebench_version": wavebench_version(),
         "run_id": folder.run_id, "device": settings.device, "device_name": device_name, "host": host,
         "settings": settings.to_dict(), "settings_hash": settings.settings_hash(),
-        "profile_note": profile_note, "environment": environment, "status": "running",
+        "profile_note": profile_note, "hardware_note": hardware_note, "environment": environment,
+        "status": "running",
         "started": run_info.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join(sys.argv),
         "throttle": {"before": _throttle_snapshot()},

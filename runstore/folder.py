@@ -25,6 +25,7 @@ from runstore.records import cell_key
 
 SCHEMA_VERSION = 1
 RUN_FILE, CELLS_FILE = "run.json", "cells.jsonl"
+DAMAGED_FILE = "cells.damaged"  # partial lines moved out of cells.jsonl (a run killed mid-write)
 DONE_STATUSES = ("ok", "unsupported", "error", "oom", "timeout")
 
 
@@ -104,6 +105,15 @@ def scan_cells(run_dir: str | Path) -> CellScan:
     return scan
 
 
+def _parse_whole(data: bytes) -> dict | None:
+    """A whole cell record, or None."""
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) and "model" in value else None
+
+
 def read_cells(run_dir: str | Path) -> list[dict]:
     """The cells of a run, the latest record per cell key, in first-measured order.
 
@@ -138,6 +148,7 @@ class RunFolder:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "logs").mkdir(exist_ok=True)
+        self._tail_checked = False  # cells.jsonl's last line is checked before the first append
 
     @property
     def run_id(self) -> str:
@@ -157,7 +168,45 @@ class RunFolder:
         self.write_run(data)
         return data
 
+    def end_partial_line(self) -> str | None:
+        """Keep ``cells.jsonl`` one JSON object per line for every other reader (pandas, jq).
+
+        A run killed mid-write leaves a partial last line; appending to it would glue the next
+        record onto it.  The partial text is moved to ``cells.damaged`` (a record that is only
+        missing its newline is kept and ended instead).  Returns what was done, to say once.
+        """
+        path = self.path / CELLS_FILE
+        if not path.exists() or path.stat().st_size == 0:
+            return None
+        with open(path, "rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return None
+            f.seek(0)
+            data = f.read()
+            start = data.rfind(b"\n") + 1
+            partial = data[start:]
+            if _parse_whole(partial) is not None:  # measured and complete: only the newline is missing
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+                return f"{CELLS_FILE}: ended a last record that had no newline"
+            with open(self.path / DAMAGED_FILE, "ab") as damaged:
+                damaged.write(partial + b"\n")
+                damaged.flush()
+                os.fsync(damaged.fileno())
+            f.truncate(start)
+            f.flush()
+            os.fsync(f.fileno())
+        return (f"{CELLS_FILE}: moved a partial last line ({len(partial)} bytes, a run killed mid-write) "
+                f"to {DAMAGED_FILE}; that cell is measured again")
+
     def append_cell(self, record: dict[str, Any]) -> None:
+        if not self._tail_checked:
+            self._tail_checked = True
+            note = self.end_partial_line()
+            if note:
+                warnings.warn(note, stacklevel=2)
         with open(self.path / CELLS_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()

@@ -334,3 +334,20 @@ def test_cache_ignores_broken_file(tmp_path):
     p.parent.mkdir(parents=True)
     p.write_bytes(b"truncated")
     assert cache.load("m", "pytorch", "k") is None
+
+
+@pytest.mark.parametrize("energy,message", [
+    ("rapel", "unknown energy sensor 'rapel'"),
+    ("estimate", "ENERGY=estimate needs CPU_WATTS"),
+])
+def test_cli_refuses_a_bad_energy_before_anything_runs(tmp_path, capsys, monkeypatch, energy, message):
+    from evaluation.cli import main
+
+    monkeypatch.delenv("CPU_WATTS", raising=False)
+    monkeypatch.setenv("ENERGY", energy)  # make eval ENERGY=...
+    data = tmp_path / "data" / "yes"
+    data.mkdir(parents=True)
+    assert main(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "out").exists()

@@ -246,3 +246,48 @@ def test_no_sensor_gives_null_energy_with_the_reason(tmp_path):
     (cell,) = read_cells(outcome.run_dir)
     assert cell["energy_j"] is None and cell["power_w_mean"] is None
     assert cell["energy_reason"]
+
+
+def test_a_board_profile_on_other_hardware_says_so_at_the_start_in_run_json_and_the_report(tmp_path):
+    args = dict(models="logmel", runtimes="pytorch", batch_sizes="1", durations="0.5", reps=3, threads="1",
+                providers=None, energy="none", tiny=True, results_dir=str(tmp_path / "results"), **FAST)
+    settings = replace(build_settings(load_profile("rpi"), **args), measure_peak=False)
+    messages = []
+    env = {"platform": {"kind": "cpu"}, "cpu": {"model": "AMD EPYC 7B13"}}
+    outcome = run_suite(settings, progress=False, log=messages.append, environment=env)
+    note = json.loads((outcome.run_dir / "run.json").read_text())["hardware_note"]
+    assert note.startswith("rpi profile on AMD EPYC 7B13") and note.endswith("— not a Raspberry Pi")
+    assert messages[0].startswith(f"note: {note}")
+    assert f"**Hardware: {note}.**" in (outcome.run_dir / "report.md").read_text()
+
+
+def test_a_partial_last_line_is_moved_aside_before_a_resumed_run_appends(tmp_path):
+    settings = make_settings(tmp_path, models="logmel", runtimes="pytorch", batch_sizes="1", durations="0.5,1")
+    first = run_suite(settings, progress=False, log=lambda m: None, environment={})
+    cells_file = first.run_dir / "cells.jsonl"
+    lines = cells_file.read_text().splitlines()
+    partial = lines[1][: len(lines[1]) // 2]
+    cells_file.write_text(lines[0] + "\n" + partial)  # killed while writing the second cell
+    messages = []
+    again = run_suite(settings, progress=False, log=messages.append, environment={})
+    assert again.run_dir == first.run_dir
+    said = [m for m in messages if "cells.damaged" in m]
+    assert len(said) == 1 and "partial last line" in said[0]
+    assert any("1 of 2 cells already measured" in m for m in messages)
+    # one JSON object per line again, for pandas, jq and every other JSON Lines reader
+    records = [json.loads(line) for line in cells_file.read_text().splitlines()]
+    assert [r["duration_s"] for r in records] == [0.5, 1.0]
+    assert (first.run_dir / "cells.damaged").read_text() == partial + "\n"
+
+
+def test_a_last_record_missing_only_its_newline_is_kept(tmp_path):
+    from runstore.folder import RunFolder
+
+    folder = RunFolder(tmp_path / "run")
+    record = {"model": "logmel", "runtime": "pytorch", "batch_size": 1, "duration_s": 1.0, "status": "ok"}
+    (folder.path / "cells.jsonl").write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match="ended a last record that had no newline"):
+        folder.append_cell({**record, "duration_s": 2.0})
+    lines = (folder.path / "cells.jsonl").read_text().splitlines()
+    assert [json.loads(line)["duration_s"] for line in lines] == [1.0, 2.0]
+    assert not (folder.path / "cells.damaged").exists()
