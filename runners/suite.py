@@ -25,7 +25,7 @@ from export.onnx_export import describe_model, describe_onnx, export_model
 from export.variants import onnx_variant, parse_variant
 from host.environment import collect_environment, throttle_snapshot, wavebench_version
 from models.registry import get_spec
-from runners.gemm_peak import measure_gemm_peak
+from runners.gemm_peak import gemm_peak_entry
 from runners.profiles import board_mismatch
 from runners.settings import Settings
 from runners.worker import base_record, save_reference
@@ -157,8 +157,7 @@ def _log_tail(path: Path, lines: int = 3) -> str:
 
 
 def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
-             group: dict[str, Any], cells: list[dict[str, Any]], manifest: dict[str, Any],
-             gemm_peak: float | None = None) -> dict[str, Any]:
+             group: dict[str, Any], cells: list[dict[str, Any]], manifest: dict[str, Any]) -> dict[str, Any]:
     base_variant, _ = parse_variant(group["variant"])
     files = manifest.get("variant_files", {})
     return {
@@ -168,7 +167,6 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
         "onnx_path": files.get(base_variant) if group["provider"] != "TensorrtExecutionProvider" else files.get("fp32"),
         "flops_onnx_path": files.get("fp32"),
         "trt_cache": str(Path(settings.results_dir) / "trt_cache"),
-        "gemm_peak_flops_per_s": gemm_peak,
         "manifest_entry": manifest, "policy": settings.policy(),
         "energy": settings.energy, "energy_preferred": list(settings.energy_preferred),
         "cells": [{"batch_size": c["batch_size"], "duration_s": c["duration_s"]} for c in cells],
@@ -297,8 +295,8 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
             cells = sorted(cells, key=lambda c: (c["batch_size"] * c["duration_s"], c["duration_s"]))
             group = dict(zip(GROUP_FIELDS, group_key))
             entry = manifest.get(group["model"], {})
-            peak = gemm_peak(settings, group, log)
-            job = make_job(settings, folder, host, device_name, group, cells, entry, peak)
+            job = make_job(settings, folder, host, device_name, group, cells, entry)
+            job.update(gemm_peak(settings, group, log))
             job.update(reference(job, folder, references))
             if group["runtime"] == "onnxruntime" and "error" in entry:
                 for cell in job["cells"]:
@@ -364,16 +362,27 @@ def reference(job: dict[str, Any], folder: RunFolder, cache: dict[str, dict[str,
     return cache[job["model"]]
 
 
-def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], None]) -> float | None:
-    """The attainable dense-matmul FLOP/s for this group's runtime and threads (cached per host)."""
+PEAK_RECORD = ("flops_per_s", "measured_at", "load_average", "others_cpu_share", "under_load", "library",
+               "cached", "remeasured_because")
+
+
+def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    """The attainable dense-matmul FLOP/s for this group's runtime and threads, with when and
+    under what load it was measured (``{"gemm_peak": {...}}``), or why there is none."""
     if group["provider"] not in ("cpu", "CPUExecutionProvider") or not settings.measure_peak:
-        return None  # GPU peaks: PyTorch only and not for ORT; kept to the CPU here
+        return {}  # GPU peaks: PyTorch only and not for ORT; kept to the CPU here
     try:
-        return measure_gemm_peak(int(group["threads"] or 1), "float32", group["runtime"],
-                                 cache_path=Path(settings.results_dir) / "gemm_peak.json")
+        entry = gemm_peak_entry(int(group["threads"] or 1), "float32", group["runtime"],
+                                cache_path=Path(settings.results_dir) / "gemm_peak.json")
     except Exception as exc:
         log(f"GEMM peak not measured: {exc}")
-        return None
+        return {"gemm_peak_reason": f"GEMM peak not measured: {type(exc).__name__}: {exc}"}
+    if entry.get("remeasured_because"):
+        log(f"GEMM peak ({group['runtime']}, {group['threads']} threads) measured again: {entry['remeasured_because']}")
+    if entry.get("under_load"):
+        log(f"GEMM peak ({group['runtime']}, {group['threads']} threads) measured under load "
+            f"(load average {entry.get('load_average')}): utilisation figures are overstated")
+    return {"gemm_peak": {k: entry.get(k) for k in PEAK_RECORD}}
 
 
 def _throttle_snapshot() -> dict[str, Any]:

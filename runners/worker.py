@@ -138,10 +138,10 @@ def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: Pe
         outputs = runtime.outputs_numpy(raw)
         del raw
         framing_known = spec.arch.get("kind") not in ("python", "onnx")  # users' files don't say
-        expected = (batch, spec.frames(samples) if framing_known else outputs[-1].shape[1])
-        got = tuple(outputs[-1].shape[:2])
-        if got != expected:
-            raise RuntimeError(f"output shape {tuple(outputs[-1].shape)} does not match batch x frames {expected}")
+        measured_shape = [int(d) for d in outputs[-1].shape]
+        expected = (batch, spec.frames(samples) if framing_known else measured_shape[1])
+        if tuple(measured_shape[:2]) != expected:
+            raise RuntimeError(f"output shape {tuple(measured_shape)} does not match batch x frames {expected}")
         del outputs
         timing = time_callable(call, policy, sync=runtime.sync)
         rec.peak_memory_bytes = tracker.peak_over_baseline()
@@ -164,7 +164,7 @@ def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: Pe
     rec.rtf = timing.stats.median / audio_s
     rec.throughput_audio_s_per_s = audio_s / timing.stats.median
     rec.output_max_abs_err, rec.output_cosine, fid_error = fidelity
-    rec.extra.update({"output_shape": list(expected) + [None], "input_samples": samples,
+    rec.extra.update({"output_shape": measured_shape, "input_samples": samples,
                       "warmup_calls": timing.warmup_calls + 1, "measured_time_s": timing.measured_time_s,
                       "io": runtime.io})
     add_compute(job, rec, samples)
@@ -185,8 +185,11 @@ def measure_cell(job: dict[str, Any], cell: dict[str, Any], runtime, tracker: Pe
 
 def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
     """MACs/FLOPs of the cell's exact input shape, achieved FLOP/s and share of the GEMM peak."""
+    if job.get("gemm_peak_reason"):
+        rec.extra["gemm_peak_reason"] = job["gemm_peak_reason"]
     try:
-        counted = macs_for(job["model"], job.get("flops_onnx_path"), rec.batch_size, samples)
+        counted = macs_for(job["model"], job.get("flops_onnx_path"), rec.batch_size, samples,
+                           tiny=bool(job.get("tiny", False)))
     except Exception as exc:  # counting must never cost the latency cell
         rec.extra["macs_reason"] = f"{type(exc).__name__}: {exc}"
         return
@@ -196,10 +199,12 @@ def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
     rec.macs, rec.flops = int(counted["macs"]), int(counted["flops"])
     rec.extra["macs_source"] = counted.get("source")
     rec.achieved_flops_per_s = achieved_flops_per_s(rec.flops, rec.latency_median_s)
-    peak = job.get("gemm_peak_flops_per_s")
+    record = job.get("gemm_peak") or {}
+    peak = record.get("flops_per_s")
     rec.utilization = utilization(rec.achieved_flops_per_s, peak)
     if peak:
         rec.extra["gemm_peak_flops_per_s"] = peak
+        rec.extra["gemm_peak"] = record  # which peak: when, under what load, which library
 
 
 def run_job(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:

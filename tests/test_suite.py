@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from flops import count_onnx, macs_for
 from runners.profiles import load_profile
 from runners.settings import build_settings
 from runners.suite import run_suite
@@ -291,3 +292,80 @@ def test_a_last_record_missing_only_its_newline_is_kept(tmp_path):
     lines = (folder.path / "cells.jsonl").read_text().splitlines()
     assert [json.loads(line)["duration_s"] for line in lines] == [1.0, 2.0]
     assert not (folder.path / "cells.damaged").exists()
+
+
+def quiet_peak_cache(path: Path, flops_per_s: float, runtimes=("pytorch", "onnxruntime")) -> None:
+    """A cached GEMM peak as if measured on a quiet machine with this CPU and these libraries."""
+    from runners.gemm_peak import cache_key, cpu_name, library_version, usable_cores  # noqa: PLC0415
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({cache_key(1, "float32", rt): {
+        "flops_per_s": flops_per_s, "device_name": cpu_name(), "usable_cores": usable_cores(),
+        "library": library_version(rt), "under_load": False, "measured_at": "2026-11-30T08:00:00+0000",
+        "load_average": [0.05, 0.1, 0.1], "others_cpu_share": 0.01} for rt in runtimes}))
+
+
+def test_macs_flops_and_utilization_end_to_end_with_the_peak_on(tmp_path):
+    settings = make_settings(tmp_path, peak=True, models="tera", batch_sizes="2", durations="1")
+    quiet_peak_cache(Path(settings.results_dir) / "gemm_peak.json", 5e10)
+    outcome = run_suite(settings, progress=False, log=lambda m: None, environment={})
+    cells = read_cells(outcome.run_dir)
+    assert {c["runtime"] for c in cells} == {"pytorch", "onnxruntime"}
+    onnx_file = next(Path(settings.onnx_dir).glob("tera*-tiny.onnx"))
+    graph = count_onnx(onnx_file, 2, 16000, "tera")
+    for c in cells:
+        assert c["status"] == "ok", c["error"]
+        assert c["macs"] == graph.macs and c["flops"] == 2 * graph.macs  # the graph's count, this shape
+        assert c["achieved_flops_per_s"] == pytest.approx(c["flops"] / c["latency_median_s"])
+        assert c["utilization"] == pytest.approx(c["achieved_flops_per_s"] / 5e10)
+        peak = c["extra"]["gemm_peak"]
+        assert peak["flops_per_s"] == 5e10 and peak["cached"] is True
+        assert peak["measured_at"] == "2026-11-30T08:00:00+0000" and peak["under_load"] is False
+    # the toy model's count, not the full-size model's
+    assert graph.macs == macs_for("tera", None, 2, 16000, tiny=True)["macs"]
+    assert graph.macs < macs_for("tera", None, 2, 16000, tiny=False)["macs"] / 10
+    report = (outcome.run_dir / "report.md").read_text()
+    assert "## GEMM peak" in report and "2026-11-30T08:00:00+0000" in report
+
+
+def test_tiny_pytorch_only_cells_get_the_tiny_models_macs(tmp_path):
+    settings = make_settings(tmp_path, models="tera", runtimes="pytorch", batch_sizes="1", durations="1")
+    outcome = run_suite(settings, progress=False, log=lambda m: None, environment={})
+    (cell,) = read_cells(outcome.run_dir)
+    assert cell["macs"] == macs_for("tera", None, 1, 16000, tiny=True)["macs"]
+    assert cell["macs"] != macs_for("tera", None, 1, 16000, tiny=False)["macs"]
+
+
+WRONG_BATCH = '''
+import torch
+
+
+class WrongBatch(torch.nn.Module):
+    """From 1 s of audio on, returns one row whatever the batch: a model bug the benchmark
+    must catch (shorter inputs, like the validation probe, are right)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(320, 8)
+
+    def forward(self, wav):
+        frames = wav.shape[1] // 320
+        rows = 1 if wav.shape[1] >= 16000 else wav.shape[0]
+        return self.proj(wav[:rows, : frames * 320].reshape(rows, frames, 320))
+
+
+def factory():
+    return WrongBatch()
+'''
+
+
+def test_output_shape_is_the_one_measured_and_a_wrong_batch_fails_the_cell(tmp_path):
+    model_file = tmp_path / "wrong_batch.py"
+    model_file.write_text(WRONG_BATCH)
+    settings = make_settings(tmp_path, models=f"python:{model_file}:factory", runtimes="pytorch",
+                             batch_sizes="2", durations="0.5,1")
+    outcome = run_suite(settings, progress=False, log=lambda m: None, environment={})
+    cells = {c["duration_s"]: c for c in read_cells(outcome.run_dir)}
+    assert cells[0.5]["status"] == "ok" and cells[0.5]["extra"]["output_shape"] == [2, 25, 8]
+    assert cells[1.0]["status"] == "error"
+    assert "output shape (1, 50, 8) does not match batch x frames (2, 50)" in cells[1.0]["error"]
