@@ -106,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     if warning:
         print(warning, file=sys.stderr)
     # deferred: the suite (torch, onnx) is loaded only after the settings are valid, so bad input answers fast
-    from runners.suite import run_suite
+    from runners.suite import run_suite, typed_command
 
     outcome = run_suite(settings, fresh=args.fresh, profile_note=note, progress=not args.no_progress,
-                        log=lambda m: print(m, file=sys.stderr))
+                        log=lambda m: print(m, file=sys.stderr),
+                        command=typed_command(sys.argv[1:] if argv is None else list(argv)))
     _report(outcome.run_dir)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.counts.items()))
     print(f"\nrun {outcome.status}: {counts}; results in {outcome.run_dir}")

@@ -11,6 +11,7 @@ import os
 import queue
 import re
 import signal
+import shlex
 import socket
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from runners.gemm_peak import gemm_peak_entry
 from runners.profiles import board_mismatch
 from runners.settings import Settings
 from runners.worker import base_record, save_reference
-from runstore.folder import SCHEMA_VERSION, RunFolder, find_resumable, new_run_id
+from runstore.folder import SCHEMA_VERSION, RunFolder, find_resumable, new_run_id, portable_text
 from runstore.records import CellRecord, cell_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -234,7 +235,9 @@ def run_group(job: dict[str, Any], folder: RunFolder, settings: Settings,
 
 def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | None = None,
               log: Callable[[str], None] = print, progress: bool = True,
-              environment: dict[str, Any] | None = None) -> RunOutcome:
+              environment: dict[str, Any] | None = None, command: str | None = None) -> RunOutcome:
+    """Measure every cell of ``settings`` not yet measured; ``command`` is what the user typed
+    (recorded in run.json; default: this process's command line)."""
     folder, resumed = open_run_folder(settings, profile_note, fresh)
     host = socket.gethostname()
     if environment is None:
@@ -261,7 +264,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         "profile_note": profile_note, "hardware_note": hardware_note, "environment": environment,
         "status": "running",
         "started": run_info.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": " ".join(sys.argv),
+        "command": command or typed_command(sys.argv[1:]),
         "throttle": {"before": _throttle_snapshot()},
     })
     folder.write_run(run_info)
@@ -327,6 +330,15 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         outcome.status, outcome.counts = status, counts
         _write_report(folder.path, log)
     return outcome
+
+
+def typed_command(args: list[str]) -> str:
+    """The command as the user gave it: ``make bench QUICK=1`` (the Makefile says so in
+    ``WAVEBENCH_COMMAND``) or ``python -m runners ...``; never a path of this machine."""
+    made = os.environ.get("WAVEBENCH_COMMAND", "").strip()
+    if made:
+        return portable_text(" ".join(made.split()))
+    return portable_text(shlex.join(["python", "-m", "runners", *args]))
 
 
 def _write_report(run_dir: Path, log: Callable[[str], None]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,6 +28,45 @@ SCHEMA_VERSION = 1
 RUN_FILE, CELLS_FILE = "run.json", "cells.jsonl"
 DAMAGED_FILE = "cells.damaged"  # partial lines moved out of cells.jsonl (a run killed mid-write)
 DONE_STATUSES = ("ok", "unsupported", "error", "oom", "timeout")
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# system locations say what the platform is, not where a user keeps files: kept as they are
+SYSTEM_DIRS = ("/proc/", "/sys/", "/dev/", "/etc/", "/usr/", "/opt/", "/lib", "/bin/", "/sbin/", "/run/", "/var/")
+_ABS_PATH = re.compile(r"(?<![\w./~…-])/(?:[\w.@+~-]+/)*[\w.@+~-]+/?")
+
+
+def portable_path(path: str) -> str:
+    """A path as it may travel with the results: relative to the repository when inside it,
+    a system location as it is, anything else of this machine's file system cut to its name."""
+    if path.startswith(SYSTEM_DIRS):
+        return path
+    p = Path(path)
+    try:
+        return p.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        pass
+    try:
+        return p.resolve().relative_to(REPO_ROOT).as_posix()
+    except (ValueError, OSError):
+        return f"…/{p.name}" if p.name else "…"
+
+
+def portable_text(text: str) -> str:
+    """``text`` with every absolute path in it made portable (:func:`portable_path`)."""
+    return _ABS_PATH.sub(lambda m: portable_path(m.group(0)), text)
+
+
+def portable(data: Any) -> Any:
+    """A JSON-like value with every string made portable: results are copied between machines
+    and shared between people, so they carry no absolute path of the machine that ran them."""
+    if isinstance(data, str):
+        return portable_text(data) if "/" in data else data
+    if isinstance(data, dict):
+        return {k: portable(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [portable(v) for v in data]
+    return data
 
 
 def new_run_id(settings_hash: str) -> str:
@@ -158,8 +198,9 @@ class RunFolder:
         return read_run(self.path)
 
     def write_run(self, data: dict[str, Any]) -> None:
+        """Write run.json atomically, with no absolute path of this machine in it."""
         tmp = self.path / (RUN_FILE + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str))
+        tmp.write_text(json.dumps(portable(json.loads(json.dumps(data, default=str))), indent=2))
         tmp.replace(self.path / RUN_FILE)
 
     def update_run(self, **changes: Any) -> dict[str, Any]:

@@ -72,3 +72,45 @@ def test_more_threads_than_cores_is_one_warning_line():
     assert threads_warning((1, 2), 2) is None
     line = threads_warning((4,), 2)
     assert line.startswith("warning: 4 threads but only 2 usable core(s)") and "\n" not in line
+
+
+def test_run_json_and_report_carry_no_path_of_this_machine_and_the_command_as_typed(tmp_path, monkeypatch, capsys):
+    import json
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    results = tmp_path / "results"
+    argv = ["--device", "cpu", "--tiny", "--models", "logmel", "--runtimes", "pytorch,onnxruntime",
+            "--batch-sizes", "1", "--durations", "0.5", "--reps", "3", "--min-time", "0.05", "--max-time", "0.2",
+            "--energy", "none", "--threads", "1", "--no-peak", "--no-progress", "--results", str(results)]
+    monkeypatch.delenv("WAVEBENCH_COMMAND", raising=False)
+    assert main(argv) == 0
+    (run_dir,) = results.glob("cpu/*")
+    texts = {name: (run_dir / name).read_text() for name in ("run.json", "report.md")}
+    for name, text in texts.items():
+        for local in (str(tmp_path), str(repo), sys.executable, str(Path.home())):
+            assert local not in text, (name, local)
+    run = json.loads(texts["run.json"])
+    assert run["command"] == ("python -m runners " + " ".join(argv[:-1]) + " …/results")
+    assert run["settings"]["results_dir"] == "…/results" and run["host"]  # the host name stays
+    assert run["environment"]["software"]["python_executable"] in (".venv/bin/python", f"…/{Path(sys.executable).name}")
+    # make bench passes what was typed
+    monkeypatch.setenv("WAVEBENCH_COMMAND", "make bench  QUICK=1 REPS=3")
+    assert main(argv + ["--fresh"]) == 0
+    latest = max(results.glob("cpu/*"), key=lambda p: p.name)
+    assert json.loads((latest / "run.json").read_text())["command"] == "make bench QUICK=1 REPS=3"
+
+
+def test_portable_text_keeps_urls_system_paths_and_ratios_and_is_idempotent():
+    from pathlib import Path
+
+    from runstore.folder import portable_text
+
+    repo = Path(__file__).resolve().parent.parent
+    text = (f"{repo}/results/cpu/r1 and /home/someone/data/x.wav, python:/tmp/m/held.py:factory; "
+            "https://huggingface.co/facebook/hubert-base-ls960 /proc/driver/nvidia/gpus IQR/median 1/5/15")
+    once = portable_text(text)
+    assert once == ("results/cpu/r1 and …/x.wav, python:…/held.py:factory; "
+                    "https://huggingface.co/facebook/hubert-base-ls960 /proc/driver/nvidia/gpus IQR/median 1/5/15")
+    assert portable_text(once) == once
