@@ -32,14 +32,14 @@ DONE_STATUSES = ("ok", "unsupported", "error", "oom", "timeout")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # system locations say what the platform is, not where a user keeps files: kept as they are
-SYSTEM_DIRS = ("/proc/", "/sys/", "/dev/", "/etc/", "/usr/", "/opt/", "/lib", "/bin/", "/sbin/", "/run/", "/var/")
+SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/etc", "/usr", "/opt", "/lib", "/lib64", "/bin", "/sbin", "/run", "/var")
 _ABS_PATH = re.compile(r"(?<![\w./~…-])/(?:[\w.@+~-]+/)*[\w.@+~-]+/?")
 
 
 def portable_path(path: str) -> str:
     """A path as it may travel with the results: relative to the repository when inside it,
     a system location as it is, anything else of this machine's file system cut to its name."""
-    if path.startswith(SYSTEM_DIRS):
+    if any(path == d or path.startswith(d + "/") for d in SYSTEM_DIRS):
         return path
     p = Path(path)
     try:

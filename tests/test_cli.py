@@ -109,8 +109,8 @@ def test_portable_text_keeps_urls_system_paths_and_ratios_and_is_idempotent():
 
     repo = Path(__file__).resolve().parent.parent
     text = (f"{repo}/results/cpu/r1 and /home/someone/data/x.wav, python:/tmp/m/held.py:factory; "
-            "https://huggingface.co/facebook/hubert-base-ls960 /proc/driver/nvidia/gpus IQR/median 1/5/15")
+            "https://huggingface.co/facebook/hubert-base-ls960 /proc/driver/nvidia/gpus IQR/median 1/5/15 /sys")
     once = portable_text(text)
     assert once == ("results/cpu/r1 and …/x.wav, python:…/held.py:factory; "
-                    "https://huggingface.co/facebook/hubert-base-ls960 /proc/driver/nvidia/gpus IQR/median 1/5/15")
+                    "https://huggingface.co/facebook/hubert-base-ls960 /proc/driver/nvidia/gpus IQR/median 1/5/15 /sys")
     assert portable_text(once) == once
