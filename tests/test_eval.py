@@ -257,6 +257,8 @@ def test_evaluate_both_runtimes_cache_and_report(demo, onnx_dir, tmp_path, monke
     assert "Pareto" in report and "Random weights" in report and "PyTorch vs ONNX Runtime" in report
     assert (folder / "plots" / "pareto_latency.png").exists() and (folder / "plots" / "pareto_macs.png").exists()
     assert len((folder / "accuracy.csv").read_text().splitlines()) == 1 + 2 * (1 + 3)
+    for name in ("report.md", "data.json"):  # results travel: no path of this machine
+        assert str(tmp_path) not in (folder / name).read_text()
 
     # second run: every embedding comes from the cache, nothing is computed
     import evaluation.run as R
