@@ -25,7 +25,6 @@ from typing import Callable
 
 from runners.stats import LatencyStats, relative_ci_width, summarize
 
-
 SAMPLE_CAP = 1000  # samples per cell unless REPS asks for more
 
 

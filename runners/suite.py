@@ -10,8 +10,8 @@ import json
 import os
 import queue
 import re
-import signal
 import shlex
+import signal
 import socket
 import subprocess
 import sys

@@ -3,7 +3,7 @@
 Used once on the reports under ``docs/`` that were written before run.json became portable
 (issue 10) and that cannot be regenerated without a long run on a quiet machine: the command
 line becomes ``python -m runners ...``, paths inside the checkout that wrote them become
-relative, and any other local path is cut to its name (``runners.results.portable_text``).
+relative, and any other local path is cut to its name (``runstore.folder.portable_text``).
 Nothing measured is changed.
 
     .venv/bin/python scripts/strip_local_paths.py --was-root /work/main FILE...
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runners.results import portable_text  # noqa: E402
+from runstore.folder import portable_text  # noqa: E402
 
 
 def strip(text: str, was_root: str) -> str:

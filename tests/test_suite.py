@@ -296,7 +296,7 @@ def test_a_last_record_missing_only_its_newline_is_kept(tmp_path):
 
 def quiet_peak_cache(path: Path, flops_per_s: float, runtimes=("pytorch", "onnxruntime")) -> None:
     """A cached GEMM peak as if measured on a quiet machine with this CPU and these libraries."""
-    from runners.gemm_peak import cache_key, cpu_name, library_version, usable_cores  # noqa: PLC0415
+    from runners.gemm_peak import cache_key, cpu_name, library_version, usable_cores
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({cache_key(1, "float32", rt): {

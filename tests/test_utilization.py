@@ -6,8 +6,18 @@ import json
 
 import pytest
 
-from runners.gemm_peak import (achieved_flops_per_s, cache_key, cpu_name, gemm_peak_entry, library_version,
-                               measure_gemm_peak, others_cpu_share, stale_because, usable_cores, utilization)
+from runners.gemm_peak import (
+    achieved_flops_per_s,
+    cache_key,
+    cpu_name,
+    gemm_peak_entry,
+    library_version,
+    measure_gemm_peak,
+    others_cpu_share,
+    stale_because,
+    usable_cores,
+    utilization,
+)
 
 
 @pytest.mark.parametrize("runtime", ["pytorch", "onnxruntime"])
