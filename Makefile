@@ -40,8 +40,10 @@ setup: $(STAMP)
 export: $(STAMP)
 	$(PY) -m export
 
+# the command as typed, for run.json (variables given on the command line; QUICK=1 make bench
+# style environment settings are in run.json's settings)
 bench: $(STAMP)
-	$(PY) -m runners
+	WAVEBENCH_COMMAND='make bench $(MAKEOVERRIDES)' $(PY) -m runners
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

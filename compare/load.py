@@ -46,6 +46,14 @@ class Run:
         return str(self.meta.get("device"))
 
     @property
+    def device_label(self) -> str:
+        """The device as compare names it: a board profile run on other hardware (a rehearsal,
+        ``hardware_note`` in run.json) is labelled with the hardware actually measured."""
+        if self.meta.get("hardware_note"):
+            return f"{self.device} on {self.meta.get('device_name') or 'other hardware'}"
+        return self.device
+
+    @property
     def host(self) -> str | None:
         return self.meta.get("host")
 

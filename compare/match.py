@@ -145,23 +145,24 @@ def cell_label(fields: dict[str, Any]) -> str:
 
 
 def run_label(run: Run) -> str:
-    return run.label or f"{run.device}/{run.run_id}"
+    return run.label or f"{run.device_label}/{run.run_id}"
 
 
 def _device_labels(runs: list[Run]) -> dict[int, str]:
-    """Group label per run for --by device: the label given, else the device name; when
-    machines share a device name (two laptops ran DEVICE=cpu), the host is added."""
+    """Group label per run for --by device: the label given, else the device name (with the
+    hardware measured when a board profile ran elsewhere); when machines share a device name
+    (two laptops ran DEVICE=cpu), the host is added."""
     hosts: dict[str, set] = {}
     for r in runs:
-        hosts.setdefault(r.device, set()).add(r.host)
+        hosts.setdefault(r.device_label, set()).add(r.host)
     out = {}
     for i, r in enumerate(runs):
         if r.label:
             out[i] = r.label
-        elif len(hosts[r.device]) > 1:
-            out[i] = f"{r.device}@{r.host}"
+        elif len(hosts[r.device_label]) > 1:
+            out[i] = f"{r.device_label}@{r.host}"
         else:
-            out[i] = r.device
+            out[i] = r.device_label
     return out
 
 

@@ -53,9 +53,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # deferred: torch is loaded only after the arguments are valid
     from models.weights import WeightsError
+    from runners.settings import SettingsError, check_energy
 
     if args.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        check_energy(args.energy)  # the same refusal as make bench: ENERGY=rapel, estimate without CPU_WATTS
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     settings = EvalSettings(data=Path(args.data), runtimes=_csv(args.runtimes), weights=args.weights,
                             out_dir=Path(args.out), run_id=args.run_id, onnx_dir=Path(args.onnx_dir),

@@ -16,6 +16,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from runstore.folder import portable, portable_text
+
 SUMMARY_FIELDS = ("model", "runtime", "weights", "status", "eval_dataset", "eval_metric", "accuracy",
                   "accuracy_layer", "accuracy_last", "accuracy_last_layer", "chance_accuracy", "probe_method",
                   "n_clips", "n_classes", "params_total", "macs_per_audio_s", "real_clip_latency_median_s",
@@ -263,7 +265,8 @@ def write_report(run: Any) -> list[Path]:
         "skipped": [{"path": p, "reason": why} for p, why in run.data.skipped],
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(run.settings).items()},
     }
-    (folder / "data.json").write_text(json.dumps(data_info, indent=2, default=str))
+    data_info = portable(json.loads(json.dumps(data_info, default=str)))  # no local paths: results travel
+    (folder / "data.json").write_text(json.dumps(data_info, indent=2))
     files.append(folder / "data.json")
     with open(folder / "summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
@@ -292,7 +295,7 @@ def write_report(run: Any) -> list[Path]:
         if p:
             plots.append(p)
     files += plots
-    (folder / "report.md").write_text(render_markdown(run, data_info, plots))
+    (folder / "report.md").write_text(portable_text(render_markdown(run, data_info, plots)))
     files.append(folder / "report.md")
     return files
 

@@ -40,6 +40,7 @@ from models.registry import LAB_SUITE, get_spec
 from models.weights import load_weights
 from runners.audio import synthetic_batch
 from runners.harness import TimingPolicy, time_callable
+from runners.profiles import available_cores
 from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, Runtime
 from runstore.folder import CELLS_FILE, read_cells
 from runstore.records import RUNTIMES
@@ -148,24 +149,35 @@ def measure_energy(meter: Any, runtime: Any, spec: Any, waves: list[np.ndarray],
 
 
 def read_bench_cells(run_dir: Path) -> list[dict[str, Any]]:
-    """The ok cells of a benchmark run folder, read through the run store."""
+    """The ok cells of a benchmark run folder, through the run store's one reader (latest
+    record of a cell wins; a damaged line is skipped as everywhere else)."""
     if not (Path(run_dir) / CELLS_FILE).exists():
         raise DataError(f"--bench-run {run_dir}: no cells.jsonl there (expected results/<device>/<run_id>/)")
     return [r for r in read_cells(run_dir) if r.get("status") == "ok"]
 
 
-def bench_fields(cells: list[dict[str, Any]], model: str, runtime: str, duration_s: float) -> dict[str, Any]:
-    """The bench cell nearest to the data (batch 1, closest duration) for this model and runtime."""
-    mine = [c for c in cells if c.get("model") == model and c.get("runtime") == runtime]
+def bench_fields(cells: list[dict[str, Any]], model: str, runtime: str, duration_s: float, *,
+                 provider: str, threads: int, variant: str = "fp32") -> dict[str, Any]:
+    """The bench cell nearest to the data (batch 1, closest duration) measured like this
+    evaluation: same model, runtime, provider, variant and threads.  An int8 or a 2-thread
+    cell is another configuration; when none matches, ``bench_reason`` says what the run has."""
+    same_model = [c for c in cells if c.get("model") == model and c.get("runtime") == runtime]
+    mine = [c for c in same_model if c.get("provider") == provider and c.get("variant") == variant
+            and c.get("threads") == threads]
     if not mine:
-        return {}
+        if not same_model:
+            return {}
+        have = sorted({f"{c.get('variant')} {c.get('provider')} {c.get('threads')} threads" for c in same_model})
+        return {"bench_reason": f"no {variant} {provider} {threads}-thread cell of {model} {runtime} in the bench run "
+                                f"(it has: {', '.join(have)})"}
     ones = [c for c in mine if c.get("batch_size") == 1] or mine
     cell = min(ones, key=lambda c: (abs(float(c.get("duration_s") or 0) - duration_s), c.get("batch_size") or 0))
     audio = float(cell.get("batch_size") or 1) * float(cell.get("duration_s") or 1)
     out = {"bench_batch_size": cell.get("batch_size"), "bench_duration_s": cell.get("duration_s"),
            "bench_latency_median_s": cell.get("latency_median_s"), "bench_rtf": cell.get("rtf"),
            "bench_energy_per_audio_s_j": cell.get("energy_per_audio_s_j"),
-           "bench_weights": cell.get("weights")}
+           "bench_weights": cell.get("weights"), "bench_threads": cell.get("threads"),
+           "bench_variant": cell.get("variant"), "bench_provider": cell.get("provider")}
     if cell.get("macs"):
         out["bench_macs_per_audio_s"] = float(cell["macs"]) / audio
     return out
@@ -252,7 +264,8 @@ def evaluate(settings: EvalSettings) -> EvalRun:
                     rec["embedding_cosine_vs_pytorch"] = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
                 if rt == "pytorch":
                     reference = emb
-                rec.update(bench_fields(bench_cells, name, rt, median_len / SAMPLE_RATE))
+                rec.update(bench_fields(bench_cells, name, rt, median_len / SAMPLE_RATE, provider=rec["provider"],
+                                        threads=settings.threads or available_cores()))
             except Exception as exc:
                 rec.update(status="error", error=f"{type(exc).__name__}: {exc}")
             records.append(rec)

@@ -36,7 +36,7 @@ _DEFAULT_CACHE = MacsCache()
 
 
 def macs_for(model: str, onnx_path: str | Path | None, batch: int, n_samples: int, *,
-             validate: bool = False, cache: MacsCache | None = None) -> dict[str, Any]:
+             validate: bool = False, cache: MacsCache | None = None, tiny: bool | None = None) -> dict[str, Any]:
     """MACs and FLOPs of one benchmark cell: ``{"macs", "flops", "attention_macs", ...}``.
 
     The analytic formula gives the number in microseconds without touching the file; the
@@ -46,10 +46,13 @@ def macs_for(model: str, onnx_path: str | Path | None, batch: int, n_samples: in
     or in the parent process) and, should the two ever disagree, returns the graph's count.
     A model without an analytic formula always gets the graph count, cached per shape.
     ``flops`` = 2 x ``macs`` (matmul/conv/recurrent only; elementwise work is not in it).
+    ``tiny``: the toy-size configuration; by default read from an ONNX file name ``*-tiny.onnx``
+    (a PyTorch-only run has no file, so the benchmark passes it from its job).
     """
     cache = cache or _DEFAULT_CACHE
     path = Path(onnx_path) if onnx_path else None
-    tiny = bool(path and path.stem.endswith("-tiny"))
+    if tiny is None:  # a caller that knows (the benchmark's job) says; else the file's name does
+        tiny = bool(path and path.stem.endswith("-tiny"))
     key = (model, str(path) if path else None, tiny, batch, n_samples, validate)
     with cache.lock:
         if key in cache.cells:

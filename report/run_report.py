@@ -122,6 +122,9 @@ def status_section(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -
         lines.append("**Status: complete.**")
     else:
         lines.append(f"**Status: {status}.**")
+    if run.get("hardware_note"):
+        lines.append(f"**Hardware: {run['hardware_note']}.** A board profile run elsewhere (a rehearsal): "
+                     "the figures are this machine's, not the board's.")
     if interrupted_cells and status != "interrupted":
         lines.append(f"{interrupted_cells} cell(s) carry the status `interrupted`.")
     lines.append(f"Cells: {len(cells)} ({_status_counts(cells)}).")
@@ -129,7 +132,7 @@ def status_section(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -
 
 
 def _meta_rows(run: Mapping[str, Any]) -> list[tuple[str, str]]:
-    keys = ("run_id", "device", "device_name", "profile_note", "host", "wavebench_version",
+    keys = ("run_id", "device", "device_name", "hardware_note", "profile_note", "host", "wavebench_version",
             "started", "finished", "command")
     return [(k, _md_cell(run[k])) for k in keys if run.get(k) is not None]
 
@@ -164,12 +167,39 @@ def fingerprint_section(run: Mapping[str, Any]) -> str:
                        disable_numparse=True)
     return table + "\n\n" + f"Sessions (each start or resume of this run):\n\n{history}"
 
+MISSING_FIGURES = (("fidelity_error", "fidelity"), ("macs_reason", "MACs / utilisation"),
+                   ("gemm_peak_reason", "GEMM peak / utilisation"))
+
+
+def missing_figures_table(cells: Sequence[Mapping[str, Any]]) -> str:
+    """Ok cells with a figure that could not be computed (kept in ``extra``), one row per
+    configuration and reason, so a null in the tables is explained where failures are."""
+    groups: dict[tuple, int] = {}
+    for cell in cells:
+        if not is_ok(cell):
+            continue
+        extra = cell.get("extra") or {}
+        for key, figure in MISSING_FIGURES:
+            if extra.get(key):
+                reason = str(extra[key]).strip().splitlines()[0]
+                ident = tuple(cell.get(k) for k in ("model", "runtime", "provider", "variant"))
+                groups[ident + (figure, reason)] = groups.get(ident + (figure, reason), 0) + 1
+    if not groups:
+        return ""
+    rows = [[_md_cell("" if v is None else v) for v in key[:5]] + [str(n), _md_cell(key[5], MAX_ERROR_CHARS)]
+            for key, n in groups.items()]
+    return "Figures not computed for cells measured ok:\n\n" + tabulate(
+        rows, headers=["model", "runtime", "provider", "variant", "figure", "cells", "reason"],
+        tablefmt="github", disable_numparse=True)
+
 
 def failed_section(cells: Sequence[Mapping[str, Any]]) -> str:
-    """Every cell that is not ok, with its status and the first line of its error."""
+    """Every cell that is not ok, with its status and the first line of its error; then the
+    figures that ok cells lack, with the reason."""
     failed = [c for c in cells if not is_ok(c)]
+    missing = missing_figures_table(cells)
     if not failed:
-        return "None: every cell was measured ok."
+        return "\n\n".join(x for x in ("None: every cell was measured ok.", missing) if x)
     rows = []
     for cell in failed:
         error = str(cell.get("error") or "").strip().splitlines()
@@ -178,8 +208,36 @@ def failed_section(cells: Sequence[Mapping[str, Any]]) -> str:
         rows.append([("" if v is None else _md_cell(f"{v:g}" if isinstance(v, float) else v))
                      for v in identity]
                     + [_md_cell(error[0], MAX_ERROR_CHARS) if error else ""])
-    return tabulate(rows, headers=["model", "runtime", "provider", "variant", "batch", "dur s",
-                                   "status", "error"], tablefmt="github", disable_numparse=True)
+    table = tabulate(rows, headers=["model", "runtime", "provider", "variant", "batch", "dur s",
+                                    "status", "error"], tablefmt="github", disable_numparse=True)
+    return "\n\n".join(x for x in (table, missing) if x)
+
+
+def gemm_peak_section(cells: Sequence[Mapping[str, Any]]) -> str:
+    """Which GEMM peak each utilisation figure is against: its rate, when and under what load
+    it was measured, and whether it came from the cache (a busy machine's peak is low)."""
+    peaks: dict[tuple, Mapping[str, Any]] = {}
+    for cell in cells:
+        peak = (cell.get("extra") or {}).get("gemm_peak")
+        if isinstance(peak, Mapping) and peak.get("flops_per_s"):
+            peaks[(cell.get("runtime"), cell.get("threads"))] = peak
+    if not peaks:
+        return ""
+    rows = []
+    for (runtime, threads), peak in peaks.items():
+        load = peak.get("load_average")
+        share = peak.get("others_cpu_share")
+        note = "measured under load: utilisation overstated" if peak.get("under_load") else "quiet"
+        if peak.get("remeasured_because"):
+            note += f"; measured again: {peak['remeasured_because']}"
+        rows.append([runtime, threads, f"{peak['flops_per_s'] / 1e9:,.1f}", peak.get("measured_at") or "?",
+                     "cache" if peak.get("cached") else "this run",
+                     " / ".join(f"{x:g}" for x in load) if load else "?",
+                     f"{share:.0%}" if isinstance(share, (int, float)) else "?", peak.get("library") or "?",
+                     _md_cell(note)])
+    return ("Utilisation = achieved FLOP/s ÷ this attainable dense-matmul rate (`runners/gemm_peak.py`).\n\n"
+            + tabulate(rows, headers=["runtime", "threads", "GFLOP/s", "measured at", "from", "load avg 1/5/15",
+                                      "others' CPU", "library", "note"], tablefmt="github", disable_numparse=True))
 
 
 def plots_section(plots: Iterable[Path] | str, run_dir: Path) -> str:
@@ -234,6 +292,7 @@ def render_report(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
         comparison_table(cells, fmt="github"),
         *(["## Variants (against fp32 PyTorch, same run)", variants_table(cells, fmt="github")]
           if has_variants(cells) else []),
+        *(["## GEMM peak", gemm_peak_section(cells)] if gemm_peak_section(cells) else []),
         "## Plots",
         plots_section(plots, run_dir),
         "## Discussion",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -35,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--providers", default=env_default("PROVIDERS"), help="ONNX Runtime execution providers")
     p.add_argument("--batch-sizes", default=env_default("BATCH_SIZES"))
     p.add_argument("--durations", default=env_default("DURATIONS"), help="seconds of audio")
-    p.add_argument("--reps", type=int, default=int(env_default("REPS", "0") or 0) or None,
-                   help="minimum timed repetitions per cell (default 10)")
+    p.add_argument("--reps", default=env_default("REPS"),
+                   help="minimum timed repetitions per cell (default 10; validated, REPS=0 is refused)")
     p.add_argument("--threads", default=env_default("THREADS"), help="threads for both runtimes (list = sweep)")
     p.add_argument("--variants", default=env_default("VARIANTS"), help="fp32,fp16,int8")
     p.add_argument("--ort-opt", default=env_default("ORT_OPT"),
@@ -67,10 +68,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def listen_for_ctrl_c() -> None:
+    """Make SIGINT raise KeyboardInterrupt even when it was inherited as ignored.
+
+    A shell without job control starts background commands (``make bench &`` in a script, a
+    CI step) with SIGINT ignored, and Python then installs no handler: the signal was lost,
+    the run went on to the end and exited 0.  The run's contract is that Ctrl-C keeps every
+    finished cell, marks the run ``interrupted`` and exits 130, however it was started.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def threads_warning(threads: tuple[int, ...], usable: int) -> str | None:
+    """One line when a run asks for more threads than cores (the rpi profile's 4 on a 2-core VM)."""
+    most = max(threads)
+    if most <= usable:
+        return None
+    return (f"warning: {most} threads but only {usable} usable core(s) here: "
+            f"the threads will share cores (THREADS={usable} or fewer avoids it)")
+
+
 def main(argv: list[str] | None = None) -> int:
+    listen_for_ctrl_c()
     args = build_parser().parse_args(argv)
     # deferred: the suite (torch, onnx) is loaded only after the settings are valid, so bad input answers fast
-    from runners.profiles import ProfileError, resolve_profile
+    from runners.profiles import ProfileError, available_cores, resolve_profile
     from runners.settings import SettingsError, build_settings
 
     try:
@@ -93,11 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "auto":
         note = f"DEVICE=auto chose '{profile.name}' ({profile.chosen_because})"
         print(note, file=sys.stderr)
+    warning = threads_warning(settings.threads, available_cores())
+    if warning:
+        print(warning, file=sys.stderr)
     # deferred: the suite (torch, onnx) is loaded only after the settings are valid, so bad input answers fast
-    from runners.suite import run_suite
+    from runners.suite import run_suite, typed_command
 
     outcome = run_suite(settings, fresh=args.fresh, profile_note=note, progress=not args.no_progress,
-                        log=lambda m: print(m, file=sys.stderr))
+                        log=lambda m: print(m, file=sys.stderr),
+                        command=typed_command(sys.argv[1:] if argv is None else list(argv)))
     _report(outcome.run_dir)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.counts.items()))
     print(f"\nrun {outcome.status}: {counts}; results in {outcome.run_dir}")

@@ -3,8 +3,12 @@
 ``measure_gemm_peak(threads, dtype, runtime)`` times square float matmuls of a few sizes in
 PyTorch or ONNX Runtime (a one-node MatMul graph) for a few seconds in all and returns the
 best sustained rate in FLOP/s (2 x n^3 per matmul).  The result is cached in
-``results/gemm_peak.json`` under ``host|device|dtype|runtime|threads`` so a host measures it
-once; ``refresh=True`` measures again.  ``utilization(achieved, peak)`` is the ratio.
+``results/gemm_peak.json`` under ``host|device|dtype|runtime|threads`` with when it was
+measured, the load average, and the share of the CPU other processes took meanwhile.  A cached
+peak is used again only if it was measured on a quiet machine with the same CPU, usable cores
+and library version; otherwise (or with ``refresh=True``) it is measured again: a peak taken
+while the machine was busy is low, and would inflate every utilisation figure computed from it.
+``utilization(achieved, peak)`` is the ratio.
 
 The rate is "attainable", not the datasheet peak: it is what the runtime's own GEMM reaches
 on this machine with these threads, which is the right ceiling for a model whose FLOPs are
@@ -31,6 +35,7 @@ import numpy as np
 from runstore.records import RUNTIMES
 
 SIZES = (256, 512, 1024, 1536)
+BUSY_SHARE = 0.10  # other processes took more than 10% of the CPU while measuring: "under load"
 DEFAULT_CACHE = Path("results") / "gemm_peak.json"
 
 
@@ -131,14 +136,77 @@ def _measure(threads: int, dtype: str, runtime: str, device: str, seconds: float
     return {"flops_per_s": per_size[best], "best_size": int(best), "per_size_flops_per_s": per_size}
 
 
-def measure_gemm_peak(threads: int, dtype: str = "float32", runtime: str = "pytorch", *,
-                      device: str = "cpu", cache_path: str | Path | None = DEFAULT_CACHE,
-                      refresh: bool = False, seconds: float = 3.0,
-                      sizes: tuple[int, ...] = SIZES) -> float:
-    """Attainable dense matmul FLOP/s on this host (cached per host, device, dtype, runtime, threads)."""
+def library_version(runtime: str) -> str:
+    """The library whose GEMM is measured, with its version (a new version re-measures)."""
+    if runtime == "pytorch":
+        import torch  # deferred: heavy
+
+        return f"torch {torch.__version__}"
+    if runtime == "onnxruntime":
+        import onnxruntime  # deferred: heavy
+
+        return f"onnxruntime {onnxruntime.__version__}"
+    raise ValueError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the whole machine from /proc/stat; None where there is none."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])  # user..steal: steal is CPU others took
+
+
+def others_cpu_share(before: tuple[int, int] | None, after: tuple[int, int] | None,
+                     own_cpu_s: float) -> float | None:
+    """The share of the machine's CPU time that other processes used (0..1) between two reads."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    own = own_cpu_s * os.sysconf("SC_CLK_TCK")
+    return min(1.0, max(0.0, (after[0] - before[0] - own) / (after[1] - before[1])))
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def stale_because(entry: dict[str, Any], cpu: str, cores: int, library: str) -> str | None:
+    """Why a cached peak cannot be used here and now (None: it can)."""
+    if not entry.get("flops_per_s", 0) > 0:
+        return "no rate cached"
+    if entry.get("under_load", True):
+        return "it was measured under load" if "under_load" in entry else "it has no load record"
+    for what, then, now in (("CPU", entry.get("device_name"), cpu), ("usable cores", entry.get("usable_cores"), cores),
+                            ("library", entry.get("library"), library)):
+        if then != now:
+            return f"the {what} changed ({then} -> {now})"
+    return None
+
+
+def gemm_peak_entry(threads: int, dtype: str = "float32", runtime: str = "pytorch", *,
+                    device: str = "cpu", cache_path: str | Path | None = DEFAULT_CACHE,
+                    refresh: bool = False, seconds: float = 3.0,
+                    sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
+    """The peak with its record: ``flops_per_s``, ``measured_at``, ``load_average`` (1/5/15 min,
+    before), ``others_cpu_share``, ``under_load``, ``library``, ``cached`` and, when measured
+    again, ``remeasured_because``."""
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     key = cache_key(threads, dtype, runtime, device)
+    cpu = cpu_name() if device == "cpu" else device
+    cores, library = usable_cores(), library_version(runtime)
     path = Path(cache_path) if cache_path else None
     cache: dict[str, Any] = {}
     if path is not None and path.exists():
@@ -146,12 +214,19 @@ def measure_gemm_peak(threads: int, dtype: str = "float32", runtime: str = "pyto
             cache = json.loads(path.read_text())
         except (OSError, ValueError):
             cache = {}  # a corrupt cache is re-measured, not fatal
-        if not refresh and key in cache and cache[key].get("flops_per_s", 0) > 0:
-            return float(cache[key]["flops_per_s"])
+    why = "refresh asked for" if refresh else (stale_because(cache[key], cpu, cores, library) if key in cache else None)
+    if key in cache and why is None:
+        return {**cache[key], "cached": True}
+    load_before, stat_before, own_before = _load_average(), _cpu_jiffies(), time.process_time()
     entry = _measure(threads, dtype, runtime, device, seconds, tuple(sizes))
-    entry.update(host=socket.gethostname(), device=device, device_name=cpu_name() if device == "cpu" else device,
+    share = others_cpu_share(stat_before, _cpu_jiffies(), time.process_time() - own_before)
+    under_load = share > BUSY_SHARE if share is not None else bool(load_before and load_before[0] > cores / 2)
+    entry.update(host=socket.gethostname(), device=device, device_name=cpu, usable_cores=cores, library=library,
                  dtype=dtype, runtime=runtime, threads=threads, seconds=seconds,
-                 measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                 measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), load_average=load_before,
+                 load_average_after=_load_average(), others_cpu_share=share, under_load=under_load)
+    if key in cache:
+        entry["remeasured_because"] = why
     if path is not None:
         try:
             latest = json.loads(path.read_text()) if path.exists() else {}
@@ -162,7 +237,12 @@ def measure_gemm_peak(threads: int, dtype: str = "float32", runtime: str = "pyto
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(latest, indent=2, sort_keys=True))
         tmp.replace(path)
-    return float(entry["flops_per_s"])
+    return {**entry, "cached": False}
+
+
+def measure_gemm_peak(threads: int, dtype: str = "float32", runtime: str = "pytorch", **kw: Any) -> float:
+    """Attainable dense matmul FLOP/s on this host (see :func:`gemm_peak_entry` for the record)."""
+    return float(gemm_peak_entry(threads, dtype, runtime, **kw)["flops_per_s"])
 
 
 def utilization(achieved_flops_per_s: float | None, peak: float | None) -> float | None:

@@ -25,12 +25,14 @@ from typing import Callable
 
 from runners.stats import LatencyStats, relative_ci_width, summarize
 
+SAMPLE_CAP = 1000  # samples per cell unless REPS asks for more
+
 
 @dataclass(frozen=True)
 class TimingPolicy:
     min_reps: int = 10
     min_time_s: float = 1.0
-    max_reps: int = 1000
+    max_reps: int = SAMPLE_CAP
     max_time_s: float = 8.0
     ci_target: float = 0.05
     warmup_calls: int = 2

@@ -9,7 +9,8 @@ first.  ``auto`` picks one from what the machine is, and says why.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import platform
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,10 +113,82 @@ def detect_kind(root: str | None = None, run: CommandRunner | None = None) -> tu
     return (kind if kind in profile_names() else "cpu"), found.get("reason", "")
 
 
-def resolve_profile(name: str, root: str | None = None, run: CommandRunner | None = None) -> DeviceProfile:
-    """Load ``name``; for ``auto``, detect the machine and record why the profile was chosen."""
+@dataclass(frozen=True)
+class Accelerators:
+    """What this Python can drive: a CUDA device for PyTorch, and onnxruntime's providers."""
+
+    torch_cuda: bool
+    torch_detail: str  # why not, and what to install
+    ort_providers: tuple[str, ...]
+
+
+def probe_accelerators() -> Accelerators:
+    """Ask torch and onnxruntime (imported here: only a CUDA or TensorRT profile needs this)."""
+    import onnxruntime as ort  # deferred: heavy, and only needed for a GPU profile
+    import torch  # deferred: heavy, and only needed for a GPU profile
+
+    if torch.cuda.is_available():
+        detail = ""
+    elif torch.version.cuda is None:
+        detail = f"torch {torch.__version__} is a CPU-only build: install a CUDA build of torch"
+    else:
+        detail = f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA device"
+    return Accelerators(torch.cuda.is_available(), detail, tuple(ort.get_available_providers()))
+
+
+ORT_PACKAGE_HINT = "install onnxruntime-gpu, or on a Jetson the JetPack build of onnxruntime"
+
+
+def profile_gaps(profile: DeviceProfile, runtimes: tuple[str, ...] | list[str],
+                 accelerators: Accelerators | None = None) -> list[str]:
+    """What this profile needs for ``runtimes`` that this machine lacks (empty: it can run).
+
+    Only the CUDA device and the required ONNX Runtime providers are checked: a CPU provider
+    is always there, and optional providers are used only when present.
+    """
+    needs_cuda = "pytorch" in runtimes and profile.pytorch_device.startswith("cuda")
+    needs_ep = "onnxruntime" in runtimes and any(p != "CPUExecutionProvider" for p in profile.ort_providers)
+    if not (needs_cuda or needs_ep):
+        return []
+    found = accelerators or probe_accelerators()
+    gaps = []
+    if needs_cuda and not found.torch_cuda:
+        gaps.append(f"PyTorch has no CUDA device ({found.torch_detail})")
+    missing = [p for p in profile.ort_providers if "onnxruntime" in runtimes and p not in found.ort_providers]
+    if missing:
+        gaps.append(f"onnxruntime has no {' or '.join(missing)} (available: {', '.join(found.ort_providers)}; "
+                    f"{ORT_PACKAGE_HINT})")
+    return gaps
+
+
+BOARDS = {"rpi": "Raspberry Pi", "jetson": "Jetson"}
+
+
+def board_mismatch(profile_name: str, environment: dict[str, Any]) -> str | None:
+    """A board profile applied on other hardware (people rehearse a Pi run on a laptop): the
+    line that says so, from the environment fingerprint; None when it fits or is unknown."""
+    board = BOARDS.get(profile_name)
+    detected = (environment.get("platform") or {}).get("kind") if isinstance(environment, dict) else None
+    if board is None or detected is None or detected == profile_name:
+        return None
+    cpu_model = (environment.get("cpu") or {}).get("model")
+    hardware = " ".join(x for x in (cpu_model, platform.machine()) if x)
+    return f"{profile_name} profile on {hardware} — not a {board}"
+
+
+def resolve_profile(name: str, root: str | None = None, run: CommandRunner | None = None,
+                    accelerators: Accelerators | None = None) -> DeviceProfile:
+    """Load ``name``; for ``auto``, detect the machine and record why the profile was chosen.
+
+    ``auto`` never picks a profile this Python cannot run (an NVIDIA GPU with a CPU-only torch
+    and onnxruntime): it falls back to ``cpu`` and says why.
+    """
     if name != "auto":
         return load_profile(name)
     kind, reason = detect_kind(root, run)
     profile = load_profile(kind)
-    return DeviceProfile(**{**profile.__dict__, "chosen_because": reason or f"detected {kind}"})
+    reason = reason or f"detected {kind}"
+    gaps = profile_gaps(profile, profile.runtimes, accelerators)
+    if gaps:
+        profile, reason = load_profile("cpu"), f"{reason}, but {'; '.join(gaps)}"
+    return replace(profile, chosen_because=reason)

@@ -20,7 +20,8 @@ from export.variants import ORT_OPT_LEVELS, VARIANTS, variant_name  # noqa: E402
 from models.registry import LAB_SUITE, get_spec
 from models.sources import validate_user_model
 from models.weights import WeightsError, fetch_pretrained, resolve_source
-from runners.profiles import DeviceProfile
+from runners.harness import SAMPLE_CAP
+from runners.profiles import Accelerators, DeviceProfile, profile_gaps
 from runners.schedule import ORDERS
 from runstore.records import RUNTIMES
 
@@ -75,7 +76,8 @@ class Settings:
         return asdict(self)
 
     def policy(self) -> dict[str, Any]:
-        return {"min_reps": self.reps, "min_time_s": self.min_time_s,
+        """The timing policy; its caps never cut below REPS (REPS=2000 raises the sample cap)."""
+        return {"min_reps": self.reps, "max_reps": max(SAMPLE_CAP, self.reps), "min_time_s": self.min_time_s,
                 "max_time_s": max(self.max_time_s, self.min_time_s), "ci_target": self.ci_target}
 
     def sweep(self) -> list[tuple[int, float]]:
@@ -128,6 +130,19 @@ def parse_list(text: str | None, kind: type, name: str) -> tuple | None:
     return tuple(values)
 
 
+def parse_count(text: str | int | None, name: str) -> int | None:
+    """A whole number >= 1 typed by the user (``REPS=0`` and ``REPS=ten`` are refused)."""
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise SettingsError(f"{name}={str(text).strip()!r} is not a whole number; expected an integer >= 1") from None
+    if value < 1:
+        raise SettingsError(f"{name}={value} must be >= 1")
+    return value
+
+
 def check_choice(values: tuple[str, ...], valid: tuple[str, ...] | list[str], name: str) -> None:
     for value in values:
         if value not in valid:
@@ -146,15 +161,16 @@ def check_writable(results_dir: str | Path) -> None:
 
 
 def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str | None,
-                   batch_sizes: str | None, durations: str | None, reps: int | None,
+                   batch_sizes: str | None, durations: str | None, reps: int | str | None,
                    threads: str | None, providers: str | None, energy: str | None,
                    variants: str | None = None, ort_opts: str | None = None, grid: bool = False, quick: bool = False,
                    tiny: bool = False, min_time_s: float | None = None, max_time_s: float | None = None,
                    ci_target: float | None = None, cell_timeout_s: float | None = None,
                    exporter: str = "torchscript", results_dir: str = "results",
                    onnx_dir: str | None = None, weights: str | None = None, available_providers: list[str] | None = None,
-                   all_providers: list[str] | None = None, order: str | None = None,
-                   remeasure: str | None = None) -> Settings:
+                   all_providers: list[str] | None = None, accelerators: Accelerators | None = None,
+                   order: str | None = None, remeasure: str | None = None) -> Settings:
+    """Validated settings; explicit values are checked whatever QUICK, GRID or the profile say."""
     model_list = parse_list(models, str, "MODELS") or LAB_SUITE
     for model in model_list:
         try:
@@ -165,6 +181,10 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
             raise SettingsError(str(exc)) from None
     runtime_list = parse_list(runtimes, str, "RUNTIMES") or profile.runtimes
     check_choice(runtime_list, RUNTIMES, "runtime")
+    gaps = profile_gaps(profile, runtime_list, accelerators)
+    if gaps:
+        raise SettingsError(f"DEVICE={profile.name} cannot run here: {'; '.join(gaps)}; "
+                            f"use DEVICE=cpu, or RUNTIMES= without the runtime that cannot run")
     variant_list = parse_list(variants, str, "VARIANTS") or ("fp32",)
     check_choice(variant_list, VARIANTS, "variant")
     opt_list = parse_list(ort_opts, str, "ORT_OPT") or ("all",)
@@ -174,8 +194,8 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     available = available_providers if available_providers is not None else _ort_available()
     provider_list = parse_list(providers, str, "PROVIDERS")
     if provider_list:
-        # typed by the user: must exist in this onnxruntime build (a profile's absent provider
-        # becomes `unsupported` cells instead, so one profile serves several machines)
+        # typed by the user: must exist in this onnxruntime build (a profile's required providers
+        # are checked with the profile above; its optional ones are used only when present)
         known = all_providers if all_providers is not None else _ort_all()
         check_choice(provider_list, known, "execution provider")
         for p in provider_list:
@@ -187,14 +207,13 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     batch_list = parse_list(batch_sizes, int, "BATCH_SIZES") or profile.batch_sizes
     duration_list = parse_list(durations, float, "DURATIONS") or profile.durations
     thread_list = parse_list(threads, int, "THREADS") or (profile.default_threads(),)
-    if reps is not None and reps < 1:
-        raise SettingsError(f"REPS={reps} must be >= 1")
+    reps = parse_count(reps, "REPS")
     for name, value in (("MIN_TIME", min_time_s), ("MAX_TIME", max_time_s), ("CI_TARGET", ci_target),
                         ("CELL_TIMEOUT", cell_timeout_s)):
         if value is not None and value <= 0:
             raise SettingsError(f"{name}={value} must be > 0")
     energy_spec = energy or "auto"
-    _check_energy(energy_spec)
+    check_energy(energy_spec)
     weights = weights or "random"
     _check_weights(model_list, weights)
     order = order or "interleaved"
@@ -245,7 +264,7 @@ def _check_weights(models: tuple[str, ...], weights: str) -> None:
             raise SettingsError(str(exc).splitlines()[0]) from None
 
 
-def _check_energy(spec: str) -> None:
+def check_energy(spec: str) -> None:
     """Reject an unknown sensor name before anything runs (the sensors are probed later)."""
     try:
         families = parse_spec(spec)

@@ -6,7 +6,9 @@ status while the suite goes on.  Ctrl-C keeps every finished cell and marks the 
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import socket
 import sys
 import time
@@ -19,11 +21,12 @@ from export.variants import onnx_variant, parse_variant
 from host.environment import collect_environment, throttle_snapshot, wavebench_version
 from models.registry import get_spec
 from runners.canary import DRIFT_THRESHOLD
-from runners.gemm_peak import measure_gemm_peak
+from runners.gemm_peak import gemm_peak_entry
+from runners.profiles import board_mismatch
 from runners.schedule import Comparison, Side, comparisons, failed_record, remeasure_hint, remeasure_keys
 from runners.settings import Settings
 from runners.worker import save_reference
-from runstore.folder import SCHEMA_VERSION, RunFolder, new_run_id, resume_decision
+from runstore.folder import SCHEMA_VERSION, RunFolder, new_run_id, portable_text, resume_decision
 from runstore.identity import fingerprint_hash, identity
 from runstore.records import cell_key
 
@@ -93,8 +96,7 @@ def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, d
 
 
 def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
-             group: dict[str, Any], cells: list[dict[str, Any]], manifest: dict[str, Any],
-             gemm_peak: float | None = None) -> dict[str, Any]:
+             group: dict[str, Any], cells: list[dict[str, Any]], manifest: dict[str, Any]) -> dict[str, Any]:
     base_variant, _ = parse_variant(group["variant"])
     files = manifest.get("variant_files", {})
     return {
@@ -104,7 +106,6 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
         "onnx_path": files.get(base_variant) if group["provider"] != "TensorrtExecutionProvider" else files.get("fp32"),
         "flops_onnx_path": files.get("fp32"),
         "trt_cache": str(Path(settings.results_dir) / "trt_cache"),
-        "gemm_peak_flops_per_s": gemm_peak,
         "manifest_entry": manifest, "policy": settings.policy(),
         "energy": settings.energy, "energy_preferred": list(settings.energy_preferred),
         "cells": [{"batch_size": c["batch_size"], "duration_s": c["duration_s"]} for c in cells],
@@ -114,7 +115,9 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
 
 def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | None = None,
               log: Callable[[str], None] = print, progress: bool = True,
-              environment: dict[str, Any] | None = None) -> RunOutcome:
+              environment: dict[str, Any] | None = None, command: str | None = None) -> RunOutcome:
+    """Measure every cell of ``settings`` not yet measured; ``command`` is what the user typed
+    (recorded in run.json; default: this process's command line)."""
     host = socket.gethostname()
     if environment is None:
         environment = _environment()
@@ -124,7 +127,13 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
     if why_not:
         log(f"new run {folder.path}: {why_not}")
     device_name = _device_name(environment, settings)
+    hardware_note = board_mismatch(settings.device, environment)
+    if hardware_note:
+        log(f"note: {hardware_note}: the numbers are this machine's, filed under {settings.device}")
     plan = settings.plan()
+    repaired = folder.end_partial_line() if resumed else None
+    if repaired:
+        log(repaired)
     done = folder.done_keys() if resumed else set()
     if resumed and settings.remeasure == "drift":
         again = remeasure_keys(folder.cells())
@@ -140,9 +149,10 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         "schema_version": SCHEMA_VERSION, "wavebench_version": wavebench_version(),
         "run_id": folder.run_id, "device": settings.device, "device_name": device_name, "host": host,
         "settings": settings.to_dict(), "settings_hash": settings.settings_hash(),
-        "profile_note": profile_note, "environment": environment, "status": "running",
+        "profile_note": profile_note, "hardware_note": hardware_note, "environment": environment,
+        "status": "running",
         "started": run_info.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": " ".join(sys.argv),
+        "command": command or typed_command(sys.argv[1:]),
         "throttle": {"before": _throttle_snapshot()},
     })
     # one run = one host, software and hardware; each session (a start or a resume) is kept
@@ -186,10 +196,11 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
             sides = []
             for group, cells in sides_of:
                 entry = manifest.get(group["model"], {})
-                peak = gemm_peak(settings, group, log)
+                job = make_job(settings, folder, host, device_name, group, cells, entry)
+                job.update(gemm_peak(settings, group, log))
+                peak = (job.get("gemm_peak") or {}).get("flops_per_s")
                 if peak:
                     gemm_rates[f"{group['runtime']}|{group['threads']}"] = peak
-                job = make_job(settings, folder, host, device_name, group, cells, entry, peak)
                 job.update(reference(job, folder, references))
                 if group["runtime"] == "onnxruntime" and "error" in entry:
                     for cell in job["cells"]:
@@ -242,6 +253,15 @@ def _close_session(folder: RunFolder, status: str, gemm_rates: dict[str, float],
     folder.update_run(sessions=sessions)
 
 
+def typed_command(args: list[str]) -> str:
+    """The command as the user gave it: ``make bench QUICK=1`` (the Makefile says so in
+    ``WAVEBENCH_COMMAND``) or ``python -m runners ...``; never a path of this machine."""
+    made = os.environ.get("WAVEBENCH_COMMAND", "").strip()
+    if made:
+        return portable_text(" ".join(made.split()))
+    return portable_text(shlex.join(["python", "-m", "runners", *args]))
+
+
 def _write_report(run_dir: Path, log: Callable[[str], None]) -> None:
     """Tables, summary.csv, plots and report.md from what is on disk (also after Ctrl-C)."""
     try:
@@ -275,16 +295,27 @@ def reference(job: dict[str, Any], folder: RunFolder, cache: dict[str, dict[str,
     return cache[job["model"]]
 
 
-def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], None]) -> float | None:
-    """The attainable dense-matmul FLOP/s for this group's runtime and threads (cached per host)."""
+PEAK_RECORD = ("flops_per_s", "measured_at", "load_average", "others_cpu_share", "under_load", "library",
+               "cached", "remeasured_because")
+
+
+def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    """The attainable dense-matmul FLOP/s for this group's runtime and threads, with when and
+    under what load it was measured (``{"gemm_peak": {...}}``), or why there is none."""
     if group["provider"] not in ("cpu", "CPUExecutionProvider") or not settings.measure_peak:
-        return None  # GPU peaks: PyTorch only and not for ORT; kept to the CPU here
+        return {}  # GPU peaks: PyTorch only and not for ORT; kept to the CPU here
     try:
-        return measure_gemm_peak(int(group["threads"] or 1), "float32", group["runtime"],
-                                 cache_path=Path(settings.results_dir) / "gemm_peak.json")
+        entry = gemm_peak_entry(int(group["threads"] or 1), "float32", group["runtime"],
+                                cache_path=Path(settings.results_dir) / "gemm_peak.json")
     except Exception as exc:
         log(f"GEMM peak not measured: {exc}")
-        return None
+        return {"gemm_peak_reason": f"GEMM peak not measured: {type(exc).__name__}: {exc}"}
+    if entry.get("remeasured_because"):
+        log(f"GEMM peak ({group['runtime']}, {group['threads']} threads) measured again: {entry['remeasured_because']}")
+    if entry.get("under_load"):
+        log(f"GEMM peak ({group['runtime']}, {group['threads']} threads) measured under load "
+            f"(load average {entry.get('load_average')}): utilisation figures are overstated")
+    return {"gemm_peak": {k: entry.get(k) for k in PEAK_RECORD}}
 
 
 def _throttle_snapshot() -> dict[str, Any]:

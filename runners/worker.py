@@ -162,10 +162,10 @@ class CellMeasurement:
             outputs = runtime.outputs_numpy(raw)
             del raw
             framing_known = spec.arch.get("kind") not in ("python", "onnx")  # users' files don't say
-            self.expected = (batch, spec.frames(samples) if framing_known else outputs[-1].shape[1])
-            got = tuple(outputs[-1].shape[:2])
-            if got != self.expected:
-                raise RuntimeError(f"output shape {tuple(outputs[-1].shape)} does not match batch x frames "
+            self.measured_shape = [int(d) for d in outputs[-1].shape]  # what the model returned
+            self.expected = (batch, spec.frames(samples) if framing_known else self.measured_shape[1])
+            if tuple(self.measured_shape[:2]) != self.expected:
+                raise RuntimeError(f"output shape {tuple(self.measured_shape)} does not match batch x frames "
                                    f"{self.expected}")
             del outputs
             self.warm = warm_up(call, self.policy, runtime.sync, self.clock)
@@ -213,7 +213,7 @@ class CellMeasurement:
         rec.rtf = stats.median / audio_s
         rec.throughput_audio_s_per_s = audio_s / stats.median
         rec.output_max_abs_err, rec.output_cosine, fid_error = fidelity
-        rec.extra.update({"output_shape": list(self.expected) + [None], "input_samples": self.input_samples,
+        rec.extra.update({"output_shape": self.measured_shape, "input_samples": self.input_samples,
                           "warmup_calls": self.warm.warmup_calls + 1, "measured_time_s": self.measured_s,
                           "io": runtime.io, "round_ticks": list(self.round_ticks)})
         add_compute(self.job, rec, self.input_samples)
@@ -243,8 +243,11 @@ class CellEnded(Exception):
 
 def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
     """MACs/FLOPs of the cell's exact input shape, achieved FLOP/s and share of the GEMM peak."""
+    if job.get("gemm_peak_reason"):
+        rec.extra["gemm_peak_reason"] = job["gemm_peak_reason"]
     try:
-        counted = macs_for(job["model"], job.get("flops_onnx_path"), rec.batch_size, samples)
+        counted = macs_for(job["model"], job.get("flops_onnx_path"), rec.batch_size, samples,
+                           tiny=bool(job.get("tiny", False)))
     except Exception as exc:  # counting must never cost the latency cell
         rec.extra["macs_reason"] = f"{type(exc).__name__}: {exc}"
         return
@@ -254,10 +257,12 @@ def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
     rec.macs, rec.flops = int(counted["macs"]), int(counted["flops"])
     rec.extra["macs_source"] = counted.get("source")
     rec.achieved_flops_per_s = achieved_flops_per_s(rec.flops, rec.latency_median_s)
-    peak = job.get("gemm_peak_flops_per_s")
+    record = job.get("gemm_peak") or {}
+    peak = record.get("flops_per_s")
     rec.utilization = utilization(rec.achieved_flops_per_s, peak)
     if peak:
         rec.extra["gemm_peak_flops_per_s"] = peak
+        rec.extra["gemm_peak"] = record  # which peak: when, under what load, which library
 
 
 def serve(job: dict[str, Any], commands: Iterable[str], emit: Callable[[dict[str, Any]], None]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -26,7 +27,47 @@ from runstore.records import cell_key
 
 SCHEMA_VERSION = 1
 RUN_FILE, CELLS_FILE = "run.json", "cells.jsonl"
+DAMAGED_FILE = "cells.damaged"  # partial lines moved out of cells.jsonl (a run killed mid-write)
 DONE_STATUSES = ("ok", "unsupported", "error", "oom", "timeout")
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# system locations say what the platform is, not where a user keeps files: kept as they are
+SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/etc", "/usr", "/opt", "/lib", "/lib64", "/bin", "/sbin", "/run", "/var")
+_ABS_PATH = re.compile(r"(?<![\w./~…-])/(?:[\w.@+~-]+/)*[\w.@+~-]+/?")
+
+
+def portable_path(path: str) -> str:
+    """A path as it may travel with the results: relative to the repository when inside it,
+    a system location as it is, anything else of this machine's file system cut to its name."""
+    if any(path == d or path.startswith(d + "/") for d in SYSTEM_DIRS):
+        return path
+    p = Path(path)
+    try:
+        return p.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        pass
+    try:
+        return p.resolve().relative_to(REPO_ROOT).as_posix()
+    except (ValueError, OSError):
+        return f"…/{p.name}" if p.name else "…"
+
+
+def portable_text(text: str) -> str:
+    """``text`` with every absolute path in it made portable (:func:`portable_path`)."""
+    return _ABS_PATH.sub(lambda m: portable_path(m.group(0)), text)
+
+
+def portable(data: Any) -> Any:
+    """A JSON-like value with every string made portable: results are copied between machines
+    and shared between people, so they carry no absolute path of the machine that ran them."""
+    if isinstance(data, str):
+        return portable_text(data) if "/" in data else data
+    if isinstance(data, dict):
+        return {k: portable(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [portable(v) for v in data]
+    return data
 
 
 def new_run_id(settings_hash: str) -> str:
@@ -135,6 +176,15 @@ def scan_cells(run_dir: str | Path) -> CellScan:
     return scan
 
 
+def _parse_whole(data: bytes) -> dict | None:
+    """A whole cell record, or None."""
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) and "model" in value else None
+
+
 def read_cells(run_dir: str | Path) -> list[dict]:
     """The cells of a run, the latest record per cell key, in first-measured order.
 
@@ -169,6 +219,7 @@ class RunFolder:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "logs").mkdir(exist_ok=True)
+        self._tail_checked = False  # cells.jsonl's last line is checked before the first append
 
     @property
     def run_id(self) -> str:
@@ -178,8 +229,9 @@ class RunFolder:
         return read_run(self.path)
 
     def write_run(self, data: dict[str, Any]) -> None:
+        """Write run.json atomically, with no absolute path of this machine in it."""
         tmp = self.path / (RUN_FILE + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str))
+        tmp.write_text(json.dumps(portable(json.loads(json.dumps(data, default=str))), indent=2))
         tmp.replace(self.path / RUN_FILE)
 
     def update_run(self, **changes: Any) -> dict[str, Any]:
@@ -188,7 +240,45 @@ class RunFolder:
         self.write_run(data)
         return data
 
+    def end_partial_line(self) -> str | None:
+        """Keep ``cells.jsonl`` one JSON object per line for every other reader (pandas, jq).
+
+        A run killed mid-write leaves a partial last line; appending to it would glue the next
+        record onto it.  The partial text is moved to ``cells.damaged`` (a record that is only
+        missing its newline is kept and ended instead).  Returns what was done, to say once.
+        """
+        path = self.path / CELLS_FILE
+        if not path.exists() or path.stat().st_size == 0:
+            return None
+        with open(path, "rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return None
+            f.seek(0)
+            data = f.read()
+            start = data.rfind(b"\n") + 1
+            partial = data[start:]
+            if _parse_whole(partial) is not None:  # measured and complete: only the newline is missing
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+                return f"{CELLS_FILE}: ended a last record that had no newline"
+            with open(self.path / DAMAGED_FILE, "ab") as damaged:
+                damaged.write(partial + b"\n")
+                damaged.flush()
+                os.fsync(damaged.fileno())
+            f.truncate(start)
+            f.flush()
+            os.fsync(f.fileno())
+        return (f"{CELLS_FILE}: moved a partial last line ({len(partial)} bytes, a run killed mid-write) "
+                f"to {DAMAGED_FILE}; that cell is measured again")
+
     def append_cell(self, record: dict[str, Any]) -> None:
+        if not self._tail_checked:
+            self._tail_checked = True
+            note = self.end_partial_line()
+            if note:
+                warnings.warn(note, stacklevel=2)
         with open(self.path / CELLS_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()

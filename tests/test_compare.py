@@ -183,6 +183,17 @@ def test_same_device_name_on_two_hosts_and_labels(tmp_path):
         build_comparison(load_results([str(tmp_path / "a")]), "device", base="nope")
 
 
+def test_a_board_profile_run_elsewhere_is_labelled_with_the_hardware_measured(tmp_path):
+    write_run(tmp_path, "cpu", "r1", [make_cell("apc", median_s=0.1, seed=1)])
+    rehearsal = write_run(tmp_path, "rpi", "r2", [make_cell("apc", median_s=0.1, seed=2)])
+    meta = json.loads((rehearsal / "run.json").read_text())
+    meta.update(device_name="AMD EPYC 7B13", hardware_note="rpi profile on AMD EPYC 7B13 x86_64 — not a Raspberry Pi")
+    (rehearsal / "run.json").write_text(json.dumps(meta))
+    comp = build_comparison(load_results([str(tmp_path)]), "device")
+    assert [g.label for g in comp.groups] == ["cpu", "rpi on AMD EPYC 7B13"]
+    assert "rpi on AMD EPYC 7B13/r2" in [g.label for g in build_comparison(load_results([str(tmp_path)]), "run").groups]
+
+
 def test_several_providers_in_one_group_pair_by_setting(tmp_path):
     write_run(tmp_path, "cpu", "r1", [make_cell("apc", "onnxruntime", median_s=0.1, seed=1)])
     write_run(tmp_path, "jetson", "r2", [

@@ -178,3 +178,30 @@ def test_meter_on_rapl_idle_window_and_a_wrap_inside_the_window(tmp_path):
     assert fields["energy_per_audio_s_j"] == pytest.approx(1.875, abs=1e-5)
     assert fields["energy_domain"] == "cpu-package" and fields["energy_source"].startswith("rapl")
     assert fields["energy_reason"] is None
+
+
+def test_background_reads_catch_a_counter_that_wraps_several_times_in_one_window(tmp_path):
+    # a 30 J counter range at 20 W: the 4 s window (80 J) wraps it twice; the first and last
+    # reads alone would give 80 mod 30 = 20 J.  The meter's background reads (every second,
+    # 20 J apart: less than the range) see every wrap.
+    small = 30_000_000
+
+    @dataclass(frozen=True)
+    class SmallRange(SysRoot):
+        clock: FakeClock = None
+
+        def read_text(self, path: str) -> str:
+            if path.endswith("intel-rapl:0/energy_uj"):
+                return str(int(round(20 * self.clock.monotonic() * 1e6)) % small)
+            return super().read_text(path)
+
+    zone(tmp_path, "intel-rapl:0", "package-0", 0, small)
+    clock = FakeClock()
+    meter = open_meter("rapl", root=SmallRange(tmp_path, clock=clock), env={}, clock=clock)
+    assert meter.available
+    calls = []
+    fields = meter.measure(lambda: (calls.append(1), clock.advance(0.25)), audio_s_per_call=1.0, min_window_s=4.0,
+                           idle_power_w=None)
+    assert len(calls) == 16 and fields["energy_window_s"] == 4.0
+    assert fields["power_w_mean"] == pytest.approx(20.0, abs=1e-5)
+    assert fields["energy_gross_j"] == pytest.approx(80.0 / 16, abs=1e-5)

@@ -81,3 +81,22 @@ def test_sampler_reports_a_sensor_failure_instead_of_dying_silently():
     sampler.stop()
     assert isinstance(sampler.samples.error, OSError)
     assert sampler.samples.times == [0.0, 0.25]  # nothing after the failure
+
+
+def test_the_real_sampler_thread_on_the_real_clock():
+    # once, short (0.2 s): the thread starts, reads in the background, stops and is gone;
+    # a constant 3 W integrates to exactly 3 W x the window, however many reads the OS allowed
+    from energy.clock import SystemClock
+
+    clock = SystemClock()
+    sensor = ProfileSensor(clock, lambda t: 3.0)
+    sampler = Sampler(sensor, clock, interval_s=0.02)
+    t0 = sampler.start()
+    clock.sleep(0.2)
+    t1 = sampler.stop()
+    times, watts = sampler.samples.series("fake-power")
+    assert sampler.samples.error is None and t1 > t0
+    assert times[0] == t0 and times[-1] == t1 and times == sorted(times) and len(times) >= 2
+    assert sensor.reads == len(times)
+    assert trapezoid(times, watts, t0, t1) == pytest.approx(3.0 * (t1 - t0))
+    assert not any(t.name.startswith("energy-sampler") for t in threading.enumerate())

@@ -257,6 +257,8 @@ def test_evaluate_both_runtimes_cache_and_report(demo, onnx_dir, tmp_path, monke
     assert "Pareto" in report and "Random weights" in report and "PyTorch vs ONNX Runtime" in report
     assert (folder / "plots" / "pareto_latency.png").exists() and (folder / "plots" / "pareto_macs.png").exists()
     assert len((folder / "accuracy.csv").read_text().splitlines()) == 1 + 2 * (1 + 3)
+    for name in ("report.md", "data.json"):  # results travel: no path of this machine
+        assert str(tmp_path) not in (folder / name).read_text()
 
     # second run: every embedding comes from the cache, nothing is computed
     import evaluation.run as R
@@ -284,9 +286,13 @@ def test_bench_cells_energy_and_bad_files_in_report(demo, onnx_dir, tmp_path, mo
     bench = tmp_path / "bench"
     bench.mkdir()
     cells = [{"model": m, "runtime": "pytorch", "provider": "cpu", "variant": "fp32", "batch_size": 1,
-              "duration_s": d, "status": "ok", "latency_median_s": 0.01 * d, "rtf": 0.01, "macs": 1e6 * d * (m == "logmel") + 5e8 * d}
+              "duration_s": d, "threads": 1, "status": "ok", "latency_median_s": 0.01 * d, "rtf": 0.01,
+              "macs": 1e6 * d * (m == "logmel") + 5e8 * d}
              for m in ("logmel", "wav2vec2-base") for d in (1, 2)]
-    (bench / "cells.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cells) + "{truncated")
+    # other configurations of the same model and runtime: never the figure compared with
+    decoys = [{**c, "variant": "int8", "latency_median_s": 99.0} for c in cells] + \
+             [{**c, "threads": 2, "latency_median_s": 77.0} for c in cells]
+    (bench / "cells.jsonl").write_text("".join(json.dumps(c) + "\n" for c in decoys + cells) + "{truncated")
 
     class FakeMeter:
         available = True
@@ -307,8 +313,10 @@ def test_bench_cells_energy_and_bad_files_in_report(demo, onnx_dir, tmp_path, mo
 
     monkeypatch.setattr(R, "open_energy", lambda spec: (FakeMeter(), None))
     run = evaluate(_settings(data, onnx_dir, tmp_path, run_id="b", runtimes=["pytorch"], bench_run=bench,
-                             synthetic=False, cache_dir=tmp_path / "c2"))
+                             synthetic=False, cache_dir=tmp_path / "c2", threads=1))
     assert not run.failed
+    assert all(r["bench_latency_median_s"] < 1 and r["bench_threads"] == 1 and r["bench_variant"] == "fp32"
+               for r in run.records)
     assert all(r["bench_macs_per_audio_s"] and r["energy_per_audio_s_j"] for r in run.records)
     report = (tmp_path / "eval" / "b" / "report.md").read_text()
     assert "Skipped files: 1" in report and "broken.wav" in report
@@ -334,3 +342,35 @@ def test_cache_ignores_broken_file(tmp_path):
     p.parent.mkdir(parents=True)
     p.write_bytes(b"truncated")
     assert cache.load("m", "pytorch", "k") is None
+
+
+@pytest.mark.parametrize("energy,message", [
+    ("rapel", "unknown energy sensor 'rapel'"),
+    ("estimate", "ENERGY=estimate needs CPU_WATTS"),
+])
+def test_cli_refuses_a_bad_energy_before_anything_runs(tmp_path, capsys, monkeypatch, energy, message):
+    from evaluation.cli import main
+
+    monkeypatch.delenv("CPU_WATTS", raising=False)
+    monkeypatch.setenv("ENERGY", energy)  # make eval ENERGY=...
+    data = tmp_path / "data" / "yes"
+    data.mkdir(parents=True)
+    assert main(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_bench_figure_matches_threads_variant_and_provider():
+    from evaluation.run import bench_fields
+
+    base = {"model": "tera", "runtime": "onnxruntime", "provider": "CPUExecutionProvider", "variant": "fp32",
+            "batch_size": 1, "duration_s": 1.0, "threads": 2, "status": "ok", "latency_median_s": 0.02}
+    cells = [{**base, "variant": "int8", "latency_median_s": 0.005}, {**base, "threads": 1, "latency_median_s": 0.04},
+             {**base, "provider": "CUDAExecutionProvider", "latency_median_s": 0.001}, base]
+    got = bench_fields(cells, "tera", "onnxruntime", 1.0, provider="CPUExecutionProvider", threads=2)
+    assert got["bench_latency_median_s"] == 0.02 and got["bench_threads"] == 2
+    none = bench_fields(cells, "tera", "onnxruntime", 1.0, provider="CPUExecutionProvider", threads=4)
+    assert "bench_latency_median_s" not in none
+    assert none["bench_reason"].startswith("no fp32 CPUExecutionProvider 4-thread cell of tera onnxruntime")
+    assert bench_fields(cells, "apc", "onnxruntime", 1.0, provider="CPUExecutionProvider", threads=2) == {}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from runners.profiles import load_profile
+from runners.profiles import Accelerators, load_profile
 from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, UnsupportedError, provider_list
 from runners.settings import build_settings
 from runners.suite import run_suite
@@ -156,11 +156,14 @@ def test_pytorch_cuda_peak_memory_is_allocator_peak_over_baseline(monkeypatch):
     assert PyTorchRuntime(lambda: None, 1, "cpu").reset_device_peak() is None
 
 
-def test_jetson_profile_here_gives_unsupported_cells_with_reasons(tmp_path):
+def test_a_worker_without_the_hardware_gives_unsupported_cells_with_reasons(tmp_path):
+    # settings validated as if on a Jetson (the command line refuses the profile here): the
+    # worker's own check is the net for hardware that is gone by the time a cell runs
+    jetson_box = Accelerators(True, "", ("CUDAExecutionProvider", "TensorrtExecutionProvider", "CPUExecutionProvider"))
     s = build_settings(load_profile("jetson"), models="logmel", runtimes=None, batch_sizes="1", durations="0.5",
                        reps=3, threads="1", providers=None, energy="none", tiny=True,
                        results_dir=str(tmp_path / "results"), min_time_s=0.02, max_time_s=0.2,
-                       available_providers=["CPUExecutionProvider"])
+                       available_providers=["CPUExecutionProvider"], accelerators=jetson_box)
     outcome = run_suite(replace(s, measure_peak=False), progress=False, log=lambda m: None, environment={})
     cells = {(c["runtime"], c["provider"]): c for c in read_cells(outcome.run_dir)}
     assert set(cells) == {("pytorch", "cuda"), ("onnxruntime", "CUDAExecutionProvider"),

@@ -139,3 +139,18 @@ def test_report_without_matplotlib_still_writes_the_tables(tmp_path, monkeypatch
     report = write_report(write_run(tmp_path, cells)).read_text()
     assert "No plots: matplotlib could not be imported" in report
     assert (tmp_path / "table.txt").exists() and (tmp_path / "summary.csv").exists()
+
+
+def test_figures_ok_cells_lack_are_listed_with_failures_and_their_reasons(tmp_path) -> None:
+    cells = [cell("tera", "onnxruntime", extra={"fidelity_error": "fidelity probe failed: shapes (1, 5) vs (1, 6)"}),
+             cell("tera", "onnxruntime", d=2.0, extra={"fidelity_error": "fidelity probe failed: shapes (1, 5) vs (1, 6)"}),
+             cell("mine", extra={"macs_reason": "no MAC count for this model (no ONNX graph and no formula)",
+                                 "gemm_peak_reason": "GEMM peak not measured: RuntimeError: boom"}),
+             cell("apc", status="oom", error="out of memory")]
+    report = write_report(write_run(tmp_path / "run", cells)).read_text()
+    failed = report.split("## Failed and unsupported cells")[1]
+    assert "out of memory" in failed and "Figures not computed for cells measured ok" in failed
+    rows = [line for line in failed.splitlines() if line.startswith("| tera") or line.startswith("| mine")]
+    assert any("fidelity" in r and "| 2 " in r and "shapes (1, 5) vs (1, 6)" in r for r in rows)  # grouped
+    assert any("MACs / utilisation" in r and "no MAC count" in r for r in rows)
+    assert any("GEMM peak / utilisation" in r and "RuntimeError: boom" in r for r in rows)

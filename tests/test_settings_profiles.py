@@ -3,11 +3,18 @@
 import pytest
 
 from energy.fakes import FakeRunner
-from runners.profiles import ProfileError, load_profile, profile_names, resolve_profile
+from runners.harness import TimingPolicy, time_callable
+from runners.profiles import Accelerators, ProfileError, board_mismatch, load_profile, profile_names, resolve_profile
 from runners.settings import SettingsError, build_settings
 
 CPU_ONLY = ["CPUExecutionProvider"]
 ALL = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider", "OpenVINOExecutionProvider"]
+CPU_TORCH = "torch 2.13.0+cpu is a CPU-only build: install a CUDA build of torch"
+
+
+def gpu_box(providers):
+    """A machine with a CUDA device and these onnxruntime providers (injected, not probed)."""
+    return dict(available_providers=list(providers), accelerators=Accelerators(True, "", tuple(providers)))
 
 
 def settings(profile="cpu", **kw):
@@ -86,17 +93,54 @@ def test_profiles_are_data_files_and_all_load():
         load_profile("tpu")
 
 
-def test_profile_applied_on_a_machine_without_its_hardware():
-    # a Jetson profile here: its providers are kept (they become `unsupported` cells with the
-    # reason), PyTorch goes to CUDA, and the sweep is the profile's
-    s = settings("jetson")
+def test_gpu_profiles_on_a_machine_with_their_hardware():
+    # Jetson: PyTorch goes to CUDA, both required providers are series, the sweep is the profile's
+    s = settings("jetson", **gpu_box(ALL))
     assert s.providers == ("CUDAExecutionProvider", "TensorrtExecutionProvider")
     assert s.pytorch_device == "cuda"
     assert {c["provider"] for c in s.plan() if c["runtime"] == "pytorch"} == {"cuda"}
     # the GPU profile's TensorRT provider is optional: only when this onnxruntime has it
-    assert settings("gpu").providers == ("CUDAExecutionProvider",)
-    assert settings("gpu", available_providers=ALL).providers == ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+    assert settings("gpu", **gpu_box(["CUDAExecutionProvider", "CPUExecutionProvider"])).providers == \
+        ("CUDAExecutionProvider",)
+    assert settings("gpu", **gpu_box(ALL)).providers == ("CUDAExecutionProvider", "TensorrtExecutionProvider")
     assert settings("rpi").threads == (4,)
+
+
+def test_a_gpu_profile_this_machine_cannot_run_is_refused_with_what_is_missing():
+    cpu_only = Accelerators(False, CPU_TORCH, ("CPUExecutionProvider",))
+    with pytest.raises(SettingsError) as info:
+        settings("gpu", accelerators=cpu_only)
+    assert str(info.value) == (
+        f"DEVICE=gpu cannot run here: PyTorch has no CUDA device ({CPU_TORCH}); onnxruntime has no "
+        "CUDAExecutionProvider (available: CPUExecutionProvider; install onnxruntime-gpu, or on a Jetson the "
+        "JetPack build of onnxruntime); use DEVICE=cpu, or RUNTIMES= without the runtime that cannot run")
+    # onnxruntime-gpu without a CUDA torch: the ONNX Runtime side alone can run
+    ort_gpu = Accelerators(False, CPU_TORCH, ("CUDAExecutionProvider", "CPUExecutionProvider"))
+    assert settings("gpu", runtimes="onnxruntime", accelerators=ort_gpu).runtimes == ("onnxruntime",)
+    with pytest.raises(SettingsError, match=r"PyTorch has no CUDA device \(torch 2.13.0\+cpu"):
+        settings("gpu", accelerators=ort_gpu)
+    # a Jetson without TensorRT in its onnxruntime
+    no_trt = Accelerators(True, "", ("CUDAExecutionProvider", "CPUExecutionProvider"))
+    with pytest.raises(SettingsError, match="DEVICE=jetson cannot run here: onnxruntime has no "
+                                            "TensorrtExecutionProvider"):
+        settings("jetson", accelerators=no_trt)
+
+
+def test_reps_above_the_sample_cap_raises_the_cap():
+    s = settings(reps="2000")
+    policy = TimingPolicy(**{**s.policy(), "block_time_s": 0, "warmup_time_s": 0, "min_time_s": 0})
+    assert policy.min_reps == policy.max_reps == 2000
+    assert len(time_callable(lambda: None, policy).samples_s) == 2000
+    assert settings(reps="5").policy()["max_reps"] == 1000
+
+
+def test_a_board_profile_on_other_hardware_is_labelled():
+    env = {"platform": {"kind": "cpu"}, "cpu": {"model": "AMD EPYC 7B13"}}
+    note = board_mismatch("rpi", env)
+    assert note.startswith("rpi profile on AMD EPYC 7B13 ") and note.endswith(" — not a Raspberry Pi")
+    assert board_mismatch("jetson", env).endswith("not a Jetson")
+    assert board_mismatch("rpi", {"platform": {"kind": "rpi"}}) is None
+    assert board_mismatch("cpu", env) is None and board_mismatch("rpi", {}) is None  # unknown: no claim
 
 
 def _fake_tree(tmp_path, model_text):
@@ -116,7 +160,13 @@ def test_auto_detects_a_jetson(tmp_path):
     root = _fake_tree(tmp_path, "NVIDIA Jetson Orin NX Engineering Reference Developer Kit\x00")
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "nv_tegra_release").write_text("# R35 (release), REVISION: 4.1\n")
-    assert resolve_profile("auto", root=root, run=FakeRunner()).name == "jetson"
+    ready = Accelerators(True, "", tuple(ALL))
+    assert resolve_profile("auto", root=root, run=FakeRunner(), accelerators=ready).name == "jetson"
+    # a Jetson whose Python has no CUDA: auto never picks a profile that cannot run, and says why
+    bare = Accelerators(False, CPU_TORCH, ("CPUExecutionProvider",))
+    profile = resolve_profile("auto", root=root, run=FakeRunner(), accelerators=bare)
+    assert profile.name == "cpu"
+    assert "nv_tegra_release" in profile.chosen_because and "PyTorch has no CUDA device" in profile.chosen_because
 
 
 def test_auto_on_this_machine_is_cpu(tmp_path):
