@@ -38,6 +38,11 @@ for v in $VERSIONS; do
   t0=$SECONDS
   rc=0
   PYTHON="$py" timeout "${CI_SETUP_BUDGET_S:-1500}" make --no-print-directory setup VENV="$venv" || rc=$?
+  if [ "$rc" != 0 ] && [ "$rc" != 124 ]; then  # one retry: a registry connection reset mid-download is not a verdict
+    echo "ci-pythons: Python $v set-up failed (exit $rc); trying once more"
+    rc=0
+    PYTHON="$py" timeout "${CI_SETUP_BUDGET_S:-1500}" make --no-print-directory setup VENV="$venv" || rc=$?
+  fi
   if [ "$rc" = 124 ]; then
     summary+=("Python $v: NOT JUDGED: set-up ran past CI_SETUP_BUDGET_S=${CI_SETUP_BUDGET_S:-1500} s (torch download)")
     [ "${CI_KEEP_VENVS:-0}" = 1 ] || rm -rf "$venv"
