@@ -51,7 +51,8 @@ def open_run_folder(settings: Settings, fresh: bool, fingerprint: str,
     """(folder, resumed?, why the latest run with these settings was not resumed)."""
     device_dir = Path(settings.results_dir) / settings.device
     existing, why_not = (None, None) if fresh else resume_decision(
-        device_dir, settings.settings_hash(), fingerprint, run_identity)
+        device_dir, settings.settings_hash(), fingerprint, run_identity,
+        reopen_complete=settings.remeasure == "drift")
     if existing is not None:
         return RunFolder(existing), True, None
     path = device_dir / new_run_id(settings.settings_hash())

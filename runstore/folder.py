@@ -90,13 +90,15 @@ def find_resumable(device_dir: Path, settings_hash: str) -> Path | None:
 
 
 def resume_decision(device_dir: Path, settings_hash: str, fingerprint: str,
-                    identity: dict[str, Any]) -> tuple[Path | None, str | None]:
+                    identity: dict[str, Any], reopen_complete: bool = False) -> tuple[Path | None, str | None]:
     """The run folder to resume, or None and why the latest one with these settings is not.
 
     Only an unfinished run (interrupted, or killed while running) measured on the same host,
     software and hardware (``fingerprint``, the hash of ``identity``) is resumed: a complete
     run is never re-used by a new measurement (``make report RUN=...`` re-writes its report),
-    and cells measured under two software stacks never end up in one run.
+    and cells measured under two software stacks never end up in one run.  ``reopen_complete``
+    is for ``REMEASURE=drift``, which asks to measure part of a finished run again, in that run
+    (the fingerprint must still match).
     """
     latest = find_resumable(device_dir, settings_hash)
     if latest is None:
@@ -105,7 +107,7 @@ def resume_decision(device_dir: Path, settings_hash: str, fingerprint: str,
         run = json.loads((latest / RUN_FILE).read_text())
     except (OSError, ValueError):
         return None, f"{latest} has an unreadable {RUN_FILE}"
-    if run.get("status") == "complete":
+    if run.get("status") == "complete" and not reopen_complete:
         when = str(run.get("finished") or run.get("started") or "?")
         return None, (f"{latest} is complete (finished {when}); measuring again in a new run "
                       f"(make report RUN={latest} re-writes its report without measuring)")
