@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from report.tables import pair_cells, speedup  # noqa: E402
+from report.cells import pair_cells, speedup  # noqa: E402
 from runners import schedule, suite  # noqa: E402
 from runners.canary import DRIFT_THRESHOLD  # noqa: E402
 from runners.profiles import load_profile  # noqa: E402

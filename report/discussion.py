@@ -23,8 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from tabulate import tabulate
 
-from report.tables import (
-    RUNTIME_LABELS,
+from report.cells import (
     as_float,
     compare_medians,
     iqr_ratio,
@@ -34,12 +33,12 @@ from report.tables import (
     pair_cells,
     speedup,
 )
+from report.series import SeriesKey, reference_point, series_key, series_labels
 
 SUPERLINEAR = 1.1  # log-log slope above this: latency grows faster than the input
 SUBLINEAR = 0.9  # below this: fixed per-call costs still dominate
 MAX_LISTED = 8  # cells named per model before "and N more"
 
-SeriesKey = tuple  # (runtime, provider, variant, threads)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -86,27 +85,6 @@ def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float | None:
 # --------------------------------------------------------------------------- series
 
 
-def series_key(cell: Mapping[str, Any]) -> SeriesKey:
-    """What makes one line of measurements: the runtime and the setup it ran under."""
-    return (cell.get("runtime"), cell.get("provider"), cell.get("variant"), cell.get("threads"))
-
-
-def series_labels(cells: Iterable[Mapping[str, Any]]) -> dict[SeriesKey, str]:
-    """"PyTorch", "ONNX Runtime", with the setup appended only where a runtime ran several."""
-    keys = list(dict.fromkeys(series_key(c) for c in cells))
-    labels: dict[SeriesKey, str] = {}
-    for key in keys:
-        runtime = key[0]
-        same_runtime = [k for k in keys if k[0] == runtime]
-        label = RUNTIME_LABELS.get(runtime, str(runtime))
-        if len(same_runtime) > 1:
-            varying = [i for i in (1, 2, 3) if len({k[i] for k in same_runtime}) > 1]
-            parts = [f"{key[i]} thr" if i == 3 else str(key[i]) for i in varying]
-            label += f" ({', '.join(parts)})"
-        labels[key] = label
-    return labels
-
-
 def _by_series(cells: Iterable[Mapping[str, Any]]) -> dict[SeriesKey, list[Mapping[str, Any]]]:
     out: dict[SeriesKey, list[Mapping[str, Any]]] = {}
     for cell in cells:
@@ -116,24 +94,6 @@ def _by_series(cells: Iterable[Mapping[str, Any]]) -> dict[SeriesKey, list[Mappi
 
 def _models_in_order(cells: Iterable[Mapping[str, Any]]) -> list[str]:
     return list(dict.fromkeys(str(c.get("model")) for c in cells))
-
-
-def reference_point(cells: Sequence[Mapping[str, Any]]) -> tuple[Any, Any] | None:
-    """(batch, duration) where models are compared: batch 1 (else the smallest), first duration.
-
-    The first duration is the smallest one with an ok cell at that batch size, so one model that
-    fails at the shortest input does not move the comparison of all the others.
-    """
-    ok = [c for c in cells if is_ok(c)]
-    if not ok:
-        return None
-    batches = sorted({as_float(c.get("batch_size")) for c in ok} - {None})
-    if not batches:
-        return None
-    batch = 1.0 if 1.0 in batches else batches[0]
-    durations = sorted({as_float(c.get("duration_s")) for c in ok
-                        if as_float(c.get("batch_size")) == batch} - {None})
-    return (batch, durations[0]) if durations else None
 
 
 def _at(cells: Iterable[Mapping[str, Any]], batch: float, duration: float) -> list[Mapping[str, Any]]:

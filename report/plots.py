@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from report.discussion import reference_point, series_key, series_labels
-from report.tables import ORT, PYTORCH, as_float, ci95, iqr, is_ok
+from report.cells import ORT, PYTORCH, as_float, ci95, iqr, is_ok
+from report.series import reference_point, series_key, series_labels
 
 Cell = Mapping[str, Any]
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",

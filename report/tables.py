@@ -1,106 +1,46 @@
 """Tables of a run: the PyTorch-vs-ONNX Runtime comparison, ``summary.csv`` and the parameters.
 
 Everything here reads plain cell dicts (as :func:`report.run_report.load_cells` returns them) so a
-Pi's ``cells.jsonl`` copied to a laptop gives the same tables there.  The statistics were computed
-by the harness when the cell was measured; this module only pairs, formats and compares them
-(the one exception: the IQR is recomputed from the raw samples when a record lacks it).
+Pi's ``cells.jsonl`` copied to a laptop gives the same tables there.  The cell accessors, the
+pairing of a PyTorch cell with an ONNX Runtime cell and the significance test on two medians live
+in :mod:`report.cells`, shared with the discussion and the plots: one definition, one answer.
+This module only formats and lays them out.
 
-The pairing of a PyTorch cell with an ONNX Runtime cell (:func:`pair_cells`) and the significance
-test on two medians (:func:`compare_medians`) live here because the discussion and the plots use
-the same definitions as the printed table: one definition, one answer.
-
-Public API: :func:`comparison_table`, :func:`write_summary_csv`, :func:`params_table`,
-:func:`model_sizes`, :func:`pair_cells`, :func:`compare_medians`, :func:`speedup`, :func:`is_ok`,
-:func:`ci95`, :func:`iqr`, :func:`iqr_ratio`, :func:`is_noisy`, :func:`rtf`, :func:`as_float`,
-:func:`fmt_num`, :func:`fmt_count`, :func:`fmt_bytes`, :data:`PairedCell`.
+Public API: :func:`comparison_table`, :func:`write_summary_csv`, :func:`summary_columns`,
+:func:`params_table`, :func:`variants_table`, :func:`has_variants`, :func:`fmt_num`,
+:func:`fmt_count`, :func:`fmt_bytes`.
 """
 
 from __future__ import annotations
 
 import csv
-import math
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-import numpy as np
 from tabulate import tabulate
 
+from report.cells import (
+    ORT,
+    PYTORCH,
+    PairedCell,
+    as_float,
+    ci95,
+    compare_medians,
+    iqr,
+    is_ok,
+    model_sizes,
+    pair_cells,
+    paired_ci,
+    rtf,
+    sort_num,
+    speedup,
+)
 from runstore.records import CellRecord
 
-PYTORCH = "pytorch"
-ORT = "onnxruntime"
-RUNTIME_LABELS = {PYTORCH: "PyTorch", ORT: "ONNX Runtime"}
 SHORT_LABELS = {PYTORCH: "PT", ORT: "ORT"}
 MISSING = "—"  # a runtime that has no record for this cell at all
-NOISY_IQR_RATIO = 0.10  # torch.utils.benchmark's "this is noisy" threshold, IQR / median
 NON_SCALAR_FIELDS = ("latency_samples_s", "round_medians_s", "extra")
-SIZE_FIELDS = ("params_total", "params_unique", "params_used", "model_bytes", "onnx_bytes")
-
-
-# --------------------------------------------------------------------------- cell accessors
-
-
-def is_ok(cell: Mapping[str, Any] | None) -> bool:
-    """A cell whose median can be used: status ``ok`` *and* a median (a half-written record is not)."""
-    return bool(cell) and cell.get("status") == "ok" and as_float(cell.get("latency_median_s")) is not None
-
-
-def as_float(value: Any) -> float | None:
-    """A finite float, or None: JSON ``null``, NaN and strings never reach arithmetic."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
-def ci95(cell: Mapping[str, Any]) -> tuple[float, float] | None:
-    """The 95% CI of the median as recorded by the harness, or None when it was not computed."""
-    low, high = as_float(cell.get("latency_ci95_low_s")), as_float(cell.get("latency_ci95_high_s"))
-    if low is None or high is None:
-        return None
-    return (low, high)
-
-
-def iqr(cell: Mapping[str, Any]) -> float | None:
-    """The IQR of the latency samples: the recorded one, else recomputed from the raw samples."""
-    recorded = as_float(cell.get("latency_iqr_s"))
-    if recorded is not None:
-        return recorded
-    samples = [s for s in (as_float(x) for x in cell.get("latency_samples_s") or []) if s is not None]
-    if len(samples) < 2:
-        return None
-    q75, q25 = np.percentile(samples, [75, 25])
-    return float(q75 - q25)
-
-
-def iqr_ratio(cell: Mapping[str, Any]) -> float | None:
-    """IQR / median: the relative spread torch.utils.benchmark calls noisy above 10%."""
-    spread, median = iqr(cell), as_float(cell.get("latency_median_s"))
-    if spread is None or not median:
-        return None
-    return spread / median
-
-
-def is_noisy(cell: Mapping[str, Any]) -> bool:
-    """Flagged noisy by the harness, or IQR/median above 10% when the flag is missing."""
-    if cell.get("latency_noisy") is True:
-        return True
-    ratio = iqr_ratio(cell)
-    return ratio is not None and ratio > NOISY_IQR_RATIO
-
-
-def rtf(cell: Mapping[str, Any]) -> float | None:
-    """Real-time factor: the recorded one, else median / (batch × duration) as the contract defines."""
-    recorded = as_float(cell.get("rtf"))
-    if recorded is not None:
-        return recorded
-    median = as_float(cell.get("latency_median_s"))
-    audio = (as_float(cell.get("batch_size")) or 0) * (as_float(cell.get("duration_s")) or 0)
-    return median / audio if median is not None and audio > 0 else None
 
 
 # --------------------------------------------------------------------------- formatting
@@ -157,113 +97,6 @@ def _fmt_duration(seconds: Any) -> str:
 
 def _fmt_ms(seconds: float | None) -> str:
     return fmt_num(None if seconds is None else seconds * 1e3)
-
-
-# --------------------------------------------------------------------------- pairing
-
-
-@dataclass(frozen=True)
-class PairedCell:
-    """One row of the comparison: the same model and input under PyTorch and ONNX Runtime.
-
-    ``pt``/``ort`` are None when that runtime has no record for this cell.  Cells pair on model,
-    variant, threads, batch size and duration; providers are listed per runtime (a PyTorch CPU
-    run is compared with every ONNX Runtime execution provider of the same setup).
-    """
-
-    model: str
-    batch_size: int
-    duration_s: float
-    variant: Any
-    threads: Any
-    pt_provider: Any
-    ort_provider: Any
-    pt: dict | None
-    ort: dict | None
-
-    @property
-    def setup(self) -> tuple:
-        """What separates groups of rows that must not be mixed."""
-        return (self.variant, self.threads, self.pt_provider, self.ort_provider)
-
-
-def _sort_num(value: Any) -> float:
-    v = as_float(value)
-    return v if v is not None else math.inf
-
-
-def pair_cells(cells: Iterable[Mapping[str, Any]]) -> list[PairedCell]:
-    """PyTorch and ONNX Runtime records of the same cell side by side, grouped by setup.
-
-    Rows come out by setup (first seen), then model (first seen: the suite's order), then batch
-    size and duration ascending.  Records of other runtimes are left out.
-    """
-    groups: dict[tuple, dict[str, dict[Any, dict[tuple, dict]]]] = {}
-    model_order: dict[str, int] = {}
-    for cell in cells:
-        runtime = cell.get("runtime")
-        if runtime not in (PYTORCH, ORT):
-            continue
-        model_order.setdefault(cell.get("model"), len(model_order))
-        group = groups.setdefault((cell.get("model"), cell.get("variant"), cell.get("threads")),
-                                  {PYTORCH: {}, ORT: {}})
-        shape = (cell.get("batch_size"), cell.get("duration_s"))
-        group[runtime].setdefault(cell.get("provider"), {})[shape] = dict(cell)
-
-    rows: list[PairedCell] = []
-    for (model, variant, threads), by_runtime in groups.items():
-        shapes = sorted({s for provs in by_runtime.values() for p in provs.values() for s in p},
-                        key=lambda s: (_sort_num(s[0]), _sort_num(s[1])))
-        for ptp in list(by_runtime[PYTORCH]) or [None]:
-            for ortp in list(by_runtime[ORT]) or [None]:
-                for b, d in shapes:
-                    rows.append(PairedCell(
-                        model, b, d, variant, threads, ptp, ortp,
-                        by_runtime[PYTORCH].get(ptp, {}).get((b, d)),
-                        by_runtime[ORT].get(ortp, {}).get((b, d))))
-    setup_order: dict[tuple, int] = {}
-    for row in rows:
-        setup_order.setdefault(row.setup, len(setup_order))
-    return sorted(rows, key=lambda r: (setup_order[r.setup], model_order[r.model],
-                                       _sort_num(r.batch_size), _sort_num(r.duration_s)))
-
-
-def speedup(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> float | None:
-    """PyTorch median / ONNX Runtime median: above 1 means ONNX Runtime is faster."""
-    if not (is_ok(pt) and is_ok(ort)):
-        return None
-    ort_median = as_float(ort["latency_median_s"])
-    return as_float(pt["latency_median_s"]) / ort_median if ort_median else None
-
-
-def paired_ci(ort: Mapping[str, Any] | None) -> tuple[float, float] | None:
-    """The 95% CI of the speed-up from interleaved rounds (on the ONNX Runtime record), if any."""
-    if not is_ok(ort):
-        return None
-    low, high = as_float(ort.get("speedup_ci95_low")), as_float(ort.get("speedup_ci95_high"))
-    return (low, high) if low is not None and high is not None else None
-
-
-def compare_medians(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> str | None:
-    """``faster``/``slower`` (ONNX Runtime vs PyTorch) when significant, ``same`` when not,
-    ``no-ci`` when there is nothing to test, None when not both ok.
-
-    Interleaved runs carry a CI of the speed-up from paired rounds: significant when it excludes
-    1.  Otherwise (grouped runs, older records) the 95% CIs of the two medians must not overlap.
-    """
-    if not (is_ok(pt) and is_ok(ort)):
-        return None
-    paired = paired_ci(ort)
-    if paired is not None:
-        return "faster" if paired[0] > 1 else "slower" if paired[1] < 1 else "same"
-    pt_ci, ort_ci = ci95(pt), ci95(ort)
-    if pt_ci is None or ort_ci is None:
-        return "no-ci"
-    if ort_ci[1] < pt_ci[0]:
-        return "faster"
-    if ort_ci[0] > pt_ci[1]:
-        return "slower"
-    return "same"
 
 
 # --------------------------------------------------------------------------- comparison table
@@ -461,29 +294,6 @@ def write_summary_csv(cells: Iterable[Mapping[str, Any]], path: str | Path) -> P
 # --------------------------------------------------------------------------- parameters
 
 
-def model_sizes(source: Any) -> dict[str, dict[str, Any]]:
-    """Per-model size fields from cells, a ``{model: entry}`` dict, or a manifest ``{"models": ...}``.
-
-    From cells the first non-null value per model and field wins (every cell of a model carries
-    the same counts; a failed cell may carry none).
-    """
-    if isinstance(source, Mapping):
-        entries = source.get("models", source)
-        if isinstance(entries, Mapping):
-            items = [({"model": name} | dict(e)) for name, e in entries.items() if isinstance(e, Mapping)]
-        else:
-            items = [dict(e) for e in entries if isinstance(e, Mapping)]
-    else:
-        items = [dict(e) for e in source if isinstance(e, Mapping)]
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        row = out.setdefault(str(item.get("model")), {})
-        for key in SIZE_FIELDS:
-            if row.get(key) is None and as_float(item.get(key)) is not None:
-                row[key] = item[key]
-    return out
-
-
 def params_table(cells_or_manifest: Any, fmt: str = "simple") -> str:
     """Per model: total / unique / used parameters, PyTorch and ONNX sizes, human-readable."""
     rows = model_sizes(cells_or_manifest)
@@ -522,8 +332,8 @@ def variants_table(cells: Iterable[Mapping[str, Any]], fmt: str = "simple") -> s
     order = {"pytorch": 0, "onnxruntime": 1}
     models = list(dict.fromkeys(c.get("model") for c in cells))
     rows = []
-    for c in sorted(cells, key=lambda c: (models.index(c.get("model")), _sort_num(c.get("batch_size")),
-                                          _sort_num(c.get("duration_s")), _sort_num(c.get("threads")),
+    for c in sorted(cells, key=lambda c: (models.index(c.get("model")), sort_num(c.get("batch_size")),
+                                          sort_num(c.get("duration_s")), sort_num(c.get("threads")),
                                           order.get(c.get("runtime"), 9), str(c.get("provider")),
                                           str(c.get("variant")))):
         ref = _reference(cells, c)

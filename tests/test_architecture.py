@@ -2,7 +2,8 @@
 
 Fails on: an import circle between modules of this repository (module-level imports), a package
 importing one above it, measurement code importing the reporting libraries or ``report/``, and an
-import inside a function that does not say why it is deferred (a ``# deferred:`` comment).
+import inside a function that does not say why it is deferred (a ``# deferred:`` comment), and
+report's tables, plots or discussion importing one another.
 """
 
 from __future__ import annotations
@@ -102,6 +103,17 @@ def test_packages_import_only_below_them(name):
             bad.append(f"{MODULES[name].relative_to(REPO)}:{line} imports {module}")
     assert not bad, "imports against docs/architecture.md: " + "; ".join(bad)
 
+
+# inside report/: the three views of a run read cells and series from their own modules, not from each other
+REPORT_VIEWS = ("report.tables", "report.plots", "report.discussion")
+
+
+@pytest.mark.parametrize("name", REPORT_VIEWS)
+def test_report_views_do_not_import_each_other(name):
+    bad = [f"{MODULES[name].relative_to(REPO)}:{line} imports {module}"
+           for module, line, _ in _imports(name, MODULES[name])
+           if _first_party(module) in REPORT_VIEWS and _first_party(module) != name]
+    assert not bad, "tables, plots and discussion share report/cells.py and report/series.py: " + "; ".join(bad)
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith(MEASUREMENT)))
 def test_measurement_code_never_imports_reporting(name):

@@ -11,8 +11,9 @@ from dataclasses import replace
 
 import pytest
 
+from report.cells import compare_medians, speedup
 from report.discussion import noisy_paragraph
-from report.tables import compare_medians, comparison_table, speedup
+from report.tables import comparison_table
 from runners.canary import DRIFT_THRESHOLD, canary_change, is_drift, onnx_canary_model, read_canary
 from runners.fake_timing import FakeTiming
 from runners.profiles import load_profile

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 
+from report.cells import compare_medians, pair_cells
 from report.tables import (
-    compare_medians,
     comparison_table,
     fmt_bytes,
     fmt_count,
     fmt_num,
-    pair_cells,
     params_table,
     summary_columns,
     write_summary_csv,
