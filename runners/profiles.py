@@ -140,21 +140,24 @@ ORT_PACKAGE_HINT = "install onnxruntime-gpu, or on a Jetson the JetPack build of
 
 
 def profile_gaps(profile: DeviceProfile, runtimes: tuple[str, ...] | list[str],
-                 accelerators: Accelerators | None = None) -> list[str]:
+                 accelerators: Accelerators | None = None, providers_given: bool = False) -> list[str]:
     """What this profile needs for ``runtimes`` that this machine lacks (empty: it can run).
 
     Only the CUDA device and the required ONNX Runtime providers are checked: a CPU provider
-    is always there, and optional providers are used only when present.
+    is always there, and optional providers are used only when present.  ``providers_given``:
+    the user named the providers (PROVIDERS=...), which replace the profile's and are checked
+    against the installed onnxruntime on their own.
     """
     needs_cuda = "pytorch" in runtimes and profile.pytorch_device.startswith("cuda")
-    needs_ep = "onnxruntime" in runtimes and any(p != "CPUExecutionProvider" for p in profile.ort_providers)
+    needs_ep = ("onnxruntime" in runtimes and not providers_given
+                and any(p != "CPUExecutionProvider" for p in profile.ort_providers))
     if not (needs_cuda or needs_ep):
         return []
     found = accelerators or probe_accelerators()
     gaps = []
     if needs_cuda and not found.torch_cuda:
         gaps.append(f"PyTorch has no CUDA device ({found.torch_detail})")
-    missing = [p for p in profile.ort_providers if "onnxruntime" in runtimes and p not in found.ort_providers]
+    missing = [p for p in profile.ort_providers if needs_ep and p not in found.ort_providers]
     if missing:
         gaps.append(f"onnxruntime has no {' or '.join(missing)} (available: {', '.join(found.ort_providers)}; "
                     f"{ORT_PACKAGE_HINT})")

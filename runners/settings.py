@@ -181,7 +181,7 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
             raise SettingsError(str(exc)) from None
     runtime_list = parse_list(runtimes, str, "RUNTIMES") or profile.runtimes
     check_choice(runtime_list, RUNTIMES, "runtime")
-    gaps = profile_gaps(profile, runtime_list, accelerators)
+    gaps = profile_gaps(profile, runtime_list, accelerators, providers_given=bool(parse_list(providers, str, "PROVIDERS")))
     if gaps:
         raise SettingsError(f"DEVICE={profile.name} cannot run here: {'; '.join(gaps)}; "
                             f"use DEVICE=cpu, or RUNTIMES= without the runtime that cannot run")

@@ -124,6 +124,12 @@ def test_a_gpu_profile_this_machine_cannot_run_is_refused_with_what_is_missing()
     with pytest.raises(SettingsError, match="DEVICE=jetson cannot run here: onnxruntime has no "
                                             "TensorrtExecutionProvider"):
         settings("jetson", accelerators=no_trt)
+    # PROVIDERS named by the user replace the profile's (a Jetson rehearsal on a CPU-only box, as
+    # make fleet's tests do): only those are checked, against the installed onnxruntime
+    rehearsal = settings("jetson", runtimes="onnxruntime", providers="CPUExecutionProvider", accelerators=cpu_only)
+    assert rehearsal.providers == ("CPUExecutionProvider",)
+    with pytest.raises(SettingsError, match="DEVICE=jetson cannot run here: PyTorch has no CUDA device"):
+        settings("jetson", providers="CPUExecutionProvider", accelerators=cpu_only)
 
 
 def test_reps_above_the_sample_cap_raises_the_cap():

@@ -267,6 +267,8 @@ def test_a_partial_last_line_is_moved_aside_before_a_resumed_run_appends(tmp_pat
     lines = cells_file.read_text().splitlines()
     partial = lines[1][: len(lines[1]) // 2]
     cells_file.write_text(lines[0] + "\n" + partial)  # killed while writing the second cell
+    run_json = first.run_dir / "run.json"  # a killed run never got to mark itself finished
+    run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "status": "running"}))
     messages = []
     again = run_suite(settings, progress=False, log=messages.append, environment={})
     assert again.run_dir == first.run_dir
