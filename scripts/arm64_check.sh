@@ -83,6 +83,17 @@ trap cleanup EXIT
 mount -t proc proc "$ROOT/proc" && mounted+=("$ROOT/proc")
 mount --rbind /sys "$ROOT/sys" && mount --make-rslave "$ROOT/sys" && mounted+=("$ROOT/sys")
 mount --rbind /dev "$ROOT/dev" && mount --make-rslave "$ROOT/dev" && mounted+=("$ROOT/dev")
+# local wheel folders and file:// indexes that the host's pip configuration names (find-links,
+# extra-index-url): the same paths, read-only, so the copied configuration means the same inside
+for dir in $(cat /etc/xdg/pip/pip.conf /etc/pip.conf "$HOME/.config/pip/pip.conf" "$HOME/.pip/pip.conf" 2>/dev/null \
+               | grep -oE '(file://)?/[^ ,;"]+'; env | grep -E '^PIP_(FIND_LINKS|INDEX_URL|EXTRA_INDEX_URL)=' | cut -d= -f2- | tr ' ' '\n'); do
+  dir=${dir#file://}; dir=${dir%/}; dir=${dir%/simple}     # an index's pages link to ../../files
+  case "$dir" in /etc/*|/proc/*|/sys/*|/dev/*) continue ;; esac
+  while [ ! -d "$dir" ] && [ "$dir" != / ]; do dir=$(dirname "$dir"); done
+  [ "$dir" != / ] || continue
+  case " ${mounted[*]} " in *" $ROOT$dir "*) continue ;; esac
+  mkdir -p "$ROOT$dir" && mount --bind -o ro "$dir" "$ROOT$dir" && mounted+=("$ROOT$dir")
+done
 
 inside() { chroot "$ROOT" /usr/bin/env -i "${PASS_ENV[@]}" bash -c "cd $PROJECT && $1"; }
 
