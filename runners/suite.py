@@ -30,9 +30,6 @@ from runstore.folder import SCHEMA_VERSION, RunFolder, new_run_id, portable_text
 from runstore.identity import fingerprint_hash, identity
 from runstore.records import cell_key
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-GROUP_FIELDS = ("model", "runtime", "provider", "variant", "threads")
-
 
 @dataclass
 class RunOutcome:
