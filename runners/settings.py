@@ -181,7 +181,8 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
             raise SettingsError(str(exc)) from None
     runtime_list = parse_list(runtimes, str, "RUNTIMES") or profile.runtimes
     check_choice(runtime_list, RUNTIMES, "runtime")
-    gaps = profile_gaps(profile, runtime_list, accelerators, providers_given=bool(parse_list(providers, str, "PROVIDERS")))
+    provider_list = parse_list(providers, str, "PROVIDERS")
+    gaps = profile_gaps(profile, runtime_list, accelerators, providers_given=bool(provider_list))
     if gaps:
         raise SettingsError(f"DEVICE={profile.name} cannot run here: {'; '.join(gaps)}; "
                             f"use DEVICE=cpu, or RUNTIMES= without the runtime that cannot run")
@@ -192,7 +193,6 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     if exporter not in EXPORTERS:
         raise SettingsError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
     available = available_providers if available_providers is not None else _ort_available()
-    provider_list = parse_list(providers, str, "PROVIDERS")
     if provider_list:
         # typed by the user: must exist in this onnxruntime build (a profile's required providers
         # are checked with the profile above; its optional ones are used only when present)
