@@ -240,6 +240,11 @@ class Comparison:
                     side.sup.kill()
                     side.sup = None
 
+    def quiet_others(self, side: Side) -> float:
+        """Wait until every other live worker is quiet before ``side`` times anything (a round or
+        its canary): seconds waited."""
+        return settle([o.pid for o in self.sides if o is not side and o.pid is not None])
+
     def _tick(self) -> int:
         self.ticker[0] += 1
         return self.ticker[0] - 1
@@ -249,6 +254,7 @@ class Comparison:
         live = [s for s in sides if s.ensure_worker(cell)]
         progress: dict[int, CellProgress] = {}
         for side in list(live):
+            self.quiet_others(side)  # an idle pool still spinning would slow this side's canary
             reply = side.ask({"op": "canary", "tick": self.ticker[0]}, {"canary"}, cell)
             if reply is None:
                 live.remove(side)
@@ -264,7 +270,7 @@ class Comparison:
             for side in list(live):
                 p = progress[id(side)]
                 others = [o.pid for o in self.sides if o is not side and o.pid is not None]
-                p.settle_s += settle([pid for pid in others if pid is not None])
+                p.settle_s += self.quiet_others(side)
                 idle_before = [cpu_seconds(pid) for pid in others]
                 reply = side.ask({"op": "round", "cell": cell, "tick": self._tick(), "min_samples": per_round,
                                   "min_time_s": round_time}, {"round", "cell"}, cell)
@@ -283,6 +289,7 @@ class Comparison:
         pytorch_record: Record | None = None
         for side in list(live):  # PyTorch first (the plan's order): its rounds pair with the others'
             p = progress[id(side)]
+            p.settle_s += self.quiet_others(side)
             canary = side.ask({"op": "canary", "tick": max(0, self.ticker[0] - 1)}, {"canary"}, cell)
             if canary is None:
                 continue
