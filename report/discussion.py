@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from tabulate import tabulate
@@ -92,6 +92,16 @@ def _by_series(cells: Iterable[Mapping[str, Any]]) -> dict[SeriesKey, list[Mappi
     return out
 
 
+def _series_at_reference(cells: Iterable[Mapping[str, Any]]
+                         ) -> Iterator[tuple[SeriesKey, list[Mapping[str, Any]], float, float]]:
+    """Each series (runtime configuration) with its reference point (batch, duration); series
+    without one are left out."""
+    for key, series in _by_series(cells).items():
+        point = reference_point(series)
+        if point is not None:
+            yield key, series, point[0], point[1]
+
+
 def _models_in_order(cells: Iterable[Mapping[str, Any]]) -> list[str]:
     return list(dict.fromkeys(str(c.get("model")) for c in cells))
 
@@ -157,11 +167,7 @@ def rank_correlations(cells: Sequence[Mapping[str, Any]],
     sizes = merged_sizes(cells, models)
     labels = series_labels(cells)
     out: list[Correlation] = []
-    for key, series in _by_series(cells).items():
-        point = reference_point(series)
-        if point is None:
-            continue
-        batch, duration = point
+    for key, series, batch, duration in _series_at_reference(cells):
         here = {str(c.get("model")): c for c in _at(series, batch, duration) if is_ok(c)}
         all_models = _models_in_order(series)
         for size_name in ("parameters", "MACs"):
@@ -347,11 +353,7 @@ def growth_slopes(cells: Sequence[Mapping[str, Any]], axis: str) -> list[Slope]:
         raise ValueError(f"axis must be 'duration_s' or 'batch_size', not {axis!r}")
     labels = series_labels(cells)
     out: list[Slope] = []
-    for key, series in _by_series(cells).items():
-        point = reference_point(series)
-        if point is None:
-            continue
-        batch, duration = point
+    for key, series, batch, duration in _series_at_reference(cells):
         other, fixed_value = ("batch_size", batch) if axis == "duration_s" else ("duration_s", duration)
         fixed = (f"batch {fixed_value:g}" if other == "batch_size" else f"{fixed_value:g} s")
         for model in _models_in_order(series):

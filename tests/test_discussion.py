@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from cell_factory import latency, record
 
 from report.discussion import (
     discussion,
@@ -17,21 +18,12 @@ from report.discussion import (
     runtime_verdicts,
     spearman,
 )
-from runstore.records import CellRecord
-
-PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}
 
 
 def cell(model: str, runtime: str = "pytorch", b: int = 1, d: float = 1.0, median: float = 0.01,
          rel_ci: float = 0.02, status: str = "ok", **fields) -> dict:
-    base = dict(run_id="r", timestamp="t", host="h", device="cpu", device_name="test cpu",
-                model=model, runtime=runtime, provider=PROVIDERS[runtime], variant="fp32",
-                weights="random", batch_size=b, duration_s=d, threads=2, status=status)
-    if status == "ok":
-        base.update(latency_median_s=median, latency_ci95_low_s=median * (1 - rel_ci),
-                    latency_ci95_high_s=median * (1 + rel_ci), latency_iqr_s=median * 0.04)
-    base.update(fields)
-    return CellRecord(**base).to_dict()
+    ok = {**latency(median, rel_ci), "latency_iqr_s": median * 0.04} if status == "ok" else {}
+    return record(model, runtime, b, d, status, {**ok, **fields})
 
 
 def test_ranks_average_ties() -> None:
