@@ -38,6 +38,16 @@ from runners.suite import run_suite  # noqa: E402
 from runstore.folder import read_cells  # noqa: E402
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def load_average() -> list[float]:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -102,9 +112,9 @@ def report(args, runs: list[dict]) -> str:
         "default timing policy (≥ 10 samples and ≥ 1 s per cell and runtime, CI target 5%), the real models "
         "with random weights, runs alternating interleaved / grouped.",
         "",
-        f"Machine: {os.cpu_count()} vCPUs ({platform.machine()}), **shared with concurrent work by other "
-        "engineers during the whole benchmark** (a realistic drifting machine). Load average (1/5/15 min) at the "
-        f"start: {runs[0]['load_start']}, at the end: {runs[-1]['load_end']}; per run below.",
+        f"Machine: {cpu_model()}, {os.cpu_count()} vCPUs ({platform.machine()}). Load average (1/5/15 min) at the "
+        f"start: {runs[0]['load_start']}, at the end: {runs[-1]['load_end']}; per run below (a load well above "
+        "the 2 threads the runs use means other work shared the machine).",
         "",
         "## Spread of the per-cell speed-up (PyTorch / ONNX Runtime median) across repeats",
         "",
@@ -151,6 +161,15 @@ def report(args, runs: list[dict]) -> str:
         idle = f"{r['idle_side_cpu_s']:.2f}" if r["order"] == "interleaved" else ""
         lines.append(f"| {i} | {r['order']} | {'yes' if r['settle'] else 'no'} | {r['load_start']} | "
                      f"{r['load_end']} | {r['wall_s']:.0f} | {r['drift_cells']} of {r['cells']} | {canary} | {idle} |")
+    lines.append("")
+    for order, settle in (("interleaved", True), ("grouped", True), ("interleaved", False)):
+        mine = [r for r in runs if r["order"] == order and r["settle"] == settle]
+        if mine:
+            flagged, total = sum(r["drift_cells"] for r in mine), sum(r["cells"] for r in mine)
+            idle = (f"; idle side's CPU while the other measured: {statistics.median(r['idle_side_cpu_s'] for r in mine):.2f} s "
+                    "per run (median)" if order == "interleaved" else "")
+            lines.append(f"- {order}{'' if settle else ' without the settle wait'}: {flagged} of {total} cells "
+                         f"flagged drift over {len(mine)} run(s){idle}")
     nosettle = [r for r in runs if not r["settle"]]
     if nosettle:
         lines += ["", "## Without the settle wait", "",

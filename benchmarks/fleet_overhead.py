@@ -9,7 +9,7 @@
 
 The "board" is a folder behind a real sshd on 127.0.0.1 (fleet/loopback.py) with a Raspberry Pi
 sysfs tree; laptop and board are the same machine, shared with other work: the load average is
-printed at start and end.  Usage: .venv/bin/python benchmarks/fleet_overhead.py [--rounds 2]
+printed at start and end.  Usage: .venv/bin/python benchmarks/fleet_overhead.py [--rounds 4]
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def proc_cpu(pid: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--polls", type=int, default=200)
     ap.add_argument("--poll-s", type=float, default=5.0)
     ap.add_argument("--out", default=str(ROOT / "docs/benchmarks/fleet-overhead.md"))
@@ -127,29 +127,36 @@ def main() -> int:
         stamp_env = {**base_env, **board_env, "VENV": str(venv)}
         subprocess.run(["./scripts/setup_env.sh"], cwd=repo, env=stamp_env, check=True, capture_output=True)
         for rnd in range(1, args.rounds + 1):
-            # directly on the board
-            results = tmp / f"direct-{rnd}" / "results"
-            env = {**base_env, **board_env, **SETTINGS}
-            t0 = time.monotonic()
-            subprocess.run([str(venv / "bin/python"), "-m", "runners", "--device", "rpi", "--results", str(results),
-                            "--no-progress"], cwd=repo, env=env, check=True, capture_output=True)
-            walls["direct"].append(time.monotonic() - t0)
-            direct = cells(only_run(results))
+            def direct_run() -> dict:
+                results = tmp / f"direct-{rnd}" / "results"
+                env = {**base_env, **board_env, **SETTINGS}
+                t0 = time.monotonic()
+                subprocess.run([str(venv / "bin/python"), "-m", "runners", "--device", "rpi", "--results",
+                                str(results), "--no-progress"], cwd=repo, env=env, check=True, capture_output=True)
+                walls["direct"].append(time.monotonic() - t0)
+                return cells(only_run(results))
+
+            def fleet_run() -> dict:
+                toml = tmp / f"fleet-{rnd}.toml"
+                toml.write_text("[settings]\n" + "".join(f'{k} = "{v}"\n' for k, v in SETTINGS.items())
+                                + f'\n[[board]]\nhost = "pi-board"\nprofile = "rpi"\ndir = "{tmp / f"board-{rnd}"}"\n'
+                                f'venv = "{venv}"\n[board.env]\n' + "".join(f'{k} = "{v}"\n' for k, v in board_env.items()))
+                laptop_results = tmp / f"laptop-{rnd}"
+                env = {**base_env, "SSH_CONFIG": str(server.client_config), "RESULTS_DIR": str(laptop_results),
+                       "POLL": f"{args.poll_s:g}", "PYTHONPATH": str(repo)}
+                cpu0, t0 = children_cpu(), time.monotonic()
+                subprocess.run([sys.executable, "-m", "fleet", "--fleet", str(toml), "--no-compare"], cwd=repo,
+                               env=env, check=True, capture_output=True)
+                walls["fleet"].append(time.monotonic() - t0)
+                fleet_cpu.append(children_cpu() - cpu0)
+                return cells(only_run(laptop_results))
+
+            # odd rounds direct first, even rounds fleet first: a slow trend of the machine hits both ways
+            if rnd % 2:
+                direct, fleet = direct_run(), fleet_run()
+            else:
+                fleet, direct = fleet_run(), direct_run()
             rounds["direct"].append(direct)
-            # through make fleet
-            toml = tmp / f"fleet-{rnd}.toml"
-            toml.write_text("[settings]\n" + "".join(f'{k} = "{v}"\n' for k, v in SETTINGS.items())
-                            + f'\n[[board]]\nhost = "pi-board"\nprofile = "rpi"\ndir = "{tmp / f"board-{rnd}"}"\n'
-                            f'venv = "{venv}"\n[board.env]\n' + "".join(f'{k} = "{v}"\n' for k, v in board_env.items()))
-            laptop_results = tmp / f"laptop-{rnd}"
-            env = {**base_env, "SSH_CONFIG": str(server.client_config), "RESULTS_DIR": str(laptop_results),
-                   "POLL": f"{args.poll_s:g}", "PYTHONPATH": str(repo)}
-            cpu0, t0 = children_cpu(), time.monotonic()
-            subprocess.run([sys.executable, "-m", "fleet", "--fleet", str(toml), "--no-compare"], cwd=repo, env=env,
-                           check=True, capture_output=True)
-            walls["fleet"].append(time.monotonic() - t0)
-            fleet_cpu.append(children_cpu() - cpu0)
-            fleet = cells(only_run(laptop_results))
             rounds["fleet"].append(fleet)
             for key in sorted(direct):
                 lo, hi = bootstrap_ratio_ci(fleet[key], direct[key])
@@ -195,16 +202,24 @@ def example(tmp: Path, repo: Path, server, venv: Path, board_env: dict, base_env
 
 
 def yardstick(rounds: dict[str, list[dict]]) -> list[tuple]:
-    """The same comparison between two runs of the SAME way (direct r1 vs r2, fleet r1 vs r2): how
-    far apart two runs are on this machine anyway."""
+    """The same comparison between two consecutive runs made the SAME way (direct round k+1 vs
+    round k, fleet likewise): how far apart two runs are on this machine anyway."""
     out = []
     for way, runs in rounds.items():
-        if len(runs) >= 2:
-            a, b = runs[0], runs[1]
+        for k in range(1, len(runs)):
+            a, b = runs[k - 1], runs[k]
             for key in sorted(a):
                 lo, hi = bootstrap_ratio_ci(b[key], a[key])
-                out.append((way, key, statistics.median(b[key]) / statistics.median(a[key]), lo, hi))
+                out.append((way, k, key, statistics.median(b[key]) / statistics.median(a[key]), lo, hi))
     return out
+
+
+def geomean_by(rows: list[tuple], group, value) -> dict:
+    """Geometric mean of ``value(row)`` per ``group(row)``."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(group(row), []).append(value(row))
+    return {k: statistics.geometric_mean(v) for k, v in groups.items()}
 
 
 def poll_parts(server: loopback.LoopbackServer, board, polls: int) -> tuple[float, float]:
@@ -267,14 +282,15 @@ def write(out: Path, rows, walls, fleet_cpu, per_poll_laptop, per_poll_board, ar
         "# `make fleet` overhead: the board and the laptop",
         "",
         f"Written by `benchmarks/fleet_overhead.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
-        f"Machine: {os.cpu_count()}-vCPU VM, **shared with other concurrent work** (load average "
+        f"Machine: {os.cpu_count()}-vCPU VM (load average "
         f"{load_start} at start, {load_end} at end). The \"board\" is a folder behind a real `sshd` on "
         f"127.0.0.1 with a Raspberry Pi sysfs tree (`fleet/loopback.py`); laptop and board are the same "
         f"machine, so these numbers show the method, not a Pi's absolute cost.",
         "",
         f"Cells: {', '.join(f'{k}={v}' for k, v in SETTINGS.items())}; profile rpi; default measurement "
-        f"policy. Each round measures them directly on the board (`python -m runners`) and then through "
-        f"`make fleet` (POLL={args.poll_s:g} s), each into a fresh run.",
+        f"policy. Each round measures them directly on the board (`python -m runners`) and through "
+        f"`make fleet` (POLL={args.poll_s:g} s), each into a fresh run; odd rounds direct first, even rounds "
+        f"the fleet first.",
         "",
         "## The board: latency medians, direct vs through `make fleet`",
         "",
@@ -289,6 +305,10 @@ def write(out: Path, rows, walls, fleet_cpu, per_poll_laptop, per_poll_board, ar
                      f"[{lo:.3f}, {hi:.3f}]{'' if ok else ' *'} |")
     ratios = [r[4] for r in rows]
     geo = statistics.geometric_mean(ratios) if ratios else float("nan")
+    per_round = geomean_by(rows, lambda r: r[0], lambda r: r[4])
+    same_per_pair: dict[str, list[float]] = {}
+    for (way, _), g in geomean_by(same_way, lambda r: (r[0], r[1]), lambda r: r[3]).items():
+        same_per_pair.setdefault(way, []).append(g)
     lines += [
         "",
         f"{inside} of {len(rows)} cells have 1.0 inside the ratio's 95% CI (`*`: outside); geometric mean "
@@ -296,17 +316,24 @@ def write(out: Path, rows, walls, fleet_cpu, per_poll_laptop, per_poll_board, ar
         f"through the fleet {', '.join(f'{w:.0f}' for w in walls['fleet'])} s (the fleet's includes shipping "
         f"the commit, the poll interval at the end and copying the results home).",
         "",
-        "The yardstick — the same ratio between two runs made the SAME way (round 2 / round 1), on this machine:",
+        "The yardstick — the same ratio between two consecutive runs made the SAME way, on this machine:",
         "",
-        "| way | model | runtime | audio s | round 2 / round 1 | 95% CI |",
-        "|---|---|---|---|---|---|",
-        *[f"| {way} | {m} | {rt} | {d:g} | {ratio:.3f} | [{lo:.3f}, {hi:.3f}]{'' if lo <= 1 <= hi else ' *'} |"
-          for way, (m, rt, d), ratio, lo, hi in same_way],
+        "| way | rounds | model | runtime | audio s | later / earlier | 95% CI |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {way} | {k + 1} / {k} | {m} | {rt} | {d:g} | {ratio:.3f} | [{lo:.3f}, {hi:.3f}]"
+          f"{'' if lo <= 1 <= hi else ' *'} |" for way, k, (m, rt, d), ratio, lo, hi in same_way],
         "",
-        f"Run-to-run spread of the same way: ratios {min((r[2] for r in same_way), default=float('nan')):.2f}–"
-        f"{max((r[2] for r in same_way), default=float('nan')):.2f}; fleet vs direct: "
-        f"{min(ratios, default=float('nan')):.2f}–{max(ratios, default=float('nan')):.2f}. When the second range is "
-        f"no wider than the first, the remote driving is lost in this machine's own noise.",
+        "Over all cells of a round (geometric mean of the cells' ratios):",
+        "",
+        f"- fleet / direct, per round: {', '.join(f'{g:.3f}' for g in per_round.values())}",
+        *[f"- {way} / {way}, consecutive rounds: {', '.join(f'{g:.3f}' for g in vals)}"
+          for way, vals in same_per_pair.items()],
+        "",
+        f"Run-to-run spread of the same way: cell ratios {min((r[3] for r in same_way), default=float('nan')):.2f}–"
+        f"{max((r[3] for r in same_way), default=float('nan')):.2f}; fleet vs direct: "
+        f"{min(ratios, default=float('nan')):.2f}–{max(ratios, default=float('nan')):.2f}. When the second is no "
+        f"wider than the first and the fleet/direct round means sit among the same-way ones, the remote "
+        f"driving is lost in this machine's own run-to-run noise.",
         "",
         "## The laptop: following a board",
         "",

@@ -5,9 +5,10 @@ A Raspberry Pi 4 has 2-8 GB.  This runs the suite with a profile's default model
 ``VmHWM`` (the kernel's exact peak resident set) and ``VmRSS`` of the parent and of each worker
 from /proc.  Workers reset their own ``VmHWM`` before each cell (runners/memory.py), so the
 watcher keeps the largest value it saw; a peak that rose and was reset within 50 ms could be
-missed (cells run >= REPS forward passes, so in practice each cell's peak is seen).  Workers run
-one after another; the k-th worker is matched to the k-th (model, runtime, provider, variant)
-group in cells.jsonl.
+missed (cells run >= REPS forward passes, so in practice each cell's peak is seen).  A worker is
+known by its log file (its stderr, named after its runtime configuration).  In interleaved order
+(the default) both runtimes' workers of a model are alive at once, so the script also keeps, per
+model, the largest sum of its live workers and the parent at one moment: what a board must hold.
 
     .venv/bin/python benchmarks/profile_memory.py [--device rpi] [--reps 3] [--models a,b] [--out docs/benchmarks/rpi-memory.md]
 """
@@ -21,12 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 POLL_S = 0.05
-GROUP_FIELDS = ("model", "runtime", "provider", "variant", "threads")
 
 
 @dataclass
@@ -39,7 +39,16 @@ class Watched:
     last_seen: float = 0.0
     peak_bytes: int = 0               # largest VmHWM read
     parent_rss_bytes: int = 0         # for a worker: the parent's largest VmRSS while it ran
-    group: dict[str, str] = field(default_factory=dict)
+    name: str = ""                    # a worker's runtime configuration (its log file's name)
+
+
+def worker_name(pid: int) -> str:
+    """``model-runtime-provider-variant-tN`` of a worker: the scheduler sends each worker's stderr to
+    ``logs/<that>.log`` (runners/job.py ``WorkerJob.name``)."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/fd/2")).stem
+    except OSError:
+        return ""
 
 
 def status_kb(pid: int) -> dict[str, int]:
@@ -68,43 +77,60 @@ def is_worker(pid: int) -> bool:
         return False
 
 
-def watch(argv: list[str], env: dict[str, str]) -> tuple[int, list[Watched], float]:
-    """Run ``argv`` and watch it and its workers until it ends: (exit code, processes, seconds)."""
+def split_name(name: str) -> tuple[str, str]:
+    """(model, runtime) of a worker's name; model names may hold dashes (``wav2vec2-base``)."""
+    for runtime in ("pytorch", "onnxruntime"):
+        if f"-{runtime}-" in name:
+            return name[:name.index(f"-{runtime}-")], runtime
+    return "?", "?"
+
+
+def watch(argv: list[str], env: dict[str, str]) -> tuple[int, list[Watched], float, dict[str, int], int]:
+    """Run ``argv`` and watch it and its workers until it ends: (exit code, processes, seconds,
+    the largest resident set of each model's live workers plus the parent at one moment, the
+    largest resident set of the whole process tree at one moment)."""
     start = time.monotonic()
     proc = subprocess.Popen(argv, cwd=REPO, env=env)
     seen: dict[int, Watched] = {proc.pid: Watched(proc.pid, "parent", 0.0)}
+    at_once: dict[str, int] = {}
+    tree_peak = 0
     while proc.poll() is None:
         now = time.monotonic() - start
         parent_rss = status_kb(proc.pid).get("VmRSS", 0) * 1024
-        for pid in [proc.pid] + [c for c in children(proc.pid) if is_worker(c)]:
+        by_model: dict[str, int] = {}
+        total = parent_rss
+        for pid in [c for c in children(proc.pid) if is_worker(c)]:
             kb = status_kb(pid)
             if not kb:
                 continue
-            w = seen.setdefault(pid, Watched(pid, "worker", now))
+            w = seen.get(pid) or seen.setdefault(pid, Watched(pid, "worker", now, name=worker_name(pid)))
             w.last_seen = now
             w.peak_bytes = max(w.peak_bytes, kb.get("VmHWM", 0) * 1024, kb.get("VmRSS", 0) * 1024)
-            if w.role == "worker":
-                w.parent_rss_bytes = max(w.parent_rss_bytes, parent_rss)
+            w.parent_rss_bytes = max(w.parent_rss_bytes, parent_rss)
+            rss = kb.get("VmRSS", 0) * 1024
+            model = split_name(w.name)[0]
+            by_model[model] = by_model.get(model, 0) + rss
+            total += rss
+        parent = seen[proc.pid]
+        parent.peak_bytes = max(parent.peak_bytes, status_kb(proc.pid).get("VmHWM", 0) * 1024)
+        for model, rss in by_model.items():
+            at_once[model] = max(at_once.get(model, 0), rss + parent_rss)
+        tree_peak = max(tree_peak, total)
         time.sleep(POLL_S)
-    return proc.returncode, sorted(seen.values(), key=lambda w: w.first_seen), time.monotonic() - start
+    return proc.returncode, sorted(seen.values(), key=lambda w: w.first_seen), time.monotonic() - start, at_once, tree_peak
 
 
-def groups_in_order(run_dir: Path) -> list[tuple[dict[str, str], dict[str, int]]]:
-    """(group, status counts) for each worker group, in the order cells.jsonl has them."""
-    order: list[tuple[dict[str, str], dict[str, int]]] = []
-    index: dict[tuple, int] = {}
+def cell_counts(run_dir: Path) -> dict[tuple[str, str], dict[str, int]]:
+    """Status counts per (model, runtime) from cells.jsonl."""
+    out: dict[tuple[str, str], dict[str, int]] = {}
     for line in (run_dir / "cells.jsonl").read_text().splitlines():
         try:
             cell = json.loads(line)
         except ValueError:
             continue
-        key = tuple(str(cell.get(f)) for f in GROUP_FIELDS)
-        if key not in index:
-            index[key] = len(order)
-            order.append((dict(zip(GROUP_FIELDS, key)), {}))
-        counts = order[index[key]][1]
+        counts = out.setdefault((str(cell.get("model")), str(cell.get("runtime"))), {})
         counts[cell.get("status", "?")] = counts.get(cell.get("status", "?"), 0) + 1
-    return order
+    return out
 
 
 def gb(n: int) -> str:
@@ -129,13 +155,13 @@ def main() -> int:
         if args.tiny:
             argv += ["--tiny"]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        rc, procs, seconds = watch(argv, env)
+        rc, procs, seconds, at_once, tree_peak = watch(argv, env)
         runs = sorted(Path(tmp).glob("*/*/cells.jsonl"))
         if not runs:
             print(f"profile_memory: the run wrote no cells (exit {rc})", file=sys.stderr)
             return 1
         run_dir = runs[-1].parent
-        groups = groups_in_order(run_dir)
+        counts = cell_counts(run_dir)
         run_json = json.loads((run_dir / "run.json").read_text())
     load_end = os.getloadavg()
     workers = [w for w in procs if w.role == "worker"]
@@ -146,22 +172,27 @@ def main() -> int:
         "",
         f"`benchmarks/profile_memory.py --device {args.device} --reps {args.reps}`: exit {rc}, {seconds:.0f} s; "
         f"models {','.join(settings.get('models', []))}; batch sizes {settings.get('batch_sizes')}; "
-        f"durations {settings.get('durations')} s; threads {settings.get('threads')}; random weights.",
-        f"Machine: {run_json.get('environment', {}).get('cpu', {}).get('model', '?')}, shared with concurrent "
-        f"work (load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end); Python {sys.version.split()[0]}.",
-        "Peak = the largest VmHWM (peak resident set) the watcher read, sampled every 50 ms; the last column adds "
-        "the parent's largest resident set while that worker ran (what the board must hold at once).",
+        f"durations {settings.get('durations')} s; threads {settings.get('threads')}; order "
+        f"{settings.get('order', '?')}; random weights.",
+        f"Machine: {run_json.get('environment', {}).get('cpu', {}).get('model', '?')} (load average "
+        f"{load_start[0]:.1f} at start, {load_end[0]:.1f} at end); Python {sys.version.split()[0]}.",
+        "Sampled every 50 ms from /proc. A worker's peak is the largest VmHWM (peak resident set) read; "
+        "*at once* is the largest sum of the resident sets of a model's live workers (both runtimes in "
+        "interleaved order) and the parent at one moment: what the board must hold for that model "
+        "(`memory_need_gib` in the profile).",
         "",
-        "| process | model | runtime | cells | peak RSS (GiB) | with the parent meanwhile (GiB) |",
-        "|---|---|---|---|---:|---:|",
-        f"| parent (`python -m runners`, export included) | all | — | — | {gb(parent.peak_bytes)} | — |",
+        f"Parent (`python -m runners`, export included): peak **{gb(parent.peak_bytes)} GiB**. "
+        f"Whole process tree at one moment: **{gb(tree_peak)} GiB**.",
+        "",
+        "| model | runtime | cells | worker peak (GiB) | parent meanwhile (GiB) |",
+        "|---|---|---|---:|---:|",
     ]
-    if len(workers) != len(groups):
-        lines.append(f"| (workers {len(workers)} ≠ groups {len(groups)}: a group was restarted; rows matched by order) | | | | | |")
-    for w, (group, counts) in zip(workers, groups):
-        cells = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        lines.append(f"| worker | {group['model']} | {group['runtime']} | {cells} | {gb(w.peak_bytes)} | "
-                     f"{gb(w.peak_bytes + w.parent_rss_bytes)} |")
+    for w in workers:
+        model, runtime = split_name(w.name)
+        cells = ", ".join(f"{n} {s}" for s, n in sorted(counts.get((model, runtime), {}).items()))
+        lines.append(f"| {model} | {runtime} | {cells} | {gb(w.peak_bytes)} | {gb(w.parent_rss_bytes)} |")
+    lines += ["", "| model | at once (GiB) |", "|---|---:|",
+              *[f"| {model} | {gb(need)} |" for model, need in at_once.items()], ""]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -110,7 +110,14 @@ def time_round(call: Callable[[], object], calls: int, min_samples: int, min_tim
                sync: Callable[[], None] = _noop,
                clock: Callable[[], int] = time.perf_counter_ns) -> list[float]:
     """One round of an interleaved comparison: at least ``min_samples`` samples and
-    ``min_time_s`` measured seconds, then the other runtime takes its turn."""
+    ``min_time_s`` measured seconds, then the other runtime takes its turn.
+
+    The round starts with one untimed call: the other runtime ran in between and evicted this
+    one's weights and activations from the caches, and this runtime's thread pool went to sleep.
+    The cell's warm-up was done once, before its first round; without this call every round would
+    pay a cold start again that a steady stream of calls does not (warm-up is excluded)."""
+    call()
+    sync()
     samples: list[float] = []
     measured = 0.0
     while len(samples) < min_samples or measured < min_time_s:

@@ -12,6 +12,8 @@ reports ``None``.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 from pathlib import Path
 
 
@@ -57,3 +59,17 @@ class PeakRSSTracker:
         if kb is None:
             return None
         return max(0, kb * 1024 - self.baseline_bytes)
+
+
+def return_freed_memory() -> None:
+    """Collect garbage and hand the heap memory that Python and the libraries freed back to the
+    system.  glibc keeps freed blocks in its arenas: after exporting the lab suite the parent
+    process still held ~1.4 GiB it no longer used for the whole run, most of a small board's
+    memory while two workers measure.  ``malloc_trim`` exists only in glibc; elsewhere this is a
+    garbage collection."""
+    gc.collect()
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # musl, macOS: nothing to trim
+        return
+    trim(0)

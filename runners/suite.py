@@ -23,6 +23,7 @@ from models.registry import get_spec
 from runners.canary import DRIFT_THRESHOLD
 from runners.gemm_peak import gemm_peak_entry
 from runners.job import CellShape, WorkerJob
+from runners.memory import return_freed_memory
 from runners.profiles import board_mismatch
 from runners.schedule import Comparison, Side, comparisons, failed_record, remeasure_hint, remeasure_keys
 from runners.settings import Settings
@@ -166,6 +167,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
     gemm_rates: dict[str, float] = {}
     try:
         manifest = export_models(settings, log) if todo else {}
+        return_freed_memory()  # the exported models are gone: give their memory back before the workers start
     except KeyboardInterrupt:
         log("interrupted during export: nothing was measured; run the same command again to resume")
         folder.update_run(status="interrupted", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -201,6 +203,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
                 if peak:
                     gemm_rates[f"{group['runtime']}|{group['threads']}"] = peak
                 job.reference_path, job.reference_error = reference(job, folder, references)
+                return_freed_memory()  # the reference model is gone too
                 if group["runtime"] == "onnxruntime" and "error" in entry:
                     for shape in job.cells:
                         on_record(failed_record(job, shape.to_dict(), "error", f"ONNX export failed: {entry['error']}"))

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from runners.harness import TimingPolicy, time_callable
+from runners.harness import TimingPolicy, time_callable, time_round
 from runners.stats import median_ci, median_ci_ranks, relative_ci_width, summarize
 
 
@@ -83,6 +83,16 @@ def test_first_call_and_warmup_are_not_in_the_samples():
     assert t.warmup_calls == 2
     assert t.samples_s == pytest.approx([0.1] * 10)
     assert t.calls_per_sample == 1
+
+
+def test_an_interleaved_round_starts_with_an_untimed_call():
+    # the other runtime ran in between: this round's first call is cold (caches, sleeping pool)
+    dev = FakeDevice([0.3, 0.1, 0.1, 0.1, 0.1])
+    samples = time_round(dev.call, 1, min_samples=3, min_time_s=0.0, clock=dev.clock)
+    assert samples == pytest.approx([0.1] * 3) and dev.calls == 4
+    dev = FakeDevice([0.3] + [0.01] * 100)
+    samples = time_round(dev.call, 5, min_samples=2, min_time_s=0.0, clock=dev.clock)
+    assert samples == pytest.approx([0.01] * 2) and dev.calls == 11  # one untimed call, two blocks of 5
 
 
 def test_minimum_reps_and_minimum_time_both_hold():
