@@ -32,7 +32,7 @@ from runners.audio import synthetic_batch
 from runners.canary import make_canary, read_canary
 from runners.fake_timing import FakeTiming
 from runners.gemm_peak import achieved_flops_per_s, utilization
-from runners.harness import TimingPolicy, WarmUp, time_round, warm_up
+from runners.harness import REWARM_BELOW_S, TimingPolicy, WarmUp, time_round, warm_up
 from runners.job import WorkerJob
 from runners.memory import PeakRSSTracker
 from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, Runtime, UnsupportedError
@@ -179,8 +179,10 @@ class CellMeasurement:
     def round(self, min_samples: int, min_time_s: float, tick: int) -> list[float]:
         assert self.call is not None and self.warm is not None
         try:
+            # the first round follows the warm-up; long calls barely notice cold caches
+            rewarm = bool(self.samples) and float(np.median(self.samples)) < REWARM_BELOW_S
             got = time_round(self.call, self.warm.calls_per_sample, min_samples, min_time_s,
-                             self.runtime.sync, self.clock)
+                             self.runtime.sync, self.clock, rewarm=rewarm)
         except MemoryError as exc:
             self.rec.status, self.rec.error = "oom", f"out of memory: {exc}"
             raise CellEnded(self.rec) from None
