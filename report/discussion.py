@@ -31,6 +31,7 @@ from report.cells import (
     is_ok,
     model_sizes,
     pair_cells,
+    paired_ci,
     speedup,
 )
 from report.series import SeriesKey, reference_point, series_key, series_labels
@@ -252,7 +253,8 @@ class RuntimeVerdicts:
 
 
 def runtime_verdicts(cells: Iterable[Mapping[str, Any]]) -> RuntimeVerdicts:
-    """Every cell measured ok under both runtimes, classified by non-overlap of the 95% CIs."""
+    """Every cell measured ok under both runtimes, classified by ``report.cells.compare_medians``
+    (the paired speed-up's CI where the rounds were interleaved, else non-overlap of the 95% CIs)."""
     out = RuntimeVerdicts()
     buckets = {"faster": out.faster, "slower": out.slower, "same": out.same, "no-ci": out.no_ci}
     for row in pair_cells(cells):
@@ -294,8 +296,13 @@ def runtime_paragraph(verdicts: RuntimeVerdicts) -> list[str]:
     if n == 0:
         return ["No cell was measured ok under both PyTorch and ONNX Runtime, so the runtimes "
                 "cannot be compared in this run."]
+    paired = sum(1 for _, row in verdicts.speedups if paired_ci(row.ort) is not None)
+    test = ("the 95% CI of the speed-up from paired rounds excludes 1" if paired == n else
+            "non-overlapping 95% CIs of the median" if paired == 0 else
+            f"for {paired} cells the 95% CI of the speed-up from paired rounds excludes 1, for the "
+            f"other {n - paired} the two medians' 95% CIs do not overlap")
     lines = [f"Of {n} cells measured ok under both runtimes, ONNX Runtime was significantly faster "
-             f"(non-overlapping 95% CIs of the median) in {len(verdicts.faster)}, significantly "
+             f"({test}) in {len(verdicts.faster)}, significantly "
              f"slower in {len(verdicts.slower)} and indistinguishable in {len(verdicts.same)}"
              + (f"; {len(verdicts.no_ci)} had no CI to test" if verdicts.no_ci else "") + "."]
     values = [(s, r) for s, r in verdicts.speedups if s is not None]

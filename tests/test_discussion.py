@@ -113,6 +113,14 @@ def test_runtime_verdicts_count_and_locate() -> None:
             "(non-overlapping 95% CIs of the median) in 1, significantly slower in 1 and "
             "indistinguishable in 1.") in text
     assert "ONNX Runtime won significantly in 1 of 3 cells, not everywhere." in text
+    # interleaved runs carry the paired speed-up's CI: the verdict and the sentence use it
+    paired = [cell("a", "pytorch", median=0.010),
+              cell("a", "onnxruntime", median=0.0099, speedup_paired=1.2, speedup_ci95_low=1.1, speedup_ci95_high=1.3)]
+    assert ("Of 1 cells measured ok under both runtimes, ONNX Runtime was significantly faster (the 95% CI "
+            "of the speed-up from paired rounds excludes 1) in 1,") in discussion(paired)
+    mixed = discussion(paired + [cell("b", "pytorch", median=0.010), cell("b", "onnxruntime", median=0.005)])
+    assert ("(for 1 cells the 95% CI of the speed-up from paired rounds excludes 1, for the other 1 the two "
+            "medians' 95% CIs do not overlap) in 2,") in mixed
     assert "Faster under ONNX Runtime: a (batch 1, 1 s)." in text
     assert "Slower under ONNX Runtime: b (batch 1, 1 s)." in text
     assert "ranged from 0.50× (b, batch 1, 1 s) to 2.00× (a, batch 1, 1 s)" in text
