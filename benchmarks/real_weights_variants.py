@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+from bench_output import write_outputs  # noqa: E402  (benchmarks/ is the script's folder)
 
 from evaluation.data import discover, load_dataset  # noqa: E402
 from evaluation.embed import embed  # noqa: E402
@@ -123,11 +124,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(data, args.threads, Path(tmp))
     text = render(result, args.threads, (load0, os.getloadavg()[0]), started, data)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-        Path(args.out).with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    write_outputs(args.out, text, result)
     return 0
 
 

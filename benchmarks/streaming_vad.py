@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+from bench_output import write_outputs  # noqa: E402  (benchmarks/ is the script's folder)
 
 from runners.harness import TimingPolicy  # noqa: E402
 from runners.streaming import (  # noqa: E402
@@ -153,11 +154,7 @@ def main() -> int:
     load0 = os.getloadavg()[0]
     result = measure(utterance(data, args.clips), args.threads, args.passes)
     text = render(result, args.threads, (load0, os.getloadavg()[0]), started, files, args.clips)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-        Path(args.out).with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    write_outputs(args.out, text, result)
     return 0
 
 

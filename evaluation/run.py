@@ -42,8 +42,8 @@ from runners.audio import synthetic_batch
 from runners.harness import TimingPolicy, time_callable
 from runners.profiles import available_cores
 from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, Runtime
-from runstore.folder import CELLS_FILE, read_cells
-from runstore.records import RUNTIMES
+from runstore.folder import CELLS_FILE, read_records
+from runstore.records import RUNTIMES, CellRecord
 
 ENERGY_FIELDS = ("energy_j", "energy_gross_j", "energy_per_audio_s_j", "power_w_mean", "idle_power_w",
                  "energy_source", "energy_domain", "energy_window_s", "energy_reason")
@@ -148,38 +148,36 @@ def measure_energy(meter: Any, runtime: Any, spec: Any, waves: list[np.ndarray],
     return {k: fields.get(k) for k in ENERGY_FIELDS}
 
 
-def read_bench_cells(run_dir: Path) -> list[dict[str, Any]]:
+def read_bench_cells(run_dir: Path) -> list[CellRecord]:
     """The ok cells of a benchmark run folder, through the run store's one reader (latest
     record of a cell wins; a damaged line is skipped as everywhere else)."""
     if not (Path(run_dir) / CELLS_FILE).exists():
         raise DataError(f"--bench-run {run_dir}: no cells.jsonl there (expected results/<device>/<run_id>/)")
-    return [r for r in read_cells(run_dir) if r.get("status") == "ok"]
+    return [r for r in read_records(run_dir) if r.status == "ok"]
 
 
-def bench_fields(cells: list[dict[str, Any]], model: str, runtime: str, duration_s: float, *,
+def bench_fields(cells: list[CellRecord], model: str, runtime: str, duration_s: float, *,
                  provider: str, threads: int, variant: str = "fp32") -> dict[str, Any]:
     """The bench cell nearest to the data (batch 1, closest duration) measured like this
     evaluation: same model, runtime, provider, variant and threads.  An int8 or a 2-thread
     cell is another configuration; when none matches, ``bench_reason`` says what the run has."""
-    same_model = [c for c in cells if c.get("model") == model and c.get("runtime") == runtime]
-    mine = [c for c in same_model if c.get("provider") == provider and c.get("variant") == variant
-            and c.get("threads") == threads]
+    same_model = [c for c in cells if c.model == model and c.runtime == runtime]
+    mine = [c for c in same_model if c.provider == provider and c.variant == variant and c.threads == threads]
     if not mine:
         if not same_model:
             return {}
-        have = sorted({f"{c.get('variant')} {c.get('provider')} {c.get('threads')} threads" for c in same_model})
+        have = sorted({f"{c.variant} {c.provider} {c.threads} threads" for c in same_model})
         return {"bench_reason": f"no {variant} {provider} {threads}-thread cell of {model} {runtime} in the bench run "
                                 f"(it has: {', '.join(have)})"}
-    ones = [c for c in mine if c.get("batch_size") == 1] or mine
-    cell = min(ones, key=lambda c: (abs(float(c.get("duration_s") or 0) - duration_s), c.get("batch_size") or 0))
-    audio = float(cell.get("batch_size") or 1) * float(cell.get("duration_s") or 1)
-    out = {"bench_batch_size": cell.get("batch_size"), "bench_duration_s": cell.get("duration_s"),
-           "bench_latency_median_s": cell.get("latency_median_s"), "bench_rtf": cell.get("rtf"),
-           "bench_energy_per_audio_s_j": cell.get("energy_per_audio_s_j"),
-           "bench_weights": cell.get("weights"), "bench_threads": cell.get("threads"),
-           "bench_variant": cell.get("variant"), "bench_provider": cell.get("provider")}
-    if cell.get("macs"):
-        out["bench_macs_per_audio_s"] = float(cell["macs"]) / audio
+    ones = [c for c in mine if c.batch_size == 1] or mine
+    cell = min(ones, key=lambda c: (abs(c.duration_s - duration_s), c.batch_size))
+    out = {"bench_batch_size": cell.batch_size, "bench_duration_s": cell.duration_s,
+           "bench_latency_median_s": cell.latency_median_s, "bench_rtf": cell.rtf,
+           "bench_energy_per_audio_s_j": cell.energy_per_audio_s_j,
+           "bench_weights": cell.weights, "bench_threads": cell.threads,
+           "bench_variant": cell.variant, "bench_provider": cell.provider}
+    if cell.macs:
+        out["bench_macs_per_audio_s"] = cell.macs / (cell.batch_size * cell.duration_s)
     return out
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from tabulate import tabulate
@@ -31,6 +31,7 @@ from report.cells import (
     is_ok,
     model_sizes,
     pair_cells,
+    paired_ci,
     speedup,
 )
 from report.series import SeriesKey, reference_point, series_key, series_labels
@@ -90,6 +91,16 @@ def _by_series(cells: Iterable[Mapping[str, Any]]) -> dict[SeriesKey, list[Mappi
     for cell in cells:
         out.setdefault(series_key(cell), []).append(cell)
     return out
+
+
+def _series_at_reference(cells: Iterable[Mapping[str, Any]]
+                         ) -> Iterator[tuple[SeriesKey, list[Mapping[str, Any]], float, float]]:
+    """Each series (runtime configuration) with its reference point (batch, duration); series
+    without one are left out."""
+    for key, series in _by_series(cells).items():
+        point = reference_point(series)
+        if point is not None:
+            yield key, series, point[0], point[1]
 
 
 def _models_in_order(cells: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -157,11 +168,7 @@ def rank_correlations(cells: Sequence[Mapping[str, Any]],
     sizes = merged_sizes(cells, models)
     labels = series_labels(cells)
     out: list[Correlation] = []
-    for key, series in _by_series(cells).items():
-        point = reference_point(series)
-        if point is None:
-            continue
-        batch, duration = point
+    for key, series, batch, duration in _series_at_reference(cells):
         here = {str(c.get("model")): c for c in _at(series, batch, duration) if is_ok(c)}
         all_models = _models_in_order(series)
         for size_name in ("parameters", "MACs"):
@@ -246,7 +253,8 @@ class RuntimeVerdicts:
 
 
 def runtime_verdicts(cells: Iterable[Mapping[str, Any]]) -> RuntimeVerdicts:
-    """Every cell measured ok under both runtimes, classified by non-overlap of the 95% CIs."""
+    """Every cell measured ok under both runtimes, classified by ``report.cells.compare_medians``
+    (the paired speed-up's CI where the rounds were interleaved, else non-overlap of the 95% CIs)."""
     out = RuntimeVerdicts()
     buckets = {"faster": out.faster, "slower": out.slower, "same": out.same, "no-ci": out.no_ci}
     for row in pair_cells(cells):
@@ -288,8 +296,13 @@ def runtime_paragraph(verdicts: RuntimeVerdicts) -> list[str]:
     if n == 0:
         return ["No cell was measured ok under both PyTorch and ONNX Runtime, so the runtimes "
                 "cannot be compared in this run."]
+    paired = sum(1 for _, row in verdicts.speedups if paired_ci(row.ort) is not None)
+    test = ("the 95% CI of the speed-up from paired rounds excludes 1" if paired == n else
+            "non-overlapping 95% CIs of the median" if paired == 0 else
+            f"for {paired} cells the 95% CI of the speed-up from paired rounds excludes 1, for the "
+            f"other {n - paired} the two medians' 95% CIs do not overlap")
     lines = [f"Of {n} cells measured ok under both runtimes, ONNX Runtime was significantly faster "
-             f"(non-overlapping 95% CIs of the median) in {len(verdicts.faster)}, significantly "
+             f"({test}) in {len(verdicts.faster)}, significantly "
              f"slower in {len(verdicts.slower)} and indistinguishable in {len(verdicts.same)}"
              + (f"; {len(verdicts.no_ci)} had no CI to test" if verdicts.no_ci else "") + "."]
     values = [(s, r) for s, r in verdicts.speedups if s is not None]
@@ -347,11 +360,7 @@ def growth_slopes(cells: Sequence[Mapping[str, Any]], axis: str) -> list[Slope]:
         raise ValueError(f"axis must be 'duration_s' or 'batch_size', not {axis!r}")
     labels = series_labels(cells)
     out: list[Slope] = []
-    for key, series in _by_series(cells).items():
-        point = reference_point(series)
-        if point is None:
-            continue
-        batch, duration = point
+    for key, series, batch, duration in _series_at_reference(cells):
         other, fixed_value = ("batch_size", batch) if axis == "duration_s" else ("duration_s", duration)
         fixed = (f"batch {fixed_value:g}" if other == "batch_size" else f"{fixed_value:g} s")
         for model in _models_in_order(series):

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from runners.job import WorkerJob
+
 
 @dataclass
 class FakeTiming:
@@ -31,11 +33,11 @@ class FakeTiming:
     now_ns: int = 0
 
     @classmethod
-    def from_job(cls, job: dict[str, Any]) -> "FakeTiming | None":
-        spec = job.get("fake_timing")
+    def from_job(cls, job: WorkerJob) -> "FakeTiming | None":
+        spec = job.fake_timing
         if not spec:
             return None
-        return cls(call_s=float(spec["call_s"][job["runtime"]]), canary_s=float(spec["canary_s"]),
+        return cls(call_s=float(spec["call_s"][job.runtime]), canary_s=float(spec["canary_s"]),
                    slow_from_tick=spec.get("slow_from_tick"), slow_until_tick=spec.get("slow_until_tick"),
                    factor=float(spec.get("factor", 1.0)))
 

@@ -106,18 +106,25 @@ def time_block(call: Callable[[], object], calls: int, sync: Callable[[], None] 
     return (clock() - s) / 1e9
 
 
+REWARM_BELOW_S = 0.1  # calls shorter than this get an untimed call at the start of each round
+
+
 def time_round(call: Callable[[], object], calls: int, min_samples: int, min_time_s: float,
                sync: Callable[[], None] = _noop,
-               clock: Callable[[], int] = time.perf_counter_ns) -> list[float]:
+               clock: Callable[[], int] = time.perf_counter_ns, rewarm: bool = True) -> list[float]:
     """One round of an interleaved comparison: at least ``min_samples`` samples and
     ``min_time_s`` measured seconds, then the other runtime takes its turn.
 
-    The round starts with one untimed call: the other runtime ran in between and evicted this
-    one's weights and activations from the caches, and this runtime's thread pool went to sleep.
-    The cell's warm-up was done once, before its first round; without this call every round would
-    pay a cold start again that a steady stream of calls does not (warm-up is excluded)."""
-    call()
-    sync()
+    With ``rewarm`` the round starts with one untimed call: the other runtime ran in between and
+    evicted this one's weights and activations from the caches, and this runtime's thread pool went
+    to sleep.  The cell's warm-up was done once, before its first round; without this call every
+    round would pay a cold start again that a steady stream of calls does not (warm-up is
+    excluded).  The caller leaves it out for the first round (just warmed up) and for calls of
+    :data:`REWARM_BELOW_S` or more, where refilling the caches is a few milliseconds, under 2% of a
+    call, and the extra call would cost far more time than it corrects."""
+    if rewarm:
+        call()
+        sync()
     samples: list[float] = []
     measured = 0.0
     while len(samples) < min_samples or measured < min_time_s:

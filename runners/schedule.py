@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from runners.canary import canary_change, is_drift
+from runners.job import WorkerJob
 from runners.stats import median_ci, relative_ci_width
 from runners.supervisor import WorkerSupervisor
 from runners.worker import base_record
@@ -49,15 +50,11 @@ OnRecord = Callable[[Record], None]
 OnStart = Callable[[dict[str, Any]], None]
 
 
-def cell_of(cell: dict[str, Any]) -> dict[str, Any]:
-    return {"batch_size": cell["batch_size"], "duration_s": cell["duration_s"]}
-
-
 def shape_key(cell: dict[str, Any]) -> tuple:
     return (cell["batch_size"], float(cell["duration_s"]))
 
 
-def failed_record(job: dict[str, Any], cell: dict[str, Any], status: str, message: str) -> Record:
+def failed_record(job: WorkerJob, cell: dict[str, Any], status: str, message: str) -> Record:
     rec: CellRecord = base_record(job, cell)
     rec.status, rec.error = status, message
     return rec.to_dict()
@@ -124,20 +121,19 @@ class CellProgress:
 class Side:
     """One runtime configuration of a comparison: its job, its cells and its (restartable) worker."""
 
-    def __init__(self, job: dict[str, Any], log_dir: Path, cell_timeout_s: float,
+    def __init__(self, job: WorkerJob, log_dir: Path, cell_timeout_s: float,
                  on_record: OnRecord, on_start: OnStart) -> None:
         self.job, self.cell_timeout_s = job, cell_timeout_s
         self.load_timeout_s = max(cell_timeout_s, 600)
         self.on_record, self.on_start = on_record, on_start
-        name = f"{job['model']}-{job['runtime']}-{job['provider']}-{job['variant']}-t{job['threads']}"
-        self.log_path = log_dir / (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") + ".log")
+        self.log_path = log_dir / (re.sub(r"[^A-Za-z0-9._-]+", "_", job.name).strip("_") + ".log")
         self.sup: WorkerSupervisor | None = None
         self.unsupported: str | None = None
-        self.shapes = {shape_key(c) for c in job["cells"]}
+        self.shapes = {shape_key(c.to_dict()) for c in job.cells}
 
     @property
     def runtime(self) -> str:
-        return self.job["runtime"]
+        return self.job.runtime
 
     @property
     def pid(self) -> int | None:
@@ -221,7 +217,7 @@ class Comparison:
     def shapes(self, sides: list[Side]) -> list[dict[str, Any]]:
         """Every shape any of ``sides`` measures, smallest input first (allocator arenas then never
         hold more than the cell needs)."""
-        cells = {shape_key(c): cell_of(c) for s in sides for c in s.job["cells"]}
+        cells = {shape_key(c.to_dict()): c.to_dict() for s in sides for c in s.job.cells}
         return sorted(cells.values(), key=lambda c: (c["batch_size"] * c["duration_s"], c["duration_s"]))
 
     def run(self) -> None:

@@ -22,6 +22,7 @@ from host.environment import collect_environment, throttle_snapshot, wavebench_v
 from models.registry import get_spec
 from runners.canary import DRIFT_THRESHOLD
 from runners.gemm_peak import gemm_peak_entry
+from runners.job import CellShape, WorkerJob
 from runners.memory import return_freed_memory
 from runners.profiles import board_mismatch
 from runners.schedule import Comparison, Side, comparisons, failed_record, remeasure_hint, remeasure_keys
@@ -95,21 +96,21 @@ def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, d
 
 
 def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
-             group: dict[str, Any], cells: list[dict[str, Any]], manifest: dict[str, Any]) -> dict[str, Any]:
+             group: dict[str, Any], cells: list[dict[str, Any]], manifest: dict[str, Any]) -> WorkerJob:
     base_variant, _ = parse_variant(group["variant"])
     files = manifest.get("variant_files", {})
-    return {
-        **group, "run_id": folder.run_id, "device": settings.device, "device_name": device_name,
-        "host": host, "weights": manifest.get("weights", "random"), "weights_source": settings.weights,
-        "tiny": settings.tiny,
-        "onnx_path": files.get(base_variant) if group["provider"] != "TensorrtExecutionProvider" else files.get("fp32"),
-        "flops_onnx_path": files.get("fp32"),
-        "trt_cache": str(Path(settings.results_dir) / "trt_cache"),
-        "manifest_entry": manifest, "policy": settings.policy(),
-        "energy": settings.energy, "energy_preferred": list(settings.energy_preferred),
-        "cells": [{"batch_size": c["batch_size"], "duration_s": c["duration_s"]} for c in cells],
-        "fake_timing": settings.extra.get("fake_timing"),  # tests only (runners/fake_timing.py)
-    }
+    tensorrt = group["provider"] == "TensorrtExecutionProvider"  # builds its own engine from fp32
+    return WorkerJob(
+        model=group["model"], runtime=group["runtime"], provider=group["provider"], variant=group["variant"],
+        threads=group["threads"], run_id=folder.run_id, device=settings.device, device_name=device_name,
+        host=host, cells=[CellShape(int(c["batch_size"]), float(c["duration_s"])) for c in cells],
+        weights=manifest.get("weights", "random"), weights_source=settings.weights, tiny=settings.tiny,
+        onnx_path=files.get("fp32") if tensorrt else files.get(base_variant),
+        flops_onnx_path=files.get("fp32"), trt_cache=str(Path(settings.results_dir) / "trt_cache"),
+        manifest_entry=manifest, policy=settings.policy(), energy=settings.energy,
+        energy_preferred=list(settings.energy_preferred),
+        fake_timing=settings.extra.get("fake_timing"),  # tests only (runners/fake_timing.py)
+    )
 
 
 def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | None = None,
@@ -189,7 +190,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
             bar.write(f"energy: {'note' if measured else 'not measured'}: {reason}")
 
     status = "complete"
-    references: dict[str, dict[str, str]] = {}
+    references: dict[str, tuple[str | None, str | None]] = {}
     try:
         ticker = [0]
         for sides_of in comparisons(todo):
@@ -197,20 +198,21 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
             for group, cells in sides_of:
                 entry = manifest.get(group["model"], {})
                 job = make_job(settings, folder, host, device_name, group, cells, entry)
-                job.update(gemm_peak(settings, group, log))
-                peak = (job.get("gemm_peak") or {}).get("flops_per_s")
+                job.gemm_peak, job.gemm_peak_reason = gemm_peak(settings, group, log)
+                peak = (job.gemm_peak or {}).get("flops_per_s")
                 if peak:
                     gemm_rates[f"{group['runtime']}|{group['threads']}"] = peak
-                job.update(reference(job, folder, references))
+                job.reference_path, job.reference_error = reference(job, folder, references)
                 return_freed_memory()  # the reference model is gone too
                 if group["runtime"] == "onnxruntime" and "error" in entry:
-                    for cell in job["cells"]:
-                        on_record(failed_record(job, cell, "error", f"ONNX export failed: {entry['error']}"))
+                    for shape in job.cells:
+                        on_record(failed_record(job, shape.to_dict(), "error", f"ONNX export failed: {entry['error']}"))
                     continue
-                variant_error = entry.get("variant_errors", {}).get(job["variant"].split("+")[0])
+                variant_error = entry.get("variant_errors", {}).get(job.variant.split("+")[0])
                 if group["runtime"] == "onnxruntime" and variant_error:
-                    for cell in job["cells"]:
-                        on_record(failed_record(job, cell, "unsupported", f"variant not available: {variant_error}"))
+                    for shape in job.cells:
+                        on_record(failed_record(job, shape.to_dict(), "unsupported",
+                                                f"variant not available: {variant_error}"))
                     continue
 
                 def on_start(cell: dict[str, Any], g=group) -> None:
@@ -281,42 +283,44 @@ def _environment() -> dict[str, Any]:
         return {"error": f"environment not collected: {exc}"}
 
 
-def reference(job: dict[str, Any], folder: RunFolder, cache: dict[str, dict[str, str]]) -> dict[str, str]:
-    """fp32 PyTorch outputs on the probe input, once per model and run, for the fidelity fields."""
-    if job["runtime"] == "pytorch" and job["variant"] == "fp32":
-        return {}
-    if job["model"] not in cache:
-        path = folder.path / "references" / (re.sub(r"[^A-Za-z0-9._-]+", "_", job["model"]) + ".npz")
+def reference(job: WorkerJob, folder: RunFolder,
+              cache: dict[str, tuple[str | None, str | None]]) -> tuple[str | None, str | None]:
+    """fp32 PyTorch outputs on the probe input, once per model and run, for the fidelity fields:
+    ``(reference_path, reference_error)``; neither for the fp32 PyTorch job itself."""
+    if job.runtime == "pytorch" and job.variant == "fp32":
+        return None, None
+    if job.model not in cache:
+        path = folder.path / "references" / (re.sub(r"[^A-Za-z0-9._-]+", "_", job.model) + ".npz")
         path.parent.mkdir(exist_ok=True)
         try:
             save_reference(job, path)
-            cache[job["model"]] = {"reference_path": str(path)}
+            cache[job.model] = (str(path), None)
         except Exception as exc:  # e.g. an ONNX file has no PyTorch model
-            cache[job["model"]] = {"reference_error": f"no fp32 PyTorch reference: {type(exc).__name__}: {exc}"}
-    return cache[job["model"]]
+            cache[job.model] = (None, f"no fp32 PyTorch reference: {type(exc).__name__}: {exc}")
+    return cache[job.model]
 
 
 PEAK_RECORD = ("flops_per_s", "measured_at", "load_average", "others_cpu_share", "under_load", "library",
                "cached", "remeasured_because")
 
 
-def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], None]) -> tuple[dict[str, Any] | None, str | None]:
     """The attainable dense-matmul FLOP/s for this group's runtime and threads, with when and
-    under what load it was measured (``{"gemm_peak": {...}}``), or why there is none."""
+    under what load it was measured, or why there is none: ``(gemm_peak, gemm_peak_reason)``."""
     if group["provider"] not in ("cpu", "CPUExecutionProvider") or not settings.measure_peak:
-        return {}  # GPU peaks: PyTorch only and not for ORT; kept to the CPU here
+        return None, None  # GPU peaks: PyTorch only and not for ORT; kept to the CPU here
     try:
         entry = gemm_peak_entry(int(group["threads"] or 1), "float32", group["runtime"],
                                 cache_path=Path(settings.results_dir) / "gemm_peak.json")
     except Exception as exc:
         log(f"GEMM peak not measured: {exc}")
-        return {"gemm_peak_reason": f"GEMM peak not measured: {type(exc).__name__}: {exc}"}
+        return None, f"GEMM peak not measured: {type(exc).__name__}: {exc}"
     if entry.get("remeasured_because"):
         log(f"GEMM peak ({group['runtime']}, {group['threads']} threads) measured again: {entry['remeasured_because']}")
     if entry.get("under_load"):
         log(f"GEMM peak ({group['runtime']}, {group['threads']} threads) measured under load "
             f"(load average {entry.get('load_average')}): utilisation figures are overstated")
-    return {"gemm_peak": {k: entry.get(k) for k in PEAK_RECORD}}
+    return {k: entry.get(k) for k in PEAK_RECORD}, None
 
 
 def _throttle_snapshot() -> dict[str, Any]:

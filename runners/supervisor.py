@@ -18,13 +18,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from runners.job import WorkerJob
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class WorkerSupervisor:
     """Runs one worker process for a group of cells and relays its messages with timeouts."""
 
-    def __init__(self, job: dict[str, Any], log_path: Path, cell_timeout_s: float, load_timeout_s: float) -> None:
+    def __init__(self, job: WorkerJob, log_path: Path, cell_timeout_s: float, load_timeout_s: float) -> None:
         self.job, self.log_path = job, log_path
         self.cell_timeout_s, self.load_timeout_s = cell_timeout_s, load_timeout_s
         self.proc: subprocess.Popen | None = None
@@ -38,7 +40,7 @@ class WorkerSupervisor:
                                      stdout=subprocess.PIPE, stderr=log, cwd=str(REPO_ROOT), env=env,
                                      text=True, start_new_session=True)
         log.close()
-        self.send(self.job)
+        self.send(self.job.to_dict())
         threading.Thread(target=self._pump, daemon=True).start()
 
     def send(self, message: dict[str, Any]) -> bool:

@@ -32,7 +32,8 @@ from runners.audio import synthetic_batch
 from runners.canary import make_canary, read_canary
 from runners.fake_timing import FakeTiming
 from runners.gemm_peak import achieved_flops_per_s, utilization
-from runners.harness import TimingPolicy, WarmUp, time_round, warm_up
+from runners.harness import REWARM_BELOW_S, TimingPolicy, WarmUp, time_round, warm_up
+from runners.job import WorkerJob
 from runners.memory import PeakRSSTracker
 from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, Runtime, UnsupportedError
 from runners.stats import summarize
@@ -41,30 +42,31 @@ from runstore.records import CellRecord
 PROBE_SECONDS = 1.0
 
 
-def make_runtime(job: dict[str, Any]) -> Runtime:
-    variant, opt = parse_variant(job.get("variant", "fp32"))
-    if job["runtime"] == "pytorch":
-        device = "cuda" if job["provider"].startswith("cuda") else "cpu"
-        return PyTorchRuntime(lambda: build_reference(job), job.get("threads"), device, variant)
-    return OnnxRuntimeRuntime(job["onnx_path"], job["provider"], job.get("threads"), opt, variant,
-                              job.get("trt_cache"))
+def make_runtime(job: WorkerJob) -> Runtime:
+    variant, opt = parse_variant(job.variant)
+    if job.runtime == "pytorch":
+        device = "cuda" if job.provider.startswith("cuda") else "cpu"
+        return PyTorchRuntime(lambda: build_reference(job), job.threads, device, variant)
+    if job.onnx_path is None:
+        raise UnsupportedError(f"no ONNX file for {job.model} {job.variant}")
+    return OnnxRuntimeRuntime(job.onnx_path, job.provider, job.threads, opt, variant, job.trt_cache)
 
 
-def build_reference(job: dict[str, Any]):
+def build_reference(job: WorkerJob):
     """The job's model in fp32 PyTorch with the run's weights (the reference for fidelity)."""
-    if job.get("weights_source", "random") == "random":
-        return get_spec(job["model"]).build(job.get("tiny", False))
-    return build_weighted(job["model"], job.get("tiny", False), job["weights_source"])[0]
+    if job.weights_source == "random":
+        return get_spec(job.model).build(job.tiny)
+    return build_weighted(job.model, job.tiny, job.weights_source)[0]
 
 
-def base_record(job: dict[str, Any], cell: dict[str, Any]) -> CellRecord:
-    entry = job.get("manifest_entry") or {}
+def base_record(job: WorkerJob, cell: dict[str, Any]) -> CellRecord:
+    entry = job.manifest_entry or {}
     return CellRecord(
-        run_id=job["run_id"], timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"), host=job["host"],
-        device=job["device"], device_name=job["device_name"], model=job["model"],
-        runtime=job["runtime"], provider=job["provider"], variant=job.get("variant", "fp32"),
-        weights=job.get("weights", "random"), batch_size=int(cell["batch_size"]),
-        duration_s=float(cell["duration_s"]), threads=job.get("threads"),
+        run_id=job.run_id, timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"), host=job.host,
+        device=job.device, device_name=job.device_name, model=job.model,
+        runtime=job.runtime, provider=job.provider, variant=job.variant,
+        weights=job.weights, batch_size=int(cell["batch_size"]),
+        duration_s=float(cell["duration_s"]), threads=job.threads,
         params_total=entry.get("params_total"), params_unique=entry.get("params_unique"),
         params_used=entry.get("params_used"), model_bytes=entry.get("model_bytes"),
         onnx_bytes=entry.get("onnx_bytes"),
@@ -76,26 +78,26 @@ def probe_input(spec) -> np.ndarray:
     return synthetic_batch(1, max(spec.min_samples, int(PROBE_SECONDS * SAMPLE_RATE)), seed=99)
 
 
-def save_reference(job: dict[str, Any], path: str | Path) -> None:
+def save_reference(job: WorkerJob, path: str | Path) -> None:
     """fp32 PyTorch outputs on the probe input, computed once by the parent for all workers,
     so that no worker loads a second model (and its memory) to check its own outputs."""
     # deferred: torch is heavy and optional on an ONNX-Runtime-only path
     import torch
 
-    wav = probe_input(get_spec(job["model"]))
+    wav = probe_input(get_spec(job.model))
     model = build_reference(job)
     with torch.inference_mode():
         outputs = [o.numpy() for o in model(torch.from_numpy(wav))]
     np.savez(path, *outputs)
 
 
-def fidelity_probe(job: dict[str, Any], runtime, spec) -> tuple[float | None, float | None, str | None]:
+def fidelity_probe(job: WorkerJob, runtime, spec) -> tuple[float | None, float | None, str | None]:
     """Max abs error and cosine of this runtime's output against fp32 PyTorch on the probe input."""
-    if job["runtime"] == "pytorch" and job.get("variant", "fp32") == "fp32":
+    if job.runtime == "pytorch" and job.variant == "fp32":
         return 0.0, 1.0, None  # this *is* the reference
-    path = job.get("reference_path")
+    path = job.reference_path
     if not path or not Path(path).exists():
-        return None, None, job.get("reference_error") or "no fp32 PyTorch reference for this model"
+        return None, None, job.reference_error or "no fp32 PyTorch reference for this model"
     with np.load(path) as data:
         ref = [data[f"arr_{i}"] for i in range(len(data.files))]
     out = runtime.outputs_numpy(runtime.make_call(runtime.prepare(probe_input(spec)))())
@@ -106,10 +108,9 @@ def fidelity_probe(job: dict[str, Any], runtime, spec) -> tuple[float | None, fl
     return err, cosine, None
 
 
-def open_energy(job: dict[str, Any]):
-    spec = job.get("energy", "none")
+def open_energy(job: WorkerJob):
     try:
-        meter = open_meter(spec, job.get("energy_preferred"))
+        meter = open_meter(job.energy, job.energy_preferred)
     except Exception as exc:  # a sensor that fails to open must not cost the latency cells
         return None, f"energy sensor failed to open: {type(exc).__name__}: {exc}"
     return meter, (None if meter.available else meter.reason)
@@ -119,7 +120,7 @@ class CellMeasurement:
     """One cell measured in rounds: the parent decides when this runtime measures (its order)
     and when the cell is done; the worker keeps the samples and writes the record at the end."""
 
-    def __init__(self, job: dict[str, Any], cell: dict[str, Any], runtime: Runtime, tracker: PeakRSSTracker,
+    def __init__(self, job: WorkerJob, cell: dict[str, Any], runtime: Runtime, tracker: PeakRSSTracker,
                  policy: TimingPolicy, clock: Callable[[], int] = time.perf_counter_ns,
                  wrap: Callable[[Callable[[], Any]], Callable[[], Any]] = lambda c: c) -> None:
         self.job, self.cell, self.runtime, self.tracker, self.policy = job, cell, runtime, tracker, policy
@@ -136,7 +137,7 @@ class CellMeasurement:
     def begin(self) -> CellRecord | None:
         """Prepare the input, time the first call, check the output, warm up.  A finished
         record (unsupported, oom) when the cell ends here; None when rounds can follow."""
-        spec = get_spec(self.job["model"])
+        spec = get_spec(self.job.model)
         rec, runtime = self.rec, self.runtime
         rec.load_time_s = runtime.load_time_s
         batch, duration = rec.batch_size, rec.duration_s
@@ -178,8 +179,10 @@ class CellMeasurement:
     def round(self, min_samples: int, min_time_s: float, tick: int) -> list[float]:
         assert self.call is not None and self.warm is not None
         try:
+            # the first round follows the warm-up; long calls barely notice cold caches
+            rewarm = bool(self.samples) and float(np.median(self.samples)) < REWARM_BELOW_S
             got = time_round(self.call, self.warm.calls_per_sample, min_samples, min_time_s,
-                             self.runtime.sync, self.clock)
+                             self.runtime.sync, self.clock, rewarm=rewarm)
         except MemoryError as exc:
             self.rec.status, self.rec.error = "oom", f"out of memory: {exc}"
             raise CellEnded(self.rec) from None
@@ -221,7 +224,7 @@ class CellMeasurement:
             rec.extra["fidelity_error"] = fid_error
         if meter is not None and meter.available:
             fields = meter.measure(self.call, audio_s_per_call=audio_s,
-                                   min_window_s=self.job.get("energy_window_s", 2.0),
+                                   min_window_s=self.job.energy_window_s,
                                    idle_power_w=idle_w, sync=runtime.sync)
             for key, value in fields.items():
                 if hasattr(rec, key):
@@ -241,13 +244,12 @@ class CellEnded(Exception):
         self.record = record
 
 
-def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
+def add_compute(job: WorkerJob, rec: CellRecord, samples: int) -> None:
     """MACs/FLOPs of the cell's exact input shape, achieved FLOP/s and share of the GEMM peak."""
-    if job.get("gemm_peak_reason"):
-        rec.extra["gemm_peak_reason"] = job["gemm_peak_reason"]
+    if job.gemm_peak_reason:
+        rec.extra["gemm_peak_reason"] = job.gemm_peak_reason
     try:
-        counted = macs_for(job["model"], job.get("flops_onnx_path"), rec.batch_size, samples,
-                           tiny=bool(job.get("tiny", False)))
+        counted = macs_for(job.model, job.flops_onnx_path, rec.batch_size, samples, tiny=job.tiny)
     except Exception as exc:  # counting must never cost the latency cell
         rec.extra["macs_reason"] = f"{type(exc).__name__}: {exc}"
         return
@@ -257,7 +259,7 @@ def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
     rec.macs, rec.flops = int(counted["macs"]), int(counted["flops"])
     rec.extra["macs_source"] = counted.get("source")
     rec.achieved_flops_per_s = achieved_flops_per_s(rec.flops, rec.latency_median_s)
-    record = job.get("gemm_peak") or {}
+    record = job.gemm_peak or {}
     peak = record.get("flops_per_s")
     rec.utilization = utilization(rec.achieved_flops_per_s, peak)
     if peak:
@@ -265,7 +267,7 @@ def add_compute(job: dict[str, Any], rec: CellRecord, samples: int) -> None:
         rec.extra["gemm_peak"] = record  # which peak: when, under what load, which library
 
 
-def serve(job: dict[str, Any], commands: Iterable[str], emit: Callable[[dict[str, Any]], None]) -> None:
+def serve(job: WorkerJob, commands: Iterable[str], emit: Callable[[dict[str, Any]], None]) -> None:
     """Load the model, then answer the parent's commands (one JSON object a line) until
     ``quit`` or the end of stdin:
 
@@ -277,21 +279,21 @@ def serve(job: dict[str, Any], commands: Iterable[str], emit: Callable[[dict[str
 
     A runtime that cannot load answers ``{"type": "unsupported", "error": ...}`` and exits.
     """
-    policy = TimingPolicy(**job.get("policy", {}))
+    policy = TimingPolicy(**job.policy)
     fake = FakeTiming.from_job(job)
     clock = fake.clock if fake else time.perf_counter_ns
     wrap = fake.wrap if fake else (lambda c: c)
-    runtime = make_runtime(job)
     try:
+        runtime = make_runtime(job)
         runtime.load()
     except UnsupportedError as exc:
         emit({"type": "unsupported", "error": str(exc)})
         return
-    spec = get_spec(job["model"])  # imports done before the baseline: they are not a cell's memory
+    spec = get_spec(job.model)  # imports done before the baseline: they are not a cell's memory
     canary, canary_error = None, None
     if not fake:
         try:
-            canary = make_canary(job["runtime"], job.get("threads"), job["provider"])
+            canary = make_canary(job.runtime, job.threads, job.provider)
         except Exception as exc:  # no canary must never cost the cells: drift stays unknown (null)
             canary_error = f"canary unavailable: {type(exc).__name__}: {exc}"
     tracker = PeakRSSTracker()
@@ -301,7 +303,7 @@ def serve(job: dict[str, Any], commands: Iterable[str], emit: Callable[[dict[str
     meter, energy_reason = open_energy(job)
     idle_w = None
     if meter is not None and meter.available:
-        idle_w = meter.measure_idle(job.get("idle_s", 2.0))
+        idle_w = meter.measure_idle(job.idle_s)
     emit({"type": "loaded", "load_time_s": runtime.load_time_s})
     cells: dict[tuple, CellMeasurement] = {}
     for line in commands:
@@ -349,7 +351,7 @@ def serve(job: dict[str, Any], commands: Iterable[str], emit: Callable[[dict[str
 
 
 def main() -> None:
-    job = json.loads(sys.stdin.readline())
+    job = WorkerJob.from_dict(json.loads(sys.stdin.readline()))
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints from libraries go to stderr
     sys.stdout = sys.stderr

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runstore.identity import differences
-from runstore.records import cell_key
+from runstore.records import CellRecord, cell_key
 
 SCHEMA_VERSION = 1
 RUN_FILE, CELLS_FILE = "run.json", "cells.jsonl"
@@ -150,9 +150,14 @@ class CellScan:
     """What :func:`scan_cells` found: the latest record per cell key (first-measured order),
     whether the last line was torn, and the damaged lines elsewhere as ``(line number, text)``."""
 
-    records: list[dict[str, Any]]
+    cells: list[CellRecord]
     torn_last_line: bool = False
     damaged: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The cells as plain dicts (every field present, whichever version wrote them)."""
+        return [cell.to_dict() for cell in self.cells]
 
 
 def scan_cells(run_dir: str | Path) -> CellScan:
@@ -162,19 +167,23 @@ def scan_cells(run_dir: str | Path) -> CellScan:
     while lines and not lines[-1].strip():
         lines.pop()
     scan = CellScan([])
-    latest: dict[tuple, dict] = {}
+    latest: dict[tuple, CellRecord] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         record = _parse_line(line)
-        if record is None or "model" not in record:
+        try:
+            cell = CellRecord.from_dict(record) if record is not None else None
+        except ValueError:  # a JSON object, but not a cell (identity fields missing)
+            cell = None
+        if cell is None:
             if number == len(lines):
                 scan.torn_last_line = True
             else:
                 scan.damaged.append((number, line[:80]))
             continue
-        latest[cell_key(record)] = record  # an existing key keeps its place, takes the new value
-    scan.records = list(latest.values())
+        latest[cell_key(cell)] = cell  # an existing key keeps its place, takes the new value
+    scan.cells = list(latest.values())
     return scan
 
 
@@ -187,8 +196,8 @@ def _parse_whole(data: bytes) -> dict | None:
     return value if isinstance(value, dict) and "model" in value else None
 
 
-def read_cells(run_dir: str | Path) -> list[dict]:
-    """The cells of a run, the latest record per cell key, in first-measured order.
+def read_records(run_dir: str | Path) -> list[CellRecord]:
+    """The cells of a run as typed records, the latest record per cell key, in first-measured order.
 
     A truncated last line (a killed process) is skipped silently; an unreadable line elsewhere is
     skipped with a warning, because that is damage the user may want to know about.  A missing
@@ -199,8 +208,14 @@ def read_cells(run_dir: str | Path) -> list[dict]:
     except FileNotFoundError:
         return []
     for number, _ in scan.damaged:
-        warnings.warn(f"{Path(run_dir) / CELLS_FILE}:{number}: unreadable record skipped", stacklevel=2)
-    return scan.records
+        warnings.warn(f"{Path(run_dir) / CELLS_FILE}:{number}: unreadable record skipped", stacklevel=3)
+    return scan.cells
+
+
+def read_cells(run_dir: str | Path) -> list[dict]:
+    """:func:`read_records` as plain dicts, for readers that tabulate fields by name (the report,
+    ``make compare``): every field of :class:`CellRecord` is present, whichever version wrote it."""
+    return [cell.to_dict() for cell in read_records(run_dir)]
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:

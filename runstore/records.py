@@ -8,7 +8,8 @@ plain dict, so everything here is JSON-serialisable.  A value that could not be 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "interrupted")
@@ -104,11 +105,60 @@ class CellRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CellRecord":
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        extra = dict(kwargs.pop("extra", {}) or {})
-        extra.update({k: v for k, v in data.items() if k not in known})
+        """A stored record as every reader sees it, whichever wavebench version wrote it.
+
+        Fields this version has and an older writer did not are ``None`` (or empty); fields this
+        version does not know go to ``extra``; a number that is not finite or not a number
+        (``NaN`` in a hand-edited file, a string) is ``None``, like any value that could not be
+        measured.  Raises ``ValueError`` naming the identity fields a record lacks: without them
+        it is not a cell, and the run store counts its line as damage.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a cell record is a JSON object, not {type(data).__name__}")
+        missing = [name for name in _REQUIRED if data.get(name) is None and name not in _NULLABLE]
+        missing += [name for name in _NULLABLE if name not in data]
+        if missing:
+            raise ValueError(f"not a cell record: missing {', '.join(missing)}")
+        kwargs: dict[str, Any] = {}
+        extra = dict(data.get("extra") or {}) if isinstance(data.get("extra"), dict) else {}
+        for key, value in data.items():
+            kind = _KINDS.get(key)
+            if kind is None:
+                extra[key] = value
+            elif key != "extra":
+                kwargs[key] = _coerce(value, kind)
         return cls(**kwargs, extra=extra)
+
+
+def _kind(annotation: str) -> str:
+    """The value kind of a field from its annotation (annotations are strings here)."""
+    for kind in ("list", "dict", "bool", "int", "float", "str"):
+        if annotation.startswith(kind):
+            return kind
+    raise TypeError(f"CellRecord field of unknown kind: {annotation}")
+
+
+def _coerce(value: Any, kind: str) -> Any:
+    if value is None:
+        return [] if kind == "list" else None
+    if kind == "str":
+        return str(value)
+    if kind == "bool":
+        return value if isinstance(value, bool) else None
+    if kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        if kind == "int":
+            return int(value) if float(value).is_integer() else None
+        return float(value)
+    if kind == "list":
+        return [_coerce(v, "float") for v in value] if isinstance(value, list) else []
+    return value if isinstance(value, dict) else {}
+
+
+_KINDS = {f.name: _kind(str(f.type)) for f in fields(CellRecord)}
+_REQUIRED = [f.name for f in fields(CellRecord) if f.default is MISSING and f.default_factory is MISSING]
+_NULLABLE = ("threads",)  # an identity field that is ``None`` by meaning (the runtime's default threads)
 
 
 CELL_KEY_FIELDS = ("model", "runtime", "provider", "variant", "batch_size", "duration_s", "threads")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from cell_factory import latency, record
 
 from report.discussion import (
     discussion,
@@ -17,21 +18,12 @@ from report.discussion import (
     runtime_verdicts,
     spearman,
 )
-from runstore.records import CellRecord
-
-PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}
 
 
 def cell(model: str, runtime: str = "pytorch", b: int = 1, d: float = 1.0, median: float = 0.01,
          rel_ci: float = 0.02, status: str = "ok", **fields) -> dict:
-    base = dict(run_id="r", timestamp="t", host="h", device="cpu", device_name="test cpu",
-                model=model, runtime=runtime, provider=PROVIDERS[runtime], variant="fp32",
-                weights="random", batch_size=b, duration_s=d, threads=2, status=status)
-    if status == "ok":
-        base.update(latency_median_s=median, latency_ci95_low_s=median * (1 - rel_ci),
-                    latency_ci95_high_s=median * (1 + rel_ci), latency_iqr_s=median * 0.04)
-    base.update(fields)
-    return CellRecord(**base).to_dict()
+    ok = {**latency(median, rel_ci), "latency_iqr_s": median * 0.04} if status == "ok" else {}
+    return record(model, runtime, b, d, status, {**ok, **fields})
 
 
 def test_ranks_average_ties() -> None:
@@ -121,6 +113,14 @@ def test_runtime_verdicts_count_and_locate() -> None:
             "(non-overlapping 95% CIs of the median) in 1, significantly slower in 1 and "
             "indistinguishable in 1.") in text
     assert "ONNX Runtime won significantly in 1 of 3 cells, not everywhere." in text
+    # interleaved runs carry the paired speed-up's CI: the verdict and the sentence use it
+    paired = [cell("a", "pytorch", median=0.010),
+              cell("a", "onnxruntime", median=0.0099, speedup_paired=1.2, speedup_ci95_low=1.1, speedup_ci95_high=1.3)]
+    assert ("Of 1 cells measured ok under both runtimes, ONNX Runtime was significantly faster (the 95% CI "
+            "of the speed-up from paired rounds excludes 1) in 1,") in discussion(paired)
+    mixed = discussion(paired + [cell("b", "pytorch", median=0.010), cell("b", "onnxruntime", median=0.005)])
+    assert ("(for 1 cells the 95% CI of the speed-up from paired rounds excludes 1, for the other 1 the two "
+            "medians' 95% CIs do not overlap) in 2,") in mixed
     assert "Faster under ONNX Runtime: a (batch 1, 1 s)." in text
     assert "Slower under ONNX Runtime: b (batch 1, 1 s)." in text
     assert "ranged from 0.50× (b, batch 1, 1 s) to 2.00× (a, batch 1, 1 s)" in text

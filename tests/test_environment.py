@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -48,6 +49,14 @@ class recorded:
         raise FileNotFoundError(2, "No such file or directory", argv[0])
 
 
+def x86_cpuinfo(n: int, model: str, *, package: Callable[[int], int], core: Callable[[int], int],
+                vendor: str | None = None) -> str:
+    """/proc/cpuinfo of ``n`` x86 logical CPUs: CPU i on package ``package(i)``, core ``core(i)``."""
+    vendor_line = f"vendor_id\t: {vendor}\n" if vendor else ""
+    return "".join(f"processor\t: {i}\n{vendor_line}model name\t: {model}\nphysical id\t: {package(i)}\n"
+                   f"core id\t\t: {core(i)}\n\n" for i in range(n))
+
+
 def cpu_files(n: int, *, governor: str, driver: str, max_khz: int, min_khz: int,
               threads_per_core: int = 1, cur_khz: int | None = None) -> dict[str, str]:
     files = {"/sys/devices/system/cpu/online": f"0-{n - 1}\n",
@@ -69,11 +78,9 @@ MEMINFO = "MemTotal:       {kb} kB\nMemFree:         1000 kB\nMemAvailable:   {a
 
 @pytest.fixture
 def intel_laptop(tmp_path):
-    cpuinfo = "".join(
-        f"processor\t: {i}\nvendor_id\t: GenuineIntel\nmodel name\t: 12th Gen Intel(R) Core(TM) "
-        f"i7-1260P\nphysical id\t: 0\ncore id\t\t: {i // 2}\n\n" for i in range(8))
     files = {
-        "/proc/cpuinfo": cpuinfo,
+        "/proc/cpuinfo": x86_cpuinfo(8, "12th Gen Intel(R) Core(TM) i7-1260P", vendor="GenuineIntel",
+                                     package=lambda i: 0, core=lambda i: i // 2),
         "/proc/meminfo": MEMINFO.format(kb=16 * 1024 * 1024, avail=8 * 1024 * 1024),
         "/proc/sys/kernel/hostname": "laptop\n",
         "/proc/sys/kernel/osrelease": "6.5.0-14-generic\n",
@@ -156,11 +163,9 @@ ORIN_COMMANDS = {"nvpmodel -q": "NV Power Mode: MAXN\n0\n", "jetson_clocks --sho
 
 @pytest.fixture
 def gpu_server(tmp_path):
-    cpuinfo = "".join(
-        f"processor\t: {i}\nmodel name\t: AMD EPYC 9454 48-Core Processor\nphysical id\t: {i // 8}\n"
-        f"core id\t\t: {i % 8}\n\n" for i in range(16))
     files = {
-        "/proc/cpuinfo": cpuinfo,
+        "/proc/cpuinfo": x86_cpuinfo(16, "AMD EPYC 9454 48-Core Processor", package=lambda i: i // 8,
+                                     core=lambda i: i % 8),
         "/proc/meminfo": MEMINFO.format(kb=512 * 1024 * 1024, avail=500 * 1024 * 1024),
         "/sys/devices/system/cpu/online": "0-15\n",
         "/sys/devices/system/cpu/cpufreq/boost": "0\n",

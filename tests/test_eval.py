@@ -18,6 +18,7 @@ from evaluation.embed import EmbeddingCache, embed, plan_batches, pool_outputs
 from evaluation.probe import make_splits, probe_layers
 from evaluation.report import pareto_front
 from evaluation.run import EvalSettings, evaluate
+from runstore.records import CellRecord
 
 SR = 16_000
 
@@ -365,9 +366,11 @@ def test_bench_figure_matches_threads_variant_and_provider():
     from evaluation.run import bench_fields
 
     base = {"model": "tera", "runtime": "onnxruntime", "provider": "CPUExecutionProvider", "variant": "fp32",
-            "batch_size": 1, "duration_s": 1.0, "threads": 2, "status": "ok", "latency_median_s": 0.02}
-    cells = [{**base, "variant": "int8", "latency_median_s": 0.005}, {**base, "threads": 1, "latency_median_s": 0.04},
-             {**base, "provider": "CUDAExecutionProvider", "latency_median_s": 0.001}, base]
+            "batch_size": 1, "duration_s": 1.0, "threads": 2, "status": "ok", "latency_median_s": 0.02,
+            "run_id": "r", "timestamp": "t", "host": "h", "device": "cpu", "device_name": "cpu", "weights": "random"}
+    cells = [CellRecord.from_dict(c) for c in (
+        {**base, "variant": "int8", "latency_median_s": 0.005}, {**base, "threads": 1, "latency_median_s": 0.04},
+        {**base, "provider": "CUDAExecutionProvider", "latency_median_s": 0.001}, base)]
     got = bench_fields(cells, "tera", "onnxruntime", 1.0, provider="CPUExecutionProvider", threads=2)
     assert got["bench_latency_median_s"] == 0.02 and got["bench_threads"] == 2
     none = bench_fields(cells, "tera", "onnxruntime", 1.0, provider="CPUExecutionProvider", threads=4)

@@ -369,15 +369,22 @@ def test_a_cut_link_mid_run_is_retried_and_the_run_completes_once(lab, tmp_path)
     assert len(local) == 1 and local[0].read_bytes() == (board_runs(board)[0] / "cells.jsonl").read_bytes()
 
 
-@needs_sshd
-def test_ctrl_c_leaves_the_run_going_re_attach_stop_and_resume(lab, tmp_path):
+def paused_after_first_cell(lab, tmp_path):
+    """A laptop that started one Pi board's run, paused (SIGSTOP on the board's job) once the first
+    cell is written: the board's run then stays going, not finished, for as long as a test needs."""
     laptop = Laptop(lab, tmp_path)
     toml = str(laptop.fleet_toml({"pi-board": {"profile": "rpi", "tree": lab["trees"]["pi"]}}, **ONE_BOARD))
     board = tmp_path / "board-pi-board"
     running = laptop.start(["--fleet", toml])
     wait_for(lambda: measured(board) >= 1, "a first cell", running=running)
     job = job_pid(board)
-    os.killpg(job, signal.SIGSTOP)           # keeps the board's run going (not finished) throughout
+    os.killpg(job, signal.SIGSTOP)
+    return laptop, toml, board, running, job
+
+
+@needs_sshd
+def test_ctrl_c_leaves_the_run_going_re_attach_stop_and_resume(lab, tmp_path):
+    laptop, toml, board, running, job = paused_after_first_cell(lab, tmp_path)
     try:
         os.killpg(running.proc.pid, signal.SIGINT)   # Ctrl-C in the laptop's terminal: the fleet and its ssh
         code, out = running.finish()
@@ -416,13 +423,7 @@ def _cmdline_has(proc_dir: Path, text: bytes) -> bool:
 
 @needs_sshd
 def test_a_board_that_dies_mid_run_fails_with_its_log_and_resumes(lab, tmp_path):
-    laptop = Laptop(lab, tmp_path)
-    toml = str(laptop.fleet_toml({"pi-board": {"profile": "rpi", "tree": lab["trees"]["pi"]}}, **ONE_BOARD))
-    board = tmp_path / "board-pi-board"
-    running = laptop.start(["--fleet", toml])
-    wait_for(lambda: measured(board) >= 1, "a first cell", running=running)
-    job = job_pid(board)
-    os.killpg(job, signal.SIGSTOP)
+    laptop, toml, board, running, job = paused_after_first_cell(lab, tmp_path)
     before = measured(board)
     os.killpg(job, signal.SIGKILL)           # the board "dies": no exit code is ever written
     code, out = running.finish()

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from report.plots import write_plots
-from runstore.records import CellRecord
+from cell_factory import latency, record
 
-PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}
+from report.plots import write_plots
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def cell(model: str, runtime: str, b: int = 1, d: float = 1.0, median: float = 0.01,
          status: str = "ok", **fields) -> dict:
-    base = dict(run_id="r", timestamp="t", host="h", device="cpu", device_name="test cpu",
-                model=model, runtime=runtime, provider=PROVIDERS[runtime], variant="fp32",
-                weights="random", batch_size=b, duration_s=d, threads=2, status=status)
-    if status == "ok":
-        base.update(latency_median_s=median, latency_ci95_low_s=median * 0.98,
-                    latency_ci95_high_s=median * 1.02)
-    base.update(fields)
-    return CellRecord(**base).to_dict()
+    return record(model, runtime, b, d, status, {**(latency(median) if status == "ok" else {}), **fields})
 
 
 def sweep(**fields) -> list[dict]:

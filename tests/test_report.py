@@ -7,23 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
+from cell_factory import latency, record
 
 from report.run_report import load_cells, main, write_report
-from runstore.records import CellRecord
-
-PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}
 
 
 def cell(model: str, runtime: str = "pytorch", b: int = 1, d: float = 1.0, median: float = 0.01,
          status: str = "ok", **fields) -> dict:
-    base = dict(run_id="r", timestamp="t", host="h", device="cpu", device_name="test cpu",
-                model=model, runtime=runtime, provider=PROVIDERS[runtime], variant="fp32",
-                weights="random", batch_size=b, duration_s=d, threads=2, status=status)
-    if status == "ok":
-        base.update(latency_median_s=median, latency_ci95_low_s=median * 0.98,
-                    latency_ci95_high_s=median * 1.02, latency_samples_s=[median] * 10)
-    base.update(fields)
-    return CellRecord(**base).to_dict()
+    ok = {**latency(median), "latency_samples_s": [median] * 10} if status == "ok" else {}
+    return record(model, runtime, b, d, status, {**ok, **fields})
 
 
 def write_run(run_dir: Path, cells: list[dict], status: str = "complete", tail: str = "",

@@ -93,6 +93,9 @@ def test_an_interleaved_round_starts_with_an_untimed_call():
     dev = FakeDevice([0.3] + [0.01] * 100)
     samples = time_round(dev.call, 5, min_samples=2, min_time_s=0.0, clock=dev.clock)
     assert samples == pytest.approx([0.01] * 2) and dev.calls == 11  # one untimed call, two blocks of 5
+    dev = FakeDevice([0.3, 0.1, 0.1])
+    samples = time_round(dev.call, 1, min_samples=2, min_time_s=0.0, clock=dev.clock, rewarm=False)
+    assert samples == pytest.approx([0.3, 0.1]) and dev.calls == 2  # the first round, or long calls
 
 
 def test_minimum_reps_and_minimum_time_both_hold():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+from cell_factory import latency, record
+
 from report.cells import compare_medians, pair_cells
 from report.tables import (
     comparison_table,
@@ -14,23 +16,14 @@ from report.tables import (
     summary_columns,
     write_summary_csv,
 )
-from runstore.records import CellRecord
-
-PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}
 
 
 def cell(model: str, runtime: str, b: int = 1, d: float = 1.0, median: float | None = 0.01,
          rel_ci: float = 0.02, status: str = "ok", **fields) -> dict:
     """A cell record as a runner writes it; the CI is median × (1 ± rel_ci)."""
-    base = dict(run_id="r", timestamp="t", host="h", device="cpu", device_name="test cpu",
-                model=model, runtime=runtime, provider=PROVIDERS[runtime], variant="fp32",
-                weights="random", batch_size=b, duration_s=d, threads=2, status=status)
-    if status == "ok" and median is not None:
-        base.update(latency_median_s=median, latency_ci95_low_s=median * (1 - rel_ci),
-                    latency_ci95_high_s=median * (1 + rel_ci), latency_iqr_s=median * 0.04,
-                    latency_samples_s=[median] * 10, latency_n=10, rtf=median / (b * d))
-    base.update(fields)
-    return CellRecord(**base).to_dict()
+    ok = ({**latency(median, rel_ci), "latency_iqr_s": median * 0.04, "latency_samples_s": [median] * 10,
+           "latency_n": 10, "rtf": median / (b * d)} if status == "ok" and median is not None else {})
+    return record(model, runtime, b, d, status, {**ok, **fields})
 
 
 def _row(text: str, model: str, batch: str, dur: str) -> list[str]:

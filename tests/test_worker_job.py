@@ -1,0 +1,66 @@
+"""The worker job crosses the process boundary as JSON: it must come back equal, and a parent that
+sends a wrong or incomplete job must be told which key, not see a crashed cell."""
+
+import json
+
+import pytest
+
+from runners.job import CellShape, WorkerJob
+from runners.profiles import load_profile
+from runners.settings import build_settings
+from runners.suite import make_job
+from runstore.folder import RunFolder
+
+
+def a_job(**changes) -> WorkerJob:
+    job = WorkerJob(model="logmel", runtime="onnxruntime", provider="CPUExecutionProvider", variant="int8",
+                    threads=2, run_id="r1", device="cpu", device_name="AMD EPYC", host="vm",
+                    cells=[CellShape(1, 1.0), CellShape(4, 2.5)], onnx_path="onnx/logmel.int8.onnx",
+                    gemm_peak={"flops_per_s": 2.1e11, "library": "MLAS"}, policy={"min_samples": 10})
+    for key, value in changes.items():
+        setattr(job, key, value)
+    return job
+
+
+def test_job_survives_the_json_line_to_the_worker():
+    job = a_job(fake_timing={"call_s": {"onnxruntime": 0.002}, "canary_s": 0.003})
+    back = WorkerJob.from_dict(json.loads(json.dumps(job.to_dict())))
+    assert back == job
+    assert back.cells == [CellShape(1, 1.0), CellShape(4, 2.5)]
+    assert back.name == "logmel-onnxruntime-CPUExecutionProvider-int8-t2"
+
+
+def test_unknown_key_is_refused_by_name():
+    data = a_job().to_dict()
+    data["onnx_pth"] = "typo.onnx"
+    with pytest.raises(ValueError, match=r"unknown worker job field\(s\): onnx_pth; valid: .*onnx_path"):
+        WorkerJob.from_dict(data)
+
+
+def test_missing_key_is_refused_by_name():
+    data = a_job().to_dict()
+    del data["run_id"]
+    with pytest.raises(ValueError, match="incomplete worker job: .*run_id"):
+        WorkerJob.from_dict(data)
+
+
+def test_suite_builds_the_job_from_settings_and_the_export_manifest(tmp_path):
+    settings = build_settings(load_profile("cpu"), models="logmel", runtimes="pytorch,onnxruntime",
+                              batch_sizes="1,4", durations="1", reps=None, threads="2", providers=None,
+                              energy="none", results_dir=str(tmp_path / "results"), onnx_dir=str(tmp_path / "onnx"),
+                              variants="fp32,int8")
+    folder = RunFolder(tmp_path / "results" / "cpu" / "r1")
+    manifest = {"weights": "random", "variant_files": {"fp32": "onnx/logmel.onnx", "int8": "onnx/logmel.int8.onnx"}}
+    group = {"model": "logmel", "runtime": "onnxruntime", "provider": "CPUExecutionProvider",
+             "variant": "int8", "threads": 2}
+    cells = [{"batch_size": 1, "duration_s": 1.0, "model": "logmel"}, {"batch_size": 4, "duration_s": 1.0}]
+    job = make_job(settings, folder, "vm", "AMD EPYC", group, cells, manifest)
+    assert (job.model, job.runtime, job.variant, job.threads) == ("logmel", "onnxruntime", "int8", 2)
+    assert job.onnx_path == "onnx/logmel.int8.onnx"  # the variant's graph is what this worker loads
+    assert job.flops_onnx_path == "onnx/logmel.onnx"  # MACs are counted on the fp32 graph
+    assert job.cells == [CellShape(1, 1.0), CellShape(4, 1.0)]
+    assert job.run_id == folder.run_id and job.energy == "none"
+    trt = make_job(settings, folder, "vm", "AMD EPYC", {**group, "provider": "TensorrtExecutionProvider"},
+                   cells, manifest)
+    assert trt.onnx_path == "onnx/logmel.onnx"  # TensorRT builds its own engine from the fp32 graph
+    assert WorkerJob.from_dict(json.loads(json.dumps(job.to_dict()))) == job
