@@ -76,13 +76,37 @@ rm -rf "$ROOT$PROJECT" && mkdir -p "$ROOT$PROJECT"
   | tar --null -T - -cf -) | tar -xf - -C "$ROOT$PROJECT"
 if [ "${ARM64_FRESH:-0}" = 1 ]; then rm -rf "$ROOT$VENV"; fi
 
-# 4. /proc, /sys and /dev inside (without /sys, torch's and onnxruntime's cpuinfo fail)
+# 4. /proc, /sys and /dev inside (without /sys, torch's and onnxruntime's cpuinfo fail), and an
+#    Arm CPU's description in them
 mounted=()
-cleanup() { for ((i=${#mounted[@]}-1; i>=0; i--)); do umount -R "${mounted[i]}" 2>/dev/null || umount -lR "${mounted[i]}" || true; done; }
+cleanup() {
+  for ((i=${#mounted[@]}-1; i>=0; i--)); do umount -R "${mounted[i]}" 2>/dev/null || umount -lR "${mounted[i]}" || true; done
+  [ -z "${FAKE:-}" ] || rm -rf "$FAKE"
+}
 trap cleanup EXIT
 mount -t proc proc "$ROOT/proc" && mounted+=("$ROOT/proc")
 mount --rbind /sys "$ROOT/sys" && mount --make-rslave "$ROOT/sys" && mounted+=("$ROOT/sys")
 mount --rbind /dev "$ROOT/dev" && mount --make-rslave "$ROOT/dev" && mounted+=("$ROOT/dev")
+# qemu-user leaves /proc/cpuinfo and /sys/devices/system/cpu describing the x86 host: torch
+# (xbyak_aarch64: "Can't open MIDR_EL1 sysfs entry") and onnxruntime (cpuinfo) then crash on
+# import with SIGSEGV.  Show them what a Raspberry Pi 5 shows (Cortex-A76, MIDR 0x414fd0b1), one
+# entry per host CPU so that the thread count stays the host's.
+FAKE=$(mktemp -d)
+ncpu=$(nproc)
+for ((i = 0; i < ncpu; i++)); do
+  printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n' "$i"
+done > "$FAKE/cpuinfo"
+mount --bind "$FAKE/cpuinfo" "$ROOT/proc/cpuinfo" && mounted+=("$ROOT/proc/cpuinfo")
+CPUS="$ROOT/sys/devices/system/cpu"
+mount -t tmpfs tmpfs "$CPUS" && mounted+=("$CPUS")
+for f in online possible present; do echo "0-$((ncpu - 1))" > "$CPUS/$f"; done
+for ((i = 0; i < ncpu; i++)); do
+  mkdir -p "$CPUS/cpu$i/regs/identification" "$CPUS/cpu$i/topology"
+  echo 0x00000000414fd0b1 > "$CPUS/cpu$i/regs/identification/midr_el1"
+  echo 0x0 > "$CPUS/cpu$i/regs/identification/revidr_el1"
+  echo "$i" > "$CPUS/cpu$i/topology/core_id"
+  echo 0 > "$CPUS/cpu$i/topology/physical_package_id"
+done
 # local wheel folders and file:// indexes that the host's pip configuration names (find-links,
 # extra-index-url): the same paths, read-only, so the copied configuration means the same inside
 for dir in $(cat /etc/xdg/pip/pip.conf /etc/pip.conf "$HOME/.config/pip/pip.conf" "$HOME/.pip/pip.conf" 2>/dev/null \
