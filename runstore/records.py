@@ -107,16 +107,17 @@ class CellRecord:
     def from_dict(cls, data: dict[str, Any]) -> "CellRecord":
         """A stored record as every reader sees it, whichever wavebench version wrote it.
 
-        Fields this version has and an older writer did not are ``None`` (or empty); fields this
-        version does not know go to ``extra``; a number that is not finite or not a number
-        (``NaN`` in a hand-edited file, a string) is ``None``, like any value that could not be
-        measured.  Raises ``ValueError`` naming the identity fields a record lacks: without them
-        it is not a cell, and the run store counts its line as damage.
+        Fields this version has and an older writer (or a hand-written file) did not are ``None``
+        (or empty), the run's metadata (run id, host, device, ...) included; fields this version
+        does not know go to ``extra``; a number that is not finite or not a number (``NaN`` in a
+        hand-edited file, a string) is ``None``, like any value that could not be measured.
+        Raises ``ValueError`` naming what a record lacks of :data:`CELL_FIELDS` (model, runtime,
+        batch size, duration): without them it is not a cell, and the run store counts its line
+        as damage.
         """
         if not isinstance(data, dict):
             raise ValueError(f"a cell record is a JSON object, not {type(data).__name__}")
-        missing = [name for name in _REQUIRED if data.get(name) is None and name not in _NULLABLE]
-        missing += [name for name in _NULLABLE if name not in data]
+        missing = [name for name in CELL_FIELDS if data.get(name) is None]
         if missing:
             raise ValueError(f"not a cell record: missing {', '.join(missing)}")
         kwargs: dict[str, Any] = {}
@@ -127,6 +128,8 @@ class CellRecord:
                 extra[key] = value
             elif key != "extra":
                 kwargs[key] = _coerce(value, kind)
+        for name in _REQUIRED:
+            kwargs.setdefault(name, None)
         return cls(**kwargs, extra=extra)
 
 
@@ -158,7 +161,7 @@ def _coerce(value: Any, kind: str) -> Any:
 
 _KINDS = {f.name: _kind(str(f.type)) for f in fields(CellRecord)}
 _REQUIRED = [f.name for f in fields(CellRecord) if f.default is MISSING and f.default_factory is MISSING]
-_NULLABLE = ("threads",)  # an identity field that is ``None`` by meaning (the runtime's default threads)
+CELL_FIELDS = ("model", "runtime", "batch_size", "duration_s")  # what makes a record a cell
 
 
 CELL_KEY_FIELDS = ("model", "runtime", "provider", "variant", "batch_size", "duration_s", "threads")

@@ -44,12 +44,15 @@ def test_values_are_typed_and_unknown_fields_kept_in_extra():
     assert cell.threads == 2
 
 
-def test_a_record_without_its_identity_is_not_a_cell():
+def test_a_record_without_its_cell_is_not_a_cell_but_metadata_may_be_missing():
     with pytest.raises(ValueError, match="missing model"):
         CellRecord.from_dict({k: v for k, v in stored().items() if k != "model"})
-    with pytest.raises(ValueError, match="missing threads"):  # None is a value (the default threads), absent is not
-        CellRecord.from_dict({k: v for k, v in stored().items() if k != "threads"})
-    assert CellRecord.from_dict(stored(threads=None)).threads is None
+    with pytest.raises(ValueError, match="missing runtime, duration_s"):
+        CellRecord.from_dict({k: v for k, v in stored().items() if k not in ("runtime", "duration_s")})
+    bare = CellRecord.from_dict({"model": "tera", "runtime": "pytorch", "batch_size": 1, "duration_s": 1,
+                                 "status": "ok", "latency_median_s": 0.01})
+    assert (bare.run_id, bare.host, bare.device, bare.threads, bare.provider) == (None, None, None, None, None)
+    assert bare.latency_median_s == 0.01 and bare.duration_s == 1.0
 
 
 def test_the_run_store_reads_typed_records_and_counts_non_cells_as_damage(tmp_path):
