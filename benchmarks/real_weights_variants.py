@@ -16,7 +16,6 @@ recipes).  Per variant it reports, against fp32 PyTorch with the same weights:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -28,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from bench_output import write_outputs  # noqa: E402  (benchmarks/ is the script's folder)
+from bench_output import has_speech_data, speech_data_parser, write_outputs  # noqa: E402  (benchmarks/ is the script's folder)
 
 from evaluation.data import discover, load_dataset  # noqa: E402
 from evaluation.embed import embed  # noqa: E402
@@ -110,14 +109,9 @@ def render(result: dict, threads: int, load: tuple[float, float], started: str, 
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="results/speech-data")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=None)
-    args = p.parse_args()
+    args = speech_data_parser(__doc__).parse_args()
     data = Path(args.data)
-    if not (data / "voice.csv").is_file():
-        print(f"error: {data} is not a speech-data set (no voice.csv); run `make speech-data` first", file=sys.stderr)
+    if not has_speech_data(data, "voice.csv"):
         return 2
     started = time.strftime("%Y-%m-%d %H:%M")
     load0 = os.getloadavg()[0]

@@ -13,7 +13,6 @@ timed, several passes; fidelity = every chunk's speech probability against fp32 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -26,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from bench_output import write_outputs  # noqa: E402  (benchmarks/ is the script's folder)
+from bench_output import has_speech_data, speech_data_parser, write_outputs  # noqa: E402  (benchmarks/ is the script's folder)
 
 from runners.harness import TimingPolicy  # noqa: E402
 from runners.streaming import (  # noqa: E402
@@ -134,16 +133,12 @@ def render(result: dict, threads: int, load: tuple[float, float], started: str, 
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="results/speech-data")
+    p = speech_data_parser(__doc__)
     p.add_argument("--clips", type=int, default=24)
     p.add_argument("--passes", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=None)
     args = p.parse_args()
     data = Path(args.data)
-    if not (data / "manifest.csv").is_file():
-        print(f"error: {data} has no manifest.csv; run `make speech-data` first", file=sys.stderr)
+    if not has_speech_data(data, "manifest.csv"):
         return 2
     try:
         files = silero_files()
