@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 from datetime import datetime
@@ -70,6 +71,10 @@ def load_boards(args: argparse.Namespace) -> list[Board]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C must reach the laptop's fleet however it was started: a shell without job control
+    # (a script, `make fleet &`, CI) starts it with SIGINT ignored, and Python then installs no
+    # handler, so the fleet would never end (found by the Ctrl-C test, looped under load)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser().parse_args(argv)
     try:
         boards = load_boards(args)

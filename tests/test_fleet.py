@@ -116,13 +116,15 @@ class Laptop:
         env.update(extra)
         return env
 
-    def popen(self, args: list[str], **extra: str) -> subprocess.Popen:
+    def popen(self, args: list[str], sigint_ignored: bool = False, **extra: str) -> subprocess.Popen:
+        """``sigint_ignored``: started as a shell without job control starts a background command."""
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
         return subprocess.Popen([sys.executable, "-m", "fleet", *args], cwd=self.lab["repo"], env=self.env(**extra),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=ignore)
 
-    def start(self, args: list[str], **extra: str) -> "Running":
-        return Running(self.popen(args, **extra))
+    def start(self, args: list[str], sigint_ignored: bool = False, **extra: str) -> "Running":
+        return Running(self.popen(args, sigint_ignored, **extra))
 
     def run(self, args: list[str], timeout: float = 420, **extra: str) -> tuple[int, str]:
         proc = self.popen(args, **extra)
@@ -369,13 +371,13 @@ def test_a_cut_link_mid_run_is_retried_and_the_run_completes_once(lab, tmp_path)
     assert len(local) == 1 and local[0].read_bytes() == (board_runs(board)[0] / "cells.jsonl").read_bytes()
 
 
-def paused_after_first_cell(lab, tmp_path):
+def paused_after_first_cell(lab, tmp_path, sigint_ignored: bool = False):
     """A laptop that started one Pi board's run, paused (SIGSTOP on the board's job) once the first
     cell is written: the board's run then stays going, not finished, for as long as a test needs."""
     laptop = Laptop(lab, tmp_path)
     toml = str(laptop.fleet_toml({"pi-board": {"profile": "rpi", "tree": lab["trees"]["pi"]}}, **ONE_BOARD))
     board = tmp_path / "board-pi-board"
-    running = laptop.start(["--fleet", toml])
+    running = laptop.start(["--fleet", toml], sigint_ignored)
     wait_for(lambda: measured(board) >= 1, "a first cell", running=running)
     job = job_pid(board)
     os.killpg(job, signal.SIGSTOP)
@@ -384,7 +386,8 @@ def paused_after_first_cell(lab, tmp_path):
 
 @needs_sshd
 def test_ctrl_c_leaves_the_run_going_re_attach_stop_and_resume(lab, tmp_path):
-    laptop, toml, board, running, job = paused_after_first_cell(lab, tmp_path)
+    # started with SIGINT ignored, as from a script or `make fleet &`: Ctrl-C must still work
+    laptop, toml, board, running, job = paused_after_first_cell(lab, tmp_path, sigint_ignored=True)
     try:
         os.killpg(running.proc.pid, signal.SIGINT)   # Ctrl-C in the laptop's terminal: the fleet and its ssh
         code, out = running.finish()
