@@ -22,10 +22,15 @@ def test_models_needing_more_than_is_available_are_left_out_with_the_reason():
     assert SMALL.models_that_fit(["hubert-base"], available_bytes=None) == (["hubert-base"], [])
 
 
-def test_profiles_without_measured_needs_keep_every_model():
-    """The shipped profiles carry no needs yet (docs/platforms.md: the measurement is unfinished)."""
+def test_the_shipped_pi_profile_carries_the_measured_needs():
+    """rpi.toml's needs (docs/benchmarks/rpi-memory.md): a 2 GB Pi keeps the small models only, a
+    4 GB Pi everything; a profile without needs (cpu) keeps every model."""
     rpi = load_profile("rpi")
-    assert rpi.models_that_fit(list(LAB_SUITE), available_bytes=1) == (list(LAB_SUITE), [])
+    assert set(dict(rpi.memory_need_gib)) == set(LAB_SUITE)
+    kept, left_out = rpi.models_that_fit(list(LAB_SUITE), available_bytes=int(1.6 * GIB))
+    assert kept == ["logmel", "apc"] and len(left_out) == len(LAB_SUITE) - 2
+    assert rpi.models_that_fit(list(LAB_SUITE), available_bytes=int(3.3 * GIB)) == (list(LAB_SUITE), [])
+    assert load_profile("cpu").models_that_fit(list(LAB_SUITE), available_bytes=1) == (list(LAB_SUITE), [])
 
 
 def fake_meminfo(tmp_path, available_kib: int):
