@@ -15,6 +15,7 @@ load average at start and end says how shared the machine was.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import sys
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from runners.canary import CHAIN, DRIFT_THRESHOLD, MATRIX_N, REPS, make_canary, read_canary  # noqa: E402
+from runstore.records import RUNTIMES  # noqa: E402
 
 
 def load_average() -> str:
@@ -59,7 +61,7 @@ def main() -> None:
     load_start = load_average()
     rows = []
     gaps = [float(g) for g in args.gaps.split(",")]
-    for runtime, gap in [(r, g) for r in ("pytorch", "onnxruntime") for g in gaps]:
+    for runtime, gap in itertools.product(RUNTIMES, gaps):
         pairs = args.pairs if gap < 1 else args.long_pairs
         readings, changes = measure(runtime, args.threads, pairs, gap)
         c = np.asarray(changes)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from host.environment import read_cpu  # noqa: E402
+from host.sysfs import sysfs_root  # noqa: E402
 from report.cells import pair_cells, speedup  # noqa: E402
 from runners import schedule, suite  # noqa: E402
 from runners.canary import DRIFT_THRESHOLD  # noqa: E402
@@ -36,16 +38,6 @@ from runners.profiles import load_profile  # noqa: E402
 from runners.settings import build_settings  # noqa: E402
 from runners.suite import run_suite  # noqa: E402
 from runstore.folder import read_cells  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def load_average() -> list[float]:
@@ -112,7 +104,7 @@ def report(args, runs: list[dict]) -> str:
         "default timing policy (≥ 10 samples and ≥ 1 s per cell and runtime, CI target 5%), the real models "
         "with random weights, runs alternating interleaved / grouped.",
         "",
-        f"Machine: {cpu_model()}, {os.cpu_count()} vCPUs ({platform.machine()}). Load average (1/5/15 min) at the "
+        f"Machine: {read_cpu(sysfs_root())['model']}, {os.cpu_count()} vCPUs ({platform.machine()}). Load average (1/5/15 min) at the "
         f"start: {runs[0]['load_start']}, at the end: {runs[-1]['load_end']}; per run below (a load well above "
         "the 2 threads the runs use means other work shared the machine).",
         "",

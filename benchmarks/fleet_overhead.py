@@ -15,7 +15,6 @@ printed at start and end.  Usage: .venv/bin/python benchmarks/fleet_overhead.py 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -33,6 +32,7 @@ from fleet import loopback  # noqa: E402
 from fleet.config import load_fleet  # noqa: E402
 from fleet.remote import Remote  # noqa: E402
 from fleet.ssh import Connection, control_dir, remove_control_dir  # noqa: E402
+from runstore.folder import read_records  # noqa: E402
 
 SETTINGS = {"MODELS": "logmel,apc", "RUNTIMES": "pytorch,onnxruntime", "BATCH_SIZES": "1",
             "DURATIONS": "1,4", "THREADS": "1", "ENERGY": "none", "NO_PEAK": "1", "TINY": "1"}
@@ -60,12 +60,9 @@ def pi_tree(root: Path) -> Path:
 
 
 def cells(run_dir: Path) -> dict[tuple, list[float]]:
-    out = {}
-    for line in (run_dir / "cells.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        if r["status"] == "ok":
-            out[(r["model"], r["runtime"], r["duration_s"])] = r["latency_samples_s"]
-    return out
+    """Each ok cell's samples by (model, runtime, duration), read through the run store."""
+    return {(c.model, c.runtime, c.duration_s): c.latency_samples_s
+            for c in read_records(run_dir) if c.status == "ok"}
 
 
 def only_run(results: Path) -> Path:

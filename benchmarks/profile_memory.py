@@ -26,6 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from runstore.folder import read_records  # noqa: E402
+from runstore.records import RUNTIMES  # noqa: E402
+
 POLL_S = 0.05
 
 
@@ -79,7 +84,7 @@ def is_worker(pid: int) -> bool:
 
 def split_name(name: str) -> tuple[str, str]:
     """(model, runtime) of a worker's name; model names may hold dashes (``wav2vec2-base``)."""
-    for runtime in ("pytorch", "onnxruntime"):
+    for runtime in RUNTIMES:
         if f"-{runtime}-" in name:
             return name[:name.index(f"-{runtime}-")], runtime
     return "?", "?"
@@ -96,14 +101,17 @@ def watch(argv: list[str], env: dict[str, str]) -> tuple[int, list[Watched], flo
     tree_peak = 0
     while proc.poll() is None:
         now = time.monotonic() - start
-        parent_rss = status_kb(proc.pid).get("VmRSS", 0) * 1024
+        parent_kb = status_kb(proc.pid)
+        parent_rss = parent_kb.get("VmRSS", 0) * 1024
         by_model: dict[str, int] = {}
         total = parent_rss
         for pid in [c for c in children(proc.pid) if is_worker(c)]:
             kb = status_kb(pid)
             if not kb:
                 continue
-            w = seen.get(pid) or seen.setdefault(pid, Watched(pid, "worker", now, name=worker_name(pid)))
+            if pid not in seen:
+                seen[pid] = Watched(pid, "worker", now, name=worker_name(pid))
+            w = seen[pid]
             w.last_seen = now
             w.peak_bytes = max(w.peak_bytes, kb.get("VmHWM", 0) * 1024, kb.get("VmRSS", 0) * 1024)
             w.parent_rss_bytes = max(w.parent_rss_bytes, parent_rss)
@@ -112,7 +120,7 @@ def watch(argv: list[str], env: dict[str, str]) -> tuple[int, list[Watched], flo
             by_model[model] = by_model.get(model, 0) + rss
             total += rss
         parent = seen[proc.pid]
-        parent.peak_bytes = max(parent.peak_bytes, status_kb(proc.pid).get("VmHWM", 0) * 1024)
+        parent.peak_bytes = max(parent.peak_bytes, parent_kb.get("VmHWM", 0) * 1024)
         for model, rss in by_model.items():
             at_once[model] = max(at_once.get(model, 0), rss + parent_rss)
         tree_peak = max(tree_peak, total)
@@ -121,15 +129,11 @@ def watch(argv: list[str], env: dict[str, str]) -> tuple[int, list[Watched], flo
 
 
 def cell_counts(run_dir: Path) -> dict[tuple[str, str], dict[str, int]]:
-    """Status counts per (model, runtime) from cells.jsonl."""
+    """Status counts per (model, runtime), read through the run store."""
     out: dict[tuple[str, str], dict[str, int]] = {}
-    for line in (run_dir / "cells.jsonl").read_text().splitlines():
-        try:
-            cell = json.loads(line)
-        except ValueError:
-            continue
-        counts = out.setdefault((str(cell.get("model")), str(cell.get("runtime"))), {})
-        counts[cell.get("status", "?")] = counts.get(cell.get("status", "?"), 0) + 1
+    for cell in read_records(run_dir):
+        counts = out.setdefault((cell.model, cell.runtime), {})
+        counts[cell.status] = counts.get(cell.status, 0) + 1
     return out
 
 

@@ -76,7 +76,8 @@ class WorkerJob:
         if unknown:
             raise ValueError(f"unknown worker job field(s): {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         kwargs = dict(data)
-        kwargs["cells"] = [CellShape(int(c["batch_size"]), float(c["duration_s"])) for c in data.get("cells", [])]
+        if "cells" in data:  # absent: refused below like any other missing field
+            kwargs["cells"] = [CellShape(int(c["batch_size"]), float(c["duration_s"])) for c in data["cells"]]
         try:
             return cls(**kwargs)
         except TypeError as exc:  # a missing required field

@@ -217,7 +217,7 @@ class Comparison:
     def shapes(self, sides: list[Side]) -> list[dict[str, Any]]:
         """Every shape any of ``sides`` measures, smallest input first (allocator arenas then never
         hold more than the cell needs)."""
-        cells = {shape_key(c.to_dict()): c.to_dict() for s in sides for c in s.job.cells}
+        cells = {shape_key(cell): cell for cell in (c.to_dict() for s in sides for c in s.job.cells)}
         return sorted(cells.values(), key=lambda c: (c["batch_size"] * c["duration_s"], c["duration_s"]))
 
     def run(self) -> None:

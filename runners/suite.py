@@ -203,7 +203,6 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
                 if peak:
                     gemm_rates[f"{group['runtime']}|{group['threads']}"] = peak
                 job.reference_path, job.reference_error = reference(job, folder, references)
-                return_freed_memory()  # the reference model is gone too
                 if group["runtime"] == "onnxruntime" and "error" in entry:
                     for shape in job.cells:
                         on_record(failed_record(job, shape.to_dict(), "error", f"ONNX export failed: {entry['error']}"))
@@ -297,6 +296,7 @@ def reference(job: WorkerJob, folder: RunFolder,
             cache[job.model] = (str(path), None)
         except Exception as exc:  # e.g. an ONNX file has no PyTorch model
             cache[job.model] = (None, f"no fp32 PyTorch reference: {type(exc).__name__}: {exc}")
+        return_freed_memory()  # the reference model built here is gone: give its memory back
     return cache[job.model]
 
 

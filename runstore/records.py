@@ -121,7 +121,7 @@ class CellRecord:
         if missing:
             raise ValueError(f"not a cell record: missing {', '.join(missing)}")
         kwargs: dict[str, Any] = {}
-        extra = dict(data.get("extra") or {}) if isinstance(data.get("extra"), dict) else {}
+        extra = dict(data["extra"]) if isinstance(data.get("extra"), dict) else {}
         for key, value in data.items():
             kind = _KINDS.get(key)
             if kind is None:
@@ -169,5 +169,6 @@ CELL_KEY_FIELDS = ("model", "runtime", "provider", "variant", "batch_size", "dur
 
 def cell_key(record: dict[str, Any] | CellRecord) -> tuple:
     """The identity of a cell inside a run: used to resume and to match across runs."""
-    data = record.to_dict() if isinstance(record, CellRecord) else record
-    return tuple(data.get(k) for k in CELL_KEY_FIELDS)
+    if isinstance(record, CellRecord):  # its fields, not a deep copy of every sample (to_dict)
+        return tuple(getattr(record, k) for k in CELL_KEY_FIELDS)
+    return tuple(record.get(k) for k in CELL_KEY_FIELDS)

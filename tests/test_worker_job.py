@@ -42,6 +42,10 @@ def test_missing_key_is_refused_by_name():
     del data["run_id"]
     with pytest.raises(ValueError, match="incomplete worker job: .*run_id"):
         WorkerJob.from_dict(data)
+    no_cells = a_job().to_dict()
+    del no_cells["cells"]
+    with pytest.raises(ValueError, match="incomplete worker job: .*cells"):
+        WorkerJob.from_dict(no_cells)
 
 
 def test_suite_builds_the_job_from_settings_and_the_export_manifest(tmp_path):
