@@ -29,14 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import schedule, suite  # noqa: E402
+from bench.profiles import load_profile  # noqa: E402
+from bench.settings import build_settings  # noqa: E402
+from bench.suite import run_suite  # noqa: E402
 from host.environment import read_cpu  # noqa: E402
 from host.sysfs import sysfs_root  # noqa: E402
 from report.cells import pair_cells, speedup  # noqa: E402
-from runners import schedule, suite  # noqa: E402
 from runners.canary import DRIFT_THRESHOLD  # noqa: E402
-from runners.profiles import load_profile  # noqa: E402
-from runners.settings import build_settings  # noqa: E402
-from runners.suite import run_suite  # noqa: E402
 from runstore.folder import read_cells  # noqa: E402
 
 

@@ -49,7 +49,7 @@ class Watched:
 
 def worker_name(pid: int) -> str:
     """``model-runtime-provider-variant-tN`` of a worker: the scheduler sends each worker's stderr to
-    ``logs/<that>.log`` (runners/job.py ``WorkerJob.name``)."""
+    ``logs/<that>.log`` (bench/job.py ``WorkerJob.name``)."""
     try:
         return Path(os.readlink(f"/proc/{pid}/fd/2")).stem
     except OSError:
@@ -77,7 +77,7 @@ def children(pid: int) -> list[int]:
 
 def is_worker(pid: int) -> bool:
     try:
-        return b"runners.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"-m\x00worker\x00" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 

@@ -19,7 +19,7 @@ Typical use inside a benchmark worker::
 
 from host.sysfs import ROOT_ENV, SysRoot
 
-from .discover import FAMILIES, open_meter, parse_spec, probe_all
+from .discover import FAMILIES, open_meter, open_meter_or_reason, parse_spec, probe_all
 from .errors import EnergyConfigError, SensorError
 from .meter import EnergyMeter
 from .result import FIELDS, empty_fields
@@ -38,6 +38,7 @@ __all__ = [
     "SensorError",
     "SysRoot",
     "empty_fields",
+    "open_meter_or_reason",
     "open_meter",
     "parse_spec",
     "probe_all",

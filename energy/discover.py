@@ -125,3 +125,16 @@ def open_meter(
     else:
         reason = "; ".join(p.explain() for p in probes)
     return EnergyMeter(clock=ctx.clock, unavailable_reason=reason, probes=probes)
+
+
+def open_meter_or_reason(spec: str = "auto", preferred: list[str] | None = None) -> tuple[EnergyMeter | None, str | None]:
+    """(meter, None) when a sensor can measure; (None or an unavailable meter, the reason) when not.
+
+    A sensor that fails to open must never cost a run its latency figures: the failure becomes the
+    reason stored beside the ``null`` energy fields.  The benchmark worker and ``make eval`` both
+    open their meter here."""
+    try:
+        meter = open_meter(spec, preferred)
+    except Exception as exc:
+        return None, f"energy sensor failed to open: {type(exc).__name__}: {exc}"
+    return meter, (None if meter.available else meter.reason)

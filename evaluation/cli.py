@@ -48,12 +48,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     # deferred: the evaluation (torch, sklearn) is loaded only after the arguments are valid
+    from bench.settings import SettingsError, check_energy
     from evaluation.data import DataError
     from evaluation.run import EvalSettings, evaluate
 
     # deferred: torch is loaded only after the arguments are valid
     from models.weights import WeightsError
-    from runners.settings import SettingsError, check_energy
 
     if args.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from energy import open_meter
+from bench.profiles import available_cores
+from energy import open_meter_or_reason
 from evaluation.data import (
     SAMPLE_RATE,
     DataError,
@@ -40,8 +41,7 @@ from models.registry import LAB_SUITE, get_spec
 from models.weights import load_weights
 from runners.audio import synthetic_batch
 from runners.harness import TimingPolicy, time_callable
-from runners.profiles import available_cores
-from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, Runtime
+from runners.runtimes import make_runtime
 from runstore.folder import CELLS_FILE, read_records
 from runstore.records import RUNTIMES, CellRecord
 
@@ -105,14 +105,6 @@ def onnx_file(name: str, settings: EvalSettings) -> tuple[Path, str]:
     return Path(entry["path"]), str(entry.get("sha256"))
 
 
-def make_runtime(kind: str, model: Any, onnx: Path | None, settings: EvalSettings) -> Runtime:
-    if kind == "pytorch":
-        return PyTorchRuntime(lambda: model, settings.threads)
-    if kind == "onnxruntime":
-        return OnnxRuntimeRuntime(onnx, settings.provider, settings.threads)
-    raise ValueError(f"unknown runtime {kind!r}; valid: {', '.join(RUNTIMES)}")
-
-
 def synthetic_latency(runtime: Any, n_samples: int) -> dict[str, Any]:
     """Median latency of one synthetic clip (batch 1) of ``n_samples``: the benchmark's input."""
     policy = TimingPolicy(min_reps=5, min_time_s=0.3, max_reps=200, max_time_s=3.0, warmup_calls=1,
@@ -126,16 +118,9 @@ def synthetic_latency(runtime: Any, n_samples: int) -> dict[str, Any]:
 
 
 def open_energy(spec: str) -> tuple[Any, str | None]:
-    """(meter or None, reason when none): the ``energy`` package when it offers ``open_meter``."""
-    if spec == "none":
-        return None, "energy measurement switched off (--energy none)"
-    try:
-        meter = open_meter(spec)
-    except Exception as exc:
-        return None, f"energy meter failed to open: {exc}"
-    if not meter.available:
-        return None, meter.reason
-    return meter, None
+    """(meter, None) or (None, the reason): the benchmark worker's own way of opening a meter."""
+    meter, reason = open_meter_or_reason(spec)
+    return (meter, None) if reason is None else (None, reason)
 
 
 def measure_energy(meter: Any, runtime: Any, spec: Any, waves: list[np.ndarray], settings: EvalSettings,
@@ -287,7 +272,8 @@ def _embeddings(name: str, spec: Any, model: Any, weights_label: str, rt: str, s
     emb = cache.load(name, rt, key)
     if emb is not None:
         return emb
-    runtime = make_runtime(rt, model, onnx, settings)
+    runtime = make_runtime(rt, build=lambda: model, onnx_path=onnx, provider=settings.provider,
+                           threads=settings.threads)
     runtime.load()
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     try:

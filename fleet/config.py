@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from runners.profiles import profile_names
+from bench.profiles import profile_names
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10: the same parser, published as tomli
     import tomli as tomllib
 
-# make bench's variables that decide what a board measures (runners/cli.py reads them);
+# make bench's variables that decide what a board measures (bench/cli.py reads them);
 # DEVICE comes from the board's profile and RESULTS_DIR/ONNX_DIR are the board's own folders
 SETTING_NAMES = ("MODELS", "RUNTIMES", "PROVIDERS", "BATCH_SIZES", "DURATIONS", "REPS", "THREADS",
                  "VARIANTS", "ORT_OPT", "ENERGY", "WEIGHTS", "GRID", "QUICK", "FRESH", "TINY",
@@ -52,7 +52,7 @@ class Board:
     """One board: where to reach it, which device profile it runs, and what its run gets."""
 
     host: str                      # ssh destination: [user@]host or a ~/.ssh/config alias
-    profile: str                   # a runners/device_profiles name, or auto
+    profile: str                   # a bench/device_profiles name, or auto
     name: str                      # label in progress bars and messages (default: host)
     dir: str = DEFAULT_DIR         # the board's wavebench folder (code/, venv/, results/, runs/)
     venv: str = ""                 # the board's virtual environment (default: <dir>/venv)

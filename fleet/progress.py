@@ -12,7 +12,7 @@ import threading
 from dataclasses import fields
 from typing import Any
 
-from runners.settings import Settings
+from bench.settings import Settings
 
 
 def plan_size(run_json: dict[str, Any]) -> int | None:

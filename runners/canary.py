@@ -17,7 +17,7 @@ is not the canary's noise.  The same VM's speed moved far more between readings 
 (median 7-17%, p95 47-55%) while nothing else ran: the machine itself drifts at the scale of a
 cell, which is what the flag reports and what the interleaved order is there to cancel.  The
 scheduler lets the other runtime's worker go quiet before each canary reading as before each round
-(an idle thread pool still spinning made readings 3× slower: ``runners/schedule.py``).
+(an idle thread pool still spinning made readings 3× slower: ``bench/schedule.py``).
 """
 
 from __future__ import annotations

@@ -24,16 +24,21 @@ ALLOWED: dict[str, set[str]] = {
     "flops": {"models", "export"},
     "energy": {"host"},
     "runners": {"runstore", "host", "models", "export", "flops", "energy"},
+    "bench": {"runstore", "host", "models", "export", "flops", "energy", "runners"},
+    "worker": {"runstore", "host", "models", "export", "flops", "energy", "runners", "bench"},
     "report": {"runstore"},
     "compare": {"runstore"},
-    "evaluation": {"runstore", "host", "models", "export", "flops", "energy", "runners"},
-    "fleet": {"runstore", "runners", "compare"},
+    "evaluation": {"runstore", "host", "models", "export", "flops", "energy", "runners", "bench"},
+    "fleet": {"runstore", "bench", "compare"},
 }
-# orchestration calls the report at the end of a run (deferred: it pulls matplotlib)
-EXCEPTIONS = {("runners.suite", "report")}
+# orchestration calls the report at the end of a run (deferred: it pulls matplotlib);
+# ``python -m runners`` (the contract's command line) is the orchestration's entry point
+EXCEPTIONS = {("bench.suite", "report"), ("runners.__main__", "bench")}
+# the worker process talks to the parent through the job only: the parent imports no worker module
+NEVER = {("bench", "worker")}
 # code that runs while a cell is measured, or that measures: no reporting libraries
 MEASUREMENT = ("runners.harness", "runners.stats", "runners.memory", "runners.runtimes", "runners.audio",
-               "runners.worker", "runners.gemm_peak", "energy", "flops.graph", "flops.formulas", "flops.cache",
+               "runners.reference", "worker", "runners.gemm_peak", "energy", "flops.graph", "flops.formulas", "flops.cache",
                "export", "models", "host", "runstore")
 REPORTING_LIBS = {"matplotlib", "tabulate", "report"}
 
@@ -99,7 +104,7 @@ def test_packages_import_only_below_them(name):
         if target is None:
             continue
         other = target.split(".")[0]
-        if other != own and other not in ALLOWED[own] and (name, other) not in EXCEPTIONS:
+        if (own, other) in NEVER or (other != own and other not in ALLOWED[own] and (name, other) not in EXCEPTIONS):
             bad.append(f"{MODULES[name].relative_to(REPO)}:{line} imports {module}")
     assert not bad, "imports against docs/architecture.md: " + "; ".join(bad)
 
@@ -171,6 +176,22 @@ def module_graph() -> dict[str, list[str]]:
 def test_no_import_circles():
     cycles = find_cycles(module_graph())
     assert not cycles, "import circles: " + "; ".join(cycles)
+
+
+def test_the_parent_never_imports_the_worker():
+    bad = [f"{MODULES[name].relative_to(REPO)}:{line} imports {module}"
+           for name in MODULES if name.startswith("bench")
+           for module, line, _ in _imports(name, MODULES[name])
+           if (_first_party(module) or "").split(".")[0] == "worker"]
+    assert not bad, "the parent (bench/) talks to workers through bench/job.py only: " + "; ".join(bad)
+
+
+def test_runtimes_are_one_module_each_behind_the_registry():
+    """A new runtime is one module in runners/runtimes/ that make_runtime knows."""
+    modules = {n.rsplit(".", 1)[1] for n in MODULES if n.startswith("runners.runtimes.")}
+    from runners.runtimes import RUNTIME_NAMES
+    assert set(RUNTIME_NAMES) <= modules, f"runtimes without their own module: {set(RUNTIME_NAMES) - modules}"
+    assert "runners.runtimes.base" in MODULES
 
 
 def test_the_checker_finds_a_circle_and_reads_relative_imports():

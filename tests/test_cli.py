@@ -2,8 +2,8 @@
 
 import pytest
 
-from runners.cli import main, threads_warning
-from runners.profiles import probe_accelerators
+from bench.cli import main, threads_warning
+from bench.profiles import probe_accelerators
 
 HERE = probe_accelerators()
 GPU_READY = HERE.torch_cuda and {"CUDAExecutionProvider", "TensorrtExecutionProvider"} <= set(HERE.ort_providers)

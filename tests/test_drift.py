@@ -11,13 +11,8 @@ from dataclasses import replace
 
 import pytest
 
-from report.cells import compare_medians, speedup
-from report.discussion import noisy_paragraph
-from report.tables import comparison_table
-from runners.canary import DRIFT_THRESHOLD, canary_change, is_drift, onnx_canary_model, read_canary
-from runners.fake_timing import FakeTiming
-from runners.profiles import load_profile
-from runners.schedule import (
+from bench.profiles import load_profile
+from bench.schedule import (
     MIN_ROUNDS,
     comparisons,
     cpu_seconds,
@@ -26,10 +21,15 @@ from runners.schedule import (
     remeasure_keys,
     settle,
 )
-from runners.settings import SettingsError, build_settings
-from runners.suite import run_suite
+from bench.settings import SettingsError, build_settings
+from bench.suite import run_suite
+from report.cells import compare_medians, speedup
+from report.discussion import noisy_paragraph
+from report.tables import comparison_table
+from runners.canary import DRIFT_THRESHOLD, canary_change, is_drift, onnx_canary_model, read_canary
 from runstore.folder import read_cells
 from runstore.records import cell_key
+from worker.fake_timing import FakeTiming
 
 PT_CALL, ORT_CALL, CANARY, FACTOR, SLOW_FROM = 0.004, 0.002, 0.003, 3.0, 4
 
@@ -217,7 +217,7 @@ def test_order_and_remeasure_are_validated():
 
 
 def test_a_side_that_reaches_its_cap_ends_the_rounds_for_both():
-    from runners.schedule import CellProgress
+    from bench.schedule import CellProgress
 
     policy = {"min_reps": 4, "min_time_s": 1.0, "max_time_s": 8.0, "max_reps": 1000, "ci_target": 0.05}
     noisy = CellProgress({}, rounds=MIN_ROUNDS, samples=[1.0, 3.0, 1.0, 3.0] * 2, measured_s=8.0)

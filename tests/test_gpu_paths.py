@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from runners.profiles import Accelerators, load_profile
+from bench.profiles import Accelerators, load_profile
+from bench.settings import build_settings
+from bench.suite import run_suite
 from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, UnsupportedError, provider_list
-from runners.settings import build_settings
-from runners.suite import run_suite
 from runstore.folder import read_cells
 
 

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from bench.cli import _models_that_fit
+from bench.profiles import DeviceProfile, load_profile
 from models.registry import LAB_SUITE
-from runners.cli import _models_that_fit
-from runners.profiles import DeviceProfile, load_profile
 
 GIB = 2**30
 SMALL = DeviceProfile(name="board", description="", runtimes=("pytorch",), pytorch_device="cpu",

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from runners.profiles import load_profile
+from bench.profiles import load_profile
 
 REPO = Path(__file__).resolve().parents[1]
 OLDEST = (3, 10)
-PROJECT_DIRS = ("runners", "export", "energy", "compare", "evaluation", "benchmarks", "scripts", "tests",
+PROJECT_DIRS = ("runners", "bench", "worker", "export", "energy", "compare", "evaluation", "benchmarks", "scripts", "tests",
                 "host", "runstore", "report", "models", "flops")
 
 

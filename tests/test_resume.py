@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.profiles import load_profile
+from bench.settings import build_settings
+from bench.suite import run_suite
 from report.run_report import fingerprint_section
-from runners.profiles import load_profile
-from runners.settings import build_settings
-from runners.suite import run_suite
 from runstore.folder import read_cells, resume_decision
 from runstore.identity import differences, fingerprint_hash, identity
 
@@ -202,7 +202,7 @@ def test_the_commit_is_read_in_a_plain_checkout_and_in_a_worktree(tmp_path):
 
 
 def test_two_new_runs_in_one_second_get_two_folders(tmp_path, monkeypatch):
-    import runners.suite as suite
+    import bench.suite as suite
 
     monkeypatch.setattr(suite, "new_run_id", lambda settings_hash: "20261201-120000-" + settings_hash)
     settings = settings_for(tmp_path)

@@ -2,10 +2,10 @@
 
 import pytest
 
+from bench.profiles import Accelerators, ProfileError, board_mismatch, load_profile, profile_names, resolve_profile
+from bench.settings import SettingsError, build_settings
 from energy.fakes import FakeRunner
 from runners.harness import TimingPolicy, time_callable
-from runners.profiles import Accelerators, ProfileError, board_mismatch, load_profile, profile_names, resolve_profile
-from runners.settings import SettingsError, build_settings
 
 CPU_ONLY = ["CPUExecutionProvider"]
 ALL = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider", "OpenVINOExecutionProvider"]

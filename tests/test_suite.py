@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.profiles import load_profile
+from bench.settings import build_settings
+from bench.suite import run_suite
 from flops import count_onnx, macs_for
-from runners.profiles import load_profile
-from runners.settings import build_settings
-from runners.suite import run_suite
 from runstore.folder import read_cells
 from runstore.records import CellRecord
 

@@ -6,12 +6,12 @@ import onnx
 import pytest
 import torch
 
+from bench.profiles import load_profile
+from bench.settings import SettingsError, build_settings
+from bench.suite import run_suite
 from export.onnx_export import export_model
 from export.variants import VariantError, onnx_variant, parse_variant, torch_variant, variant_name
 from models.registry import get_spec
-from runners.profiles import load_profile
-from runners.settings import SettingsError, build_settings
-from runners.suite import run_suite
 from runstore.folder import read_cells
 
 FAST = dict(min_time_s=0.02, max_time_s=0.3)

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from runners.job import CellShape, WorkerJob
-from runners.profiles import load_profile
-from runners.settings import build_settings
-from runners.suite import make_job
+from bench.job import CellShape, WorkerJob
+from bench.profiles import load_profile
+from bench.settings import build_settings
+from bench.suite import make_job
 from runstore.folder import RunFolder
 
 

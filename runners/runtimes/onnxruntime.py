@@ -1,159 +1,21 @@
-"""The two runtimes: how each loads a model and calls it.  Nothing else differs.
+"""ONNX Runtime: the exported ONNX graph in an ``InferenceSession`` with one execution provider.
 
-Each runtime prepares its input on the device before timing and exposes ``call`` (one
-inference) and ``sync`` (wait for the device) to the shared harness.  Threads are set for
-both (``torch.set_num_threads``; ONNX Runtime's ``intra_op_num_threads``) and recorded.
-
-On a GPU, PyTorch is synchronised (``torch.cuda.synchronize``) inside the timed region and its
-peak memory is ``torch.cuda.max_memory_allocated``; ONNX Runtime's CUDA and TensorRT providers
-run with I/O binding, the input and outputs resident on the device, so host-device copies are
-excluded from the timing (``io`` in the record says which).  TensorRT builds its engine on the
-first call (recorded apart as ``first_call_s``), cached under ``results/trt_cache``.
+Threads: ``intra_op_num_threads`` (one inter-op thread, sequential execution).  The CUDA and
+TensorRT providers run with I/O binding, the input and outputs resident on the device, so
+host-device copies are excluded from the timing (``io`` in the record says which).  TensorRT
+builds its engine on the first call (recorded apart as ``first_call_s``), cached under
+``results/trt_cache``.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable
 
 import numpy as np
 
-from export.variants import VariantError, torch_variant
-from models.registry import NoTorchModelError
-
-CPU_EP = "CPUExecutionProvider"
-GPU_EPS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-
-
-class UnsupportedError(RuntimeError):
-    """This runtime/provider/variant cannot run here; the cell becomes ``unsupported``."""
-
-
-@runtime_checkable
-class Runtime(Protocol):
-    """The contract between a runtime and the harness, the worker and ``make eval``: the two
-    implementations below differ only in how they load a model and call it."""
-
-    name: str
-    provider: str
-    threads: int | None
-    variant: str
-    io: str
-    load_time_s: float | None
-
-    def load(self) -> None:
-        """Build or open the model (timed into ``load_time_s``); ``UnsupportedError`` if it cannot run here."""
-
-    def prepare(self, wav: np.ndarray) -> Any:
-        """The input, on the device, outside the timed region."""
-
-    def make_call(self, prepared: Any) -> Callable[[], Any]:
-        """One inference on ``prepared``: what the harness times."""
-
-    def sync(self) -> None:
-        """Wait for the device (a no-op on the CPU)."""
-
-    def outputs_numpy(self, outputs: Any) -> list[np.ndarray]:
-        """A call's outputs as host arrays (fidelity, embeddings)."""
-
-    def batch_of(self, prepared: Any) -> int:
-        """The batch size of a prepared input."""
-
-    def reset_device_peak(self) -> int | None:
-        """Start a device-memory peak window; the baseline in bytes, ``None`` where not measurable."""
-
-    def device_peak_over(self, baseline: int | None) -> int | None:
-        """The device-memory peak above ``baseline`` since :meth:`reset_device_peak`."""
-
-    def close(self) -> None:
-        """Release the model and the device memory it holds."""
-
-
-class PyTorchRuntime:
-    name = "pytorch"
-
-    def __init__(self, build: Callable[[], Any], threads: int | None, device: str = "cpu",
-                 variant: str = "fp32") -> None:
-        self.build, self.threads, self.device, self.variant = build, threads, device, variant
-        self.provider = device
-        self.model: Any = None
-        self.dtype: Any = None
-        self.load_time_s: float | None = None
-        self.io = "device-resident input"
-
-    def load(self) -> None:
-        # deferred: torch is heavy and optional on an ONNX-Runtime-only path
-        import torch
-
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UnsupportedError(f"PyTorch device {self.device!r} requested but torch.cuda is not available "
-                                   f"(torch {torch.__version__})")
-        start = time.perf_counter()
-        try:
-            model = self.build()
-            model, self.dtype = torch_variant(model, self.variant, self.device)
-        except (NoTorchModelError, VariantError) as exc:
-            raise UnsupportedError(str(exc)) from None
-        self.model = model.to(self.device).eval()
-        self.sync()
-        self.load_time_s = time.perf_counter() - start
-
-    def prepare(self, wav: np.ndarray) -> Any:
-        # deferred: torch is heavy and optional on an ONNX-Runtime-only path
-        import torch
-
-        tensor = torch.from_numpy(np.ascontiguousarray(wav)).to(self.device, dtype=self.dtype)
-        self.sync()
-        return tensor
-
-    def make_call(self, prepared: Any) -> Callable[[], Any]:
-        # deferred: torch is heavy and optional on an ONNX-Runtime-only path
-        import torch
-
-        model = self.model
-
-        def call() -> Any:
-            with torch.inference_mode():
-                return model(prepared)
-        return call
-
-    def sync(self) -> None:
-        if self.device.startswith("cuda"):
-            # deferred: torch is heavy and optional on an ONNX-Runtime-only path
-            import torch
-
-            torch.cuda.synchronize()
-
-    def outputs_numpy(self, outputs: Any) -> list[np.ndarray]:
-        return [o.detach().float().cpu().numpy() for o in outputs]
-
-    def batch_of(self, prepared: Any) -> int:
-        return int(prepared.shape[0])
-
-    # device memory: CUDA's allocator keeps exact peaks; on the CPU the worker uses RSS
-    def reset_device_peak(self) -> int | None:
-        if not self.device.startswith("cuda"):
-            return None
-        # deferred: torch is heavy and optional on an ONNX-Runtime-only path
-        import torch
-
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated()
-
-    def device_peak_over(self, baseline: int | None) -> int | None:
-        if baseline is None:
-            return None
-        # deferred: torch is heavy and optional on an ONNX-Runtime-only path
-        import torch
-
-        return max(0, torch.cuda.max_memory_allocated() - baseline)
-
-    def close(self) -> None:
-        self.model = None
+from runners.runtimes.base import CPU_EP, GPU_EPS, UnsupportedError
 
 
 def session_options(threads: int | None, opt_level: str, ort: Any) -> Any:

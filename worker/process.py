@@ -1,10 +1,10 @@
 """The worker: one process measures one model under one runtime configuration.
 
-Started by the suite (``python -m runners.worker``) with a JSON job as the first line of its
+Started by the suite (``python -m worker``) with a JSON job as the first line of its
 stdin; the parent then sends commands, one JSON line each (a canary reading, a round of a cell,
 finish a cell), and the worker answers with JSON lines on its own stdout (``loaded``, ``start``,
 ``round``, ``canary``, ``cell``, ``done``).  The parent thus decides the order in which runtimes
-measure (interleaved rounds or phase by phase, ``runners/schedule.py``), writes each cell as soon
+measure (interleaved rounds or phase by phase, ``bench/schedule.py``), writes each cell as soon
 as it exists, and can tell which cell was running when a worker crashed, ran out of memory or
 timed out.  Anything libraries print goes to stderr, never into the protocol.
 """
@@ -16,104 +16,34 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from energy import open_meter
-from export.onnx_export import compare_outputs
+from bench.job import WorkerJob
+from energy import open_meter_or_reason
 from export.variants import parse_variant
 from flops import macs_for
 from models.audio_format import SAMPLE_RATE
-from models.build import build_weighted
 from models.registry import get_spec
 from runners.audio import synthetic_batch
 from runners.canary import make_canary, read_canary
-from runners.fake_timing import FakeTiming
 from runners.gemm_peak import achieved_flops_per_s, utilization
 from runners.harness import REWARM_BELOW_S, TimingPolicy, WarmUp, time_round, warm_up
-from runners.job import WorkerJob
 from runners.memory import PeakRSSTracker
-from runners.runtimes import OnnxRuntimeRuntime, PyTorchRuntime, Runtime, UnsupportedError
+from runners.reference import build_reference, fidelity_probe
+from runners.runtimes import Runtime, UnsupportedError, make_runtime
 from runners.stats import summarize
 from runstore.records import CellRecord
+from worker.fake_timing import FakeTiming
 
-PROBE_SECONDS = 1.0
 
-
-def make_runtime(job: WorkerJob) -> Runtime:
+def make_job_runtime(job: WorkerJob) -> Runtime:
+    """The job's runtime, built through the one registry (``runners.runtimes.make_runtime``)."""
     variant, opt = parse_variant(job.variant)
-    if job.runtime == "pytorch":
-        device = "cuda" if job.provider.startswith("cuda") else "cpu"
-        return PyTorchRuntime(lambda: build_reference(job), job.threads, device, variant)
-    if job.onnx_path is None:
-        raise UnsupportedError(f"no ONNX file for {job.model} {job.variant}")
-    return OnnxRuntimeRuntime(job.onnx_path, job.provider, job.threads, opt, variant, job.trt_cache)
-
-
-def build_reference(job: WorkerJob):
-    """The job's model in fp32 PyTorch with the run's weights (the reference for fidelity)."""
-    if job.weights_source == "random":
-        return get_spec(job.model).build(job.tiny)
-    return build_weighted(job.model, job.tiny, job.weights_source)[0]
-
-
-def base_record(job: WorkerJob, cell: dict[str, Any]) -> CellRecord:
-    entry = job.manifest_entry or {}
-    return CellRecord(
-        run_id=job.run_id, timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"), host=job.host,
-        device=job.device, device_name=job.device_name, model=job.model,
-        runtime=job.runtime, provider=job.provider, variant=job.variant,
-        weights=job.weights, batch_size=int(cell["batch_size"]),
-        duration_s=float(cell["duration_s"]), threads=job.threads,
-        params_total=entry.get("params_total"), params_unique=entry.get("params_unique"),
-        params_used=entry.get("params_used"), model_bytes=entry.get("model_bytes"),
-        onnx_bytes=entry.get("onnx_bytes"),
-    )
-
-
-def probe_input(spec) -> np.ndarray:
-    """The fixed input on which every runtime and variant is compared with fp32 PyTorch."""
-    return synthetic_batch(1, max(spec.min_samples, int(PROBE_SECONDS * SAMPLE_RATE)), seed=99)
-
-
-def save_reference(job: WorkerJob, path: str | Path) -> None:
-    """fp32 PyTorch outputs on the probe input, computed once by the parent for all workers,
-    so that no worker loads a second model (and its memory) to check its own outputs."""
-    # deferred: torch is heavy and optional on an ONNX-Runtime-only path
-    import torch
-
-    wav = probe_input(get_spec(job.model))
-    model = build_reference(job)
-    with torch.inference_mode():
-        outputs = [o.numpy() for o in model(torch.from_numpy(wav))]
-    np.savez(path, *outputs)
-
-
-def fidelity_probe(job: WorkerJob, runtime, spec) -> tuple[float | None, float | None, str | None]:
-    """Max abs error and cosine of this runtime's output against fp32 PyTorch on the probe input."""
-    if job.runtime == "pytorch" and job.variant == "fp32":
-        return 0.0, 1.0, None  # this *is* the reference
-    path = job.reference_path
-    if not path or not Path(path).exists():
-        return None, None, job.reference_error or "no fp32 PyTorch reference for this model"
-    with np.load(path) as data:
-        ref = [data[f"arr_{i}"] for i in range(len(data.files))]
-    out = runtime.outputs_numpy(runtime.make_call(runtime.prepare(probe_input(spec)))())
-    try:
-        err, cosine = compare_outputs(ref, out)
-    except Exception as exc:  # shape mismatch is itself a fidelity finding
-        return None, None, f"fidelity probe failed: {exc}"
-    return err, cosine, None
-
-
-def open_energy(job: WorkerJob):
-    try:
-        meter = open_meter(job.energy, job.energy_preferred)
-    except Exception as exc:  # a sensor that fails to open must not cost the latency cells
-        return None, f"energy sensor failed to open: {type(exc).__name__}: {exc}"
-    return meter, (None if meter.available else meter.reason)
+    return make_runtime(job.runtime, build=lambda: build_reference(job.model, job.tiny, job.weights_source),
+                        onnx_path=job.onnx_path, provider=job.provider, threads=job.threads,
+                        variant=variant, opt_level=opt, trt_cache=job.trt_cache)
 
 
 class CellMeasurement:
@@ -125,7 +55,7 @@ class CellMeasurement:
                  wrap: Callable[[Callable[[], Any]], Callable[[], Any]] = lambda c: c) -> None:
         self.job, self.cell, self.runtime, self.tracker, self.policy = job, cell, runtime, tracker, policy
         self.clock, self.wrap = clock, wrap
-        self.rec = base_record(job, cell)
+        self.rec = job.base_record(cell)
         self.samples: list[float] = []
         self.round_medians: list[float] = []
         self.round_ticks: list[int] = []
@@ -284,7 +214,7 @@ def serve(job: WorkerJob, commands: Iterable[str], emit: Callable[[dict[str, Any
     clock = fake.clock if fake else time.perf_counter_ns
     wrap = fake.wrap if fake else (lambda c: c)
     try:
-        runtime = make_runtime(job)
+        runtime = make_job_runtime(job)
         runtime.load()
     except UnsupportedError as exc:
         emit({"type": "unsupported", "error": str(exc)})
@@ -299,8 +229,9 @@ def serve(job: WorkerJob, commands: Iterable[str], emit: Callable[[dict[str, Any
     tracker = PeakRSSTracker()
     gc.collect()
     tracker.set_baseline()  # the loaded model, before the probe or any cell touches activations
-    fidelity = fidelity_probe(job, runtime, spec)
-    meter, energy_reason = open_energy(job)
+    fidelity = fidelity_probe(runtime, spec, job.reference_path, job.reference_error,
+                              is_reference=job.runtime == "pytorch" and job.variant == "fp32")
+    meter, energy_reason = open_meter_or_reason(job.energy, job.energy_preferred)
     idle_w = None
     if meter is not None and meter.available:
         idle_w = meter.measure_idle(job.idle_s)
@@ -341,7 +272,7 @@ def serve(job: WorkerJob, commands: Iterable[str], emit: Callable[[dict[str, Any
             emit({"type": "cell", "record": ended.record.to_dict()})
         except Exception as exc:
             cells.pop(key, None)
-            rec = base_record(job, cell)
+            rec = job.base_record(cell)
             rec.status, rec.error = "error", f"{type(exc).__name__}: {exc}"
             emit({"type": "cell", "record": rec.to_dict()})
     if meter is not None:
@@ -365,6 +296,3 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
 
-
-if __name__ == "__main__":
-    main()

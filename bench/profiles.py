@@ -1,4 +1,4 @@
-"""Device profiles: small TOML data files in ``runners/device_profiles/``, not code branches.
+"""Device profiles: small TOML data files in ``bench/device_profiles/``, not code branches.
 
 A profile names the runtimes, the PyTorch device, the ONNX Runtime execution providers (each
 one a series of cells; ``ort_optional_providers`` are used only when the installed

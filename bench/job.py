@@ -1,7 +1,7 @@
 """The worker's job: everything one worker process needs to measure one model under one runtime
 configuration (model × runtime × provider × variant × threads) on a list of input shapes.
 
-The suite builds it (``runners/suite.make_job``), the scheduler reads it (``runners/schedule``), and
+The suite builds it (``bench/suite.make_job``), the scheduler reads it (``bench/schedule``), and
 it crosses the process boundary as one JSON line (``to_dict`` in the parent, ``from_dict`` in
 ``runners/worker``).  A typed job means a misspelt or forgotten key fails where the job is built,
 with the key's name, instead of as a ``KeyError`` inside a worker that the parent then reports as
@@ -10,8 +10,11 @@ a crashed cell.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from runstore.records import CellRecord
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class WorkerJob:
     gemm_peak_reason: str | None = None
     reference_path: str | None = None  # the fp32 PyTorch output the fidelity probe compares with
     reference_error: str | None = None
-    fake_timing: dict[str, Any] | None = None  # tests only (runners/fake_timing.py)
+    fake_timing: dict[str, Any] | None = None  # tests only (worker/fake_timing.py)
 
     @property
     def name(self) -> str:
@@ -67,6 +70,21 @@ class WorkerJob:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def base_record(self, cell: dict[str, Any]) -> CellRecord:
+        """The record of one of this job's cells before anything is measured: identity and size.
+        The worker fills it in; the parent writes it as it is when the cell failed."""
+        entry = self.manifest_entry or {}
+        return CellRecord(
+            run_id=self.run_id, timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"), host=self.host,
+            device=self.device, device_name=self.device_name, model=self.model,
+            runtime=self.runtime, provider=self.provider, variant=self.variant,
+            weights=self.weights, batch_size=int(cell["batch_size"]),
+            duration_s=float(cell["duration_s"]), threads=self.threads,
+            params_total=entry.get("params_total"), params_unique=entry.get("params_unique"),
+            params_used=entry.get("params_used"), model_bytes=entry.get("model_bytes"),
+            onnx_bytes=entry.get("onnx_bytes"),
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "WorkerJob":

@@ -2,7 +2,7 @@
 timeout, kill it, and say why it ended.
 
 The worker reads its job and then its commands from stdin, and answers in JSON lines on stdout
-(``runners/worker.py``); a reader thread turns those lines into a queue so that a hung worker
+(``worker/process.py``); a reader thread turns those lines into a queue so that a hung worker
 becomes a timeout here instead of a hung suite.
 """
 
@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from runners.job import WorkerJob
+from bench.job import WorkerJob
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ class WorkerSupervisor:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "runners.worker"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=log, cwd=str(REPO_ROOT), env=env,
                                      text=True, start_new_session=True)
         log.close()

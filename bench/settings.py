@@ -14,6 +14,8 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+from bench.profiles import Accelerators, DeviceProfile, profile_gaps
+from bench.schedule import ORDERS
 from energy import EnergyConfigError, parse_spec
 from export.onnx_export import EXPORTERS
 from export.variants import ORT_OPT_LEVELS, VARIANTS, variant_name  # noqa: E402
@@ -21,8 +23,6 @@ from models.registry import LAB_SUITE, get_spec
 from models.sources import validate_user_model
 from models.weights import WeightsError, fetch_pretrained, resolve_source
 from runners.harness import SAMPLE_CAP
-from runners.profiles import Accelerators, DeviceProfile, profile_gaps
-from runners.schedule import ORDERS
 from runstore.records import RUNTIMES
 
 QUICK = {"batch_sizes": (1,), "durations": (1.0,), "reps": 5, "min_time_s": 0.2, "max_time_s": 3.0}
@@ -57,7 +57,7 @@ class Settings:
     cell_timeout_s: float = 900.0
     exporter: str = "torchscript"
     measure_peak: bool = True
-    order: str = "interleaved"  # runners/schedule.py ORDERS
+    order: str = "interleaved"  # bench/schedule.py ORDERS
     remeasure: str = ""  # "drift": a resumed run measures its drift-flagged comparisons again
     results_dir: str = "results"
     onnx_dir: str = "results/onnx"

@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.job import WorkerJob
+from bench.supervisor import WorkerSupervisor
 from runners.canary import canary_change, is_drift
-from runners.job import WorkerJob
 from runners.stats import median_ci, relative_ci_width
-from runners.supervisor import WorkerSupervisor
-from runners.worker import base_record
 from runstore.records import CellRecord, cell_key
 
 ORDERS = ("interleaved", "grouped")
@@ -55,7 +54,7 @@ def shape_key(cell: dict[str, Any]) -> tuple:
 
 
 def failed_record(job: WorkerJob, cell: dict[str, Any], status: str, message: str) -> Record:
-    rec: CellRecord = base_record(job, cell)
+    rec: CellRecord = job.base_record(cell)
     rec.status, rec.error = status, message
     return rec.to_dict()
 

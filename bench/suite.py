@@ -16,18 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.job import CellShape, WorkerJob
+from bench.profiles import board_mismatch
+from bench.schedule import Comparison, Side, comparisons, failed_record, remeasure_hint, remeasure_keys
+from bench.settings import Settings
 from export.onnx_export import describe_model, describe_onnx, export_model
 from export.variants import onnx_variant, parse_variant
 from host.environment import collect_environment, throttle_snapshot, wavebench_version
 from models.registry import get_spec
 from runners.canary import DRIFT_THRESHOLD
 from runners.gemm_peak import gemm_peak_entry
-from runners.job import CellShape, WorkerJob
 from runners.memory import return_freed_memory
-from runners.profiles import board_mismatch
-from runners.schedule import Comparison, Side, comparisons, failed_record, remeasure_hint, remeasure_keys
-from runners.settings import Settings
-from runners.worker import save_reference
+from runners.reference import save_reference
 from runstore.folder import SCHEMA_VERSION, RunFolder, new_run_id, portable_text, resume_decision
 from runstore.identity import fingerprint_hash, identity
 from runstore.records import cell_key
@@ -109,7 +109,7 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
         flops_onnx_path=files.get("fp32"), trt_cache=str(Path(settings.results_dir) / "trt_cache"),
         manifest_entry=manifest, policy=settings.policy(), energy=settings.energy,
         energy_preferred=list(settings.energy_preferred),
-        fake_timing=settings.extra.get("fake_timing"),  # tests only (runners/fake_timing.py)
+        fake_timing=settings.extra.get("fake_timing"),  # tests only (worker/fake_timing.py)
     )
 
 
@@ -292,7 +292,7 @@ def reference(job: WorkerJob, folder: RunFolder,
         path = folder.path / "references" / (re.sub(r"[^A-Za-z0-9._-]+", "_", job.model) + ".npz")
         path.parent.mkdir(exist_ok=True)
         try:
-            save_reference(job, path)
+            save_reference(job.model, job.tiny, job.weights_source, path)
             cache[job.model] = (str(path), None)
         except Exception as exc:  # e.g. an ONNX file has no PyTorch model
             cache[job.model] = (None, f"no fp32 PyTorch reference: {type(exc).__name__}: {exc}")

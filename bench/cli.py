@@ -20,7 +20,7 @@ from host.environment import read_memory
 from host.sysfs import sysfs_root
 
 if TYPE_CHECKING:
-    from runners.profiles import DeviceProfile
+    from bench.profiles import DeviceProfile
 
 
 def env_default(name: str, default: str | None = None) -> str | None:
@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     listen_for_ctrl_c()
     args = build_parser().parse_args(argv)
     # deferred: the suite (torch, onnx) is loaded only after the settings are valid, so bad input answers fast
-    from runners.profiles import ProfileError, available_cores, resolve_profile
-    from runners.settings import SettingsError, build_settings
+    from bench.profiles import ProfileError, available_cores, resolve_profile
+    from bench.settings import SettingsError, build_settings
 
     try:
         profile = resolve_profile(args.device)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if warning:
         print(warning, file=sys.stderr)
     # deferred: the suite (torch, onnx) is loaded only after the settings are valid, so bad input answers fast
-    from runners.suite import run_suite, typed_command
+    from bench.suite import run_suite, typed_command
 
     outcome = run_suite(settings, fresh=args.fresh, profile_note=note, progress=not args.no_progress,
                         log=lambda m: print(m, file=sys.stderr),
@@ -137,8 +137,8 @@ def _models_that_fit(profile: DeviceProfile, own_sweep: bool) -> str | None:
     None (the lab suite) when nothing is left out.  The needs are measured for the profile's own
     sweep at full size: another sweep (TINY, QUICK, BATCH_SIZES, DURATIONS) is not judged."""
     # deferred: the model registry loads torch; the settings module is loaded by main() already
+    from bench.settings import SettingsError
     from models.registry import LAB_SUITE
-    from runners.settings import SettingsError
 
     if own_sweep or not profile.memory_need_gib:
         return None

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from runners.job import WorkerJob
+from bench.job import WorkerJob
 
 
 @dataclass
