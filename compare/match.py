@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runstore.records import CELL_KEY_FIELDS, RUNTIMES
+from runstore.verdict import quartiles
 
 from .fingerprints import check_software, hardware_notes
 from .load import Run
-from .stats import Significance, compare_samples, quartiles
+from .stats import Significance, compare_samples
 
 AXES = ("device", "run", "runtime", "variant")
 

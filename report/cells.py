@@ -5,8 +5,9 @@ statistics were computed by the harness when the cell was measured; these helper
 (the one exception: the IQR is recomputed from the raw samples when a record lacks it).
 
 The pairing of a PyTorch cell with an ONNX Runtime cell (:func:`pair_cells`) and the significance
-test on two medians (:func:`compare_medians`) live here because the tables, the discussion and the
-plots use the same definitions: one definition, one answer.
+test (:func:`compare_medians`) live here because the tables, the discussion and the plots use the same
+definitions: one definition, one answer.  The noise threshold is :mod:`runstore.verdict`'s, the
+one the worker used when it flagged ``latency_noisy``.
 
 Public API: :func:`is_ok`, :func:`as_float`, :func:`ci95`, :func:`iqr`, :func:`iqr_ratio`,
 :func:`is_noisy`, :func:`rtf`, :func:`pair_cells`, :func:`speedup`, :func:`paired_ci`,
@@ -19,12 +20,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-import numpy as np
+from runstore.verdict import NOISY_IQR_RATIO, excludes_one, is_noisy_spread
+from runstore.verdict import iqr as samples_iqr
 
 PYTORCH = "pytorch"
 ORT = "onnxruntime"
 RUNTIME_LABELS = {PYTORCH: "PyTorch", ORT: "ONNX Runtime"}
-NOISY_IQR_RATIO = 0.10  # torch.utils.benchmark's "this is noisy" threshold, IQR / median
+NOISY_PERCENT = f"{NOISY_IQR_RATIO:.0%}"  # "10%", for sentences that name the threshold
 SIZE_FIELDS = ("params_total", "params_unique", "params_used", "model_bytes", "onnx_bytes")
 
 
@@ -63,8 +65,7 @@ def iqr(cell: Mapping[str, Any]) -> float | None:
     samples = [s for s in (as_float(x) for x in cell.get("latency_samples_s") or []) if s is not None]
     if len(samples) < 2:
         return None
-    q75, q25 = np.percentile(samples, [75, 25])
-    return float(q75 - q25)
+    return samples_iqr(samples)
 
 
 def iqr_ratio(cell: Mapping[str, Any]) -> float | None:
@@ -79,8 +80,8 @@ def is_noisy(cell: Mapping[str, Any]) -> bool:
     """Flagged noisy by the harness, or IQR/median above 10% when the flag is missing."""
     if cell.get("latency_noisy") is True:
         return True
-    ratio = iqr_ratio(cell)
-    return ratio is not None and ratio > NOISY_IQR_RATIO
+    spread, median = iqr(cell), as_float(cell.get("latency_median_s"))
+    return spread is not None and median is not None and is_noisy_spread(spread, median)
 
 
 def rtf(cell: Mapping[str, Any]) -> float | None:
@@ -189,7 +190,7 @@ def compare_medians(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None)
         return None
     paired = paired_ci(ort)
     if paired is not None:
-        return "faster" if paired[0] > 1 else "slower" if paired[1] < 1 else "same"
+        return ("same" if not excludes_one(*paired) else "faster" if paired[0] > 1 else "slower")
     pt_ci, ort_ci = ci95(pt), ci95(ort)
     if pt_ci is None or ort_ci is None:
         return "no-ci"

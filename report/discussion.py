@@ -6,8 +6,9 @@ report that answers them in prose written before the data is a report that can b
 every sentence here is built from the cells: a statistic, the models it covers, and a wording
 chosen by thresholds on that statistic.
 
-Statistics are small and implemented with numpy (no scipy on a Pi): Spearman's rank correlation
-with average ranks for ties, and a least-squares slope in log-log space.
+Statistics: Spearman's rank correlation and average ranks for ties from ``scipy.stats``
+(``spearmanr``, ``rankdata``; ``make compare`` ranks with the same library), and a least-squares
+slope in log-log space.  The noise threshold is :mod:`runstore.verdict`'s.
 
 Public API: :func:`discussion` (the Markdown section), :func:`spearman`, :func:`ranks`,
 :func:`loglog_slope`, :func:`growth_slopes`, :func:`rank_correlations`,
@@ -21,9 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+from scipy import stats
 from tabulate import tabulate
 
 from report.cells import (
+    NOISY_PERCENT,
     as_float,
     compare_medians,
     iqr_ratio,
@@ -47,30 +50,16 @@ MAX_LISTED = 8  # cells named per model before "and N more"
 
 def ranks(values: Sequence[float]) -> np.ndarray:
     """Ranks 1..n, ties sharing the average of the ranks they span (as Spearman requires)."""
-    x = np.asarray(values, dtype=float)
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    out = np.empty(len(x), dtype=float)
-    start = 0
-    while start < len(x):
-        end = start
-        while end + 1 < len(x) and sorted_x[end + 1] == sorted_x[start]:
-            end += 1
-        out[order[start:end + 1]] = (start + end) / 2 + 1
-        start = end + 1
-    return out
+    return stats.rankdata(np.asarray(values, dtype=float), method="average")
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Spearman's rho: the Pearson correlation of the ranks; None when undefined (n < 2, constant)."""
+    """Spearman's rho (``scipy.stats.spearmanr``); None when undefined (n < 2, or a side is constant)."""
     if len(x) != len(y):
         raise ValueError(f"spearman: x has {len(x)} values, y has {len(y)}")
-    if len(x) < 2:
+    if len(x) < 2 or len(set(x)) < 2 or len(set(y)) < 2:
         return None
-    rx, ry = ranks(x), ranks(y)
-    dx, dy = rx - rx.mean(), ry - ry.mean()
-    denom = math.sqrt(float((dx * dx).sum() * (dy * dy).sum()))
-    return float((dx * dy).sum() / denom) if denom > 0 else None
+    return float(stats.spearmanr(x, y).statistic)
 
 
 def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float | None:
@@ -450,12 +439,12 @@ def noisy_paragraph(cells: Sequence[Mapping[str, Any]]) -> list[str]:
     noisy = noisy_cells(cells)
     n_ok = sum(1 for c in cells if is_ok(c))
     if not noisy:
-        lines = [f"No noisy cell: all {n_ok} ok cells have IQR/median ≤ 10% and no noise flag."]
+        lines = [f"No noisy cell: all {n_ok} ok cells have IQR/median ≤ {NOISY_PERCENT} and no noise flag."]
     else:
         items = [f"  - {c.get('model')} / {labels[series_key(c)]} "
                  f"({_fmt_shape(c.get('batch_size'), c.get('duration_s'))}): {reason}"
                  for c, reason in noisy]
-        lines = [f"{len(noisy)} of {n_ok} ok cells are noisy (IQR/median > 10% or flagged); "
+        lines = [f"{len(noisy)} of {n_ok} ok cells are noisy (IQR/median > {NOISY_PERCENT} or flagged); "
                  "differences within their spread should not be read as real:\n" + "\n".join(items)]
     return lines + drift_paragraph(cells)
 

@@ -3,7 +3,11 @@
 The median and its distribution-free 95% confidence interval (order statistics with exact
 binomial ranks) lead, because one spike must not decide the story; mean and standard
 deviation are kept for those who want them.  IQR/median > 10% marks a measurement noisy, as
-``torch.utils.benchmark`` does.
+``torch.utils.benchmark`` does (the threshold is :mod:`runstore.verdict`'s, the one the report reads).
+
+The median's CI stays written out here rather than taken from scipy: it runs inside the worker, where
+latency is measured, and needs nothing beyond numpy (``tests/test_stats_harness.py`` checks its ranks
+against ``scipy.stats.binom``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-NOISY_IQR_RATIO = 0.10
+from runstore.verdict import CONFIDENCE, is_noisy_spread
 
 
 @dataclass
@@ -42,7 +46,7 @@ class LatencyStats:
         return out
 
 
-def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
+def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int]:
     """0-based ranks (lo, hi) of the order statistics bounding the median's CI.
 
     The largest j with P(Binomial(n, 1/2) <= j - 1) <= (1 - confidence) / 2 gives the interval
@@ -65,7 +69,7 @@ def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
     return j - 1, n - j
 
 
-def median_ci(samples: np.ndarray | list[float], confidence: float = 0.95) -> tuple[float, float]:
+def median_ci(samples: np.ndarray | list[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
     xs = np.sort(np.asarray(samples, dtype=np.float64))
     lo, hi = median_ci_ranks(len(xs), confidence)
     return float(xs[lo]), float(xs[hi])
@@ -84,7 +88,7 @@ def summarize(samples: np.ndarray | list[float]) -> LatencyStats:
         median=float(median), p90=float(p90), p95=float(p95), p99=float(p99),
         min=float(xs.min()), max=float(xs.max()), iqr=iqr,
         ci95_low=lo, ci95_high=hi, n=int(xs.size),
-        noisy=bool(median > 0 and iqr / median > NOISY_IQR_RATIO),
+        noisy=is_noisy_spread(iqr, float(median)),
     )
 
 

@@ -24,6 +24,28 @@ def test_median_ci_ranks_exact_binomial():
     assert abs(lo - (2500 - 1.96 * math.sqrt(5000) / 2)) <= 2 and hi == 5000 - 1 - lo
 
 
+@pytest.mark.parametrize("confidence", [0.95, 0.99, 0.90])
+def test_median_ci_ranks_match_scipy_binomial(confidence):
+    """The worker's hand-written order-statistic ranks against ``scipy.stats.binom`` for every n up
+    to 400 and a few large ones: the lower bound is x_(j) (1-based) for the smallest j with
+    P(B <= j) > tail, B ~ Binomial(n, 1/2); the interval is symmetric; its exact coverage,
+    1 - 2 P(B <= j - 1), reaches the level once n allows it."""
+    binom = pytest.importorskip("scipy.stats").binom
+    tail = (1 - confidence) / 2
+    for n in list(range(1, 401)) + [1000, 4321, 20000]:
+        cdf = binom.cdf(np.arange(n + 1), n, 0.5)
+        j = int(np.argmax(cdf > tail))  # smallest j with P(B <= j) > tail
+        expected = (0, n - 1) if j == 0 else (j - 1, n - j)
+        assert median_ci_ranks(n, confidence) == expected, n
+        if j > 0:
+            assert binom.cdf(j - 1, n, 0.5) <= tail < binom.cdf(j, n, 0.5)
+            assert 1 - 2 * binom.cdf(j - 1, n, 0.5) >= confidence
+    # the first n with a proper 95% interval is 6 (1 - 2/64 = 96.9% coverage)
+    if confidence == 0.95:
+        assert median_ci_ranks(5, confidence) == (0, 4) and median_ci_ranks(6, confidence) == (0, 5)
+        assert median_ci_ranks(9, confidence) == (1, 7)
+
+
 def test_median_ci_coverage_is_at_least_95_percent():
     rng = np.random.default_rng(0)
     hits = 0
