@@ -35,7 +35,7 @@ from bench.settings import build_settings  # noqa: E402
 from bench.suite import run_suite  # noqa: E402
 from host.environment import read_cpu  # noqa: E402
 from host.sysfs import sysfs_root  # noqa: E402
-from report.cells import pair_cells, speedup  # noqa: E402
+from report.cells import pair_cells, ratio_of_medians  # noqa: E402
 from runners.canary import DRIFT_THRESHOLD  # noqa: E402
 from runstore.folder import read_cells  # noqa: E402
 
@@ -66,7 +66,7 @@ def one_run(args, order: str, results: Path, onnx_dir: Path, settle: bool) -> di
     cells = read_cells(outcome.run_dir)
     speedups = {}
     for row in pair_cells(cells):
-        value = speedup(row.pt, row.ort)
+        value = ratio_of_medians(row.pt, row.ort)  # one estimator for both orders (grouped has no paired one)
         if value is not None:
             speedups[f"{row.model} b{row.batch_size} {row.duration_s:g}s"] = value
     ok = [c for c in cells if c.get("status") == "ok"]

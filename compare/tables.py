@@ -61,6 +61,11 @@ def fmt_ms(seconds: float | None) -> str:
     return f"{ms:.3f}"
 
 
+def _shown_as_slower(sig: Significance) -> bool:
+    """A ratio printed as its inverse, ``1 / speedup`` "× slower" (and so is its CI)."""
+    return sig.speedup is not None and sig.speedup < 1 and abs(sig.speedup - 1.0) >= 0.005
+
+
 def fmt_ratio(sig: Significance) -> str:
     """'1.43× faster', '~1.04× slower', '?2.10× faster'."""
     if sig.speedup is None or not math.isfinite(sig.speedup) or sig.speedup <= 0:
@@ -74,10 +79,16 @@ def fmt_ratio(sig: Significance) -> str:
 
 
 def fmt_ci(sig: Significance) -> str:
-    if sig.ci_low is None or sig.p_value is None:
+    """The bootstrap CI the same way round as :func:`fmt_ratio` prints its point: of the speedup,
+    or of the slowdown ``1 / speedup`` (bounds swapped) beside a "× slower", so the printed point
+    always lies inside the printed interval."""
+    if sig.ci_low is None or sig.ci_high is None or sig.p_value is None:
         return "no raw samples"
     p = fmt_p(sig.p_value)
-    return f"{sig.ci_low:.2f}–{sig.ci_high:.2f}, p{p if p.startswith('<') else '=' + p}"
+    low, high = sig.ci_low, sig.ci_high
+    if _shown_as_slower(sig) and low > 0:
+        low, high = 1 / high, 1 / low
+    return f"{low:.2f}–{high:.2f}, p{p if p.startswith('<') else '=' + p}"
 
 
 def fmt_p(p: float) -> str:
@@ -183,8 +194,9 @@ def latency_table(comp: Comparison) -> Table:
         cells.append(Cell(row.settings or ""))
         rows.append(cells)
     note = (f"Speedup of each group over {comp.base.label} = median({comp.base.label}) / "
-            f"median(group). No mark: significant (Mann–Whitney U p < 0.05 and the 95% "
-            f"bootstrap CI of the ratio of medians excludes 1). {MARK_NOISE}: not significant "
+            f"median(group) (\"× slower\": its inverse); 95% CI = the percentile bootstrap CI of that "
+            f"same ratio of medians, the same way round. No mark: significant (Mann–Whitney U "
+            f"p < 0.05 and the 95% bootstrap CI of the ratio of medians excludes 1). {MARK_NOISE}: not significant "
             f"(noise). {MARK_UNTESTED}: no raw samples, not tested. missing: the cell was not "
             "run in that group.")
     return Table("Latency", headers, rows, id="latency", note=note, numeric=numeric)

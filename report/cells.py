@@ -4,14 +4,16 @@ Everything here reads plain cell dicts (as :func:`runstore.folder.read_cells` re
 statistics were computed by the harness when the cell was measured; these helpers only read them
 (the one exception: the IQR is recomputed from the raw samples when a record lacks it).
 
-The pairing of a PyTorch cell with an ONNX Runtime cell (:func:`pair_cells`) and the significance
-test (:func:`compare_medians`) live here because the tables, the discussion and the plots use the same
+The pairing of a PyTorch cell with an ONNX Runtime cell (:func:`pair_cells`), the speed-up a report
+prints with the CI that belongs to it (:func:`speedup_estimate`) and the significance test
+(:func:`compare_medians`) live here because the tables, the discussion and the plots use the same
 definitions: one definition, one answer.  The noise threshold is :mod:`runstore.verdict`'s, the
 one the worker used when it flagged ``latency_noisy``.
 
 Public API: :func:`is_ok`, :func:`as_float`, :func:`ci95`, :func:`iqr`, :func:`iqr_ratio`,
-:func:`is_noisy`, :func:`rtf`, :func:`pair_cells`, :func:`speedup`, :func:`paired_ci`,
-:func:`compare_medians`, :func:`model_sizes`, :data:`PairedCell`.
+:func:`is_noisy`, :func:`rtf`, :func:`pair_cells`, :func:`speedup_estimate`, :func:`speedup`,
+:func:`ratio_of_medians`, :func:`paired_ci`, :func:`compare_medians`, :func:`estimator_legend`,
+:func:`model_sizes`, :data:`PairedCell`, :data:`SpeedupEstimate`.
 """
 
 from __future__ import annotations
@@ -163,12 +165,72 @@ def pair_cells(cells: Iterable[Mapping[str, Any]]) -> list[PairedCell]:
                                        sort_num(r.batch_size), sort_num(r.duration_s)))
 
 
-def speedup(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> float | None:
+PAIRED = "paired"  # the median of the per-round ratios PyTorch / ONNX Runtime (interleaved rounds)
+MEDIANS = "medians"  # PyTorch median / ONNX Runtime median
+ESTIMATOR_WORDS = {
+    PAIRED: "median of the per-round ratios PyTorch / ONNX Runtime from interleaved rounds",
+    MEDIANS: "PyTorch median / ONNX Runtime median",
+}
+
+
+@dataclass(frozen=True)
+class SpeedupEstimate:
+    """The speed-up a report prints and the 95% CI that belongs to it (None: it has none).
+
+    ``estimator`` says which estimate ``value`` is: :data:`PAIRED` (``speedup_paired``, whose CI is
+    ``speedup_ci95_low/high``, both computed from the same interleaved rounds) or :data:`MEDIANS`
+    (the ratio of the two medians, which has no CI of its own in a run).  Printing the ratio of
+    medians beside the paired CI put points outside their own intervals (apc batch 8 ``2.09×
+    [1.93, 2.08]`` in docs/bench-report), so the two are never mixed.
+    """
+
+    value: float
+    ci: tuple[float, float] | None
+    estimator: str
+
+
+def ratio_of_medians(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> float | None:
     """PyTorch median / ONNX Runtime median: above 1 means ONNX Runtime is faster."""
     if not (is_ok(pt) and is_ok(ort)):
         return None
     ort_median = as_float(ort["latency_median_s"])
     return as_float(pt["latency_median_s"]) / ort_median if ort_median else None
+
+
+def speedup_estimate(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> SpeedupEstimate | None:
+    """The paired speed-up with its CI when the rounds were interleaved, else the ratio of medians
+    (without a CI); None when the two cells are not both ok.
+
+    A recorded CI that does not contain its recorded point is not printed (it cannot be that
+    point's interval); the significance test (:func:`compare_medians`) still reads it.
+    """
+    if not (is_ok(pt) and is_ok(ort)):
+        return None
+    paired = as_float(ort.get("speedup_paired"))
+    if paired is not None and paired > 0:
+        interval = paired_ci(ort)
+        if interval is not None and not interval[0] <= paired <= interval[1]:
+            interval = None
+        return SpeedupEstimate(paired, interval, PAIRED)
+    ratio = ratio_of_medians(pt, ort)
+    return SpeedupEstimate(ratio, None, MEDIANS) if ratio is not None else None
+
+
+def speedup(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> float | None:
+    """The speed-up a report prints (:func:`speedup_estimate`'s value): above 1, ONNX Runtime is faster."""
+    found = speedup_estimate(pt, ort)
+    return found.value if found is not None else None
+
+
+def estimator_legend(estimators: Iterable[str]) -> str:
+    """What the printed speed-ups are, for a legend or a sentence: one estimator, or which where."""
+    found = set(estimators)
+    if found == {PAIRED}:
+        return ESTIMATOR_WORDS[PAIRED]
+    if found == {MEDIANS}:
+        return ESTIMATOR_WORDS[MEDIANS]
+    return (f"{ESTIMATOR_WORDS[PAIRED]} where the cell has them, else "
+            f"{ESTIMATOR_WORDS[MEDIANS]}")
 
 
 def paired_ci(ort: Mapping[str, Any] | None) -> tuple[float, float] | None:

@@ -29,13 +29,14 @@ from report.cells import (
     NOISY_PERCENT,
     as_float,
     compare_medians,
+    estimator_legend,
     iqr_ratio,
     is_noisy,
     is_ok,
     model_sizes,
     pair_cells,
     paired_ci,
-    speedup,
+    speedup_estimate,
 )
 from report.series import SeriesKey, reference_point, series_key, series_labels
 
@@ -234,7 +235,8 @@ class RuntimeVerdicts:
     slower: list = field(default_factory=list)
     same: list = field(default_factory=list)  # 95% CIs overlap
     no_ci: list = field(default_factory=list)
-    speedups: list = field(default_factory=list)  # (speed-up, paired cell)
+    speedups: list = field(default_factory=list)  # (printed speed-up or None, paired cell)
+    estimators: list = field(default_factory=list)  # which estimate each printed speed-up is
 
     @property
     def n(self) -> int:
@@ -251,7 +253,10 @@ def runtime_verdicts(cells: Iterable[Mapping[str, Any]]) -> RuntimeVerdicts:
         if verdict is None:
             continue
         buckets[verdict].append(row)
-        out.speedups.append((speedup(row.pt, row.ort), row))
+        found = speedup_estimate(row.pt, row.ort)
+        out.speedups.append((found.value if found else None, row))
+        if found:
+            out.estimators.append(found.estimator)
     return out
 
 
@@ -300,7 +305,8 @@ def runtime_paragraph(verdicts: RuntimeVerdicts) -> list[str]:
         low = min(values, key=lambda v: v[0])
         high = max(values, key=lambda v: v[0])
         gmean = math.exp(sum(math.log(s) for s, _ in values) / len(values))
-        lines.append(f"Speed-up (PyTorch median / ONNX Runtime median) ranged from {low[0]:.2f}× "
+        lines.append(f"Speed-up ({estimator_legend(verdicts.estimators)}, as in the table) ranged "
+                     f"from {low[0]:.2f}× "
                      f"({low[1].model}, {_row_label(low[1], multi)}) to {high[0]:.2f}× "
                      f"({high[1].model}, {_row_label(high[1], multi)}); "
                      f"geometric mean {gmean:.2f}×.")

@@ -21,20 +21,22 @@ from typing import Any, Callable, Iterable, Mapping
 from tabulate import tabulate
 
 from report.cells import (
+    MEDIANS,
     ORT,
+    PAIRED,
     PYTORCH,
     PairedCell,
     as_float,
     ci95,
     compare_medians,
+    estimator_legend,
     iqr,
     is_ok,
     model_sizes,
     pair_cells,
-    paired_ci,
     rtf,
     sort_num,
-    speedup,
+    speedup_estimate,
 )
 from runstore.records import CellRecord
 
@@ -127,14 +129,14 @@ def _latency_text(cell: Mapping[str, Any] | None, spread: str | None) -> str:
 
 
 def _speedup_text(row: PairedCell) -> str:
-    value = speedup(row.pt, row.ort)
-    if value is None:
+    """The speed-up with the 95% CI that belongs to it (see :func:`report.cells.speedup_estimate`)."""
+    found = speedup_estimate(row.pt, row.ort)
+    if found is None:
         return MISSING if row.pt is None or row.ort is None else ""
     mark = "~" if compare_medians(row.pt, row.ort) == "same" else ""
     drift = " drift" if any(c and c.get("drift") is True for c in (row.pt, row.ort)) else ""
-    paired = paired_ci(row.ort)
-    interval = f" [{paired[0]:.2f}, {paired[1]:.2f}]" if paired else ""
-    return f"{mark}{value:.2f}×{interval}{drift}"
+    interval = f" [{found.ci[0]:.2f}, {found.ci[1]:.2f}]" if found.ci else ""
+    return f"{mark}{found.value:.2f}×{interval}{drift}"
 
 
 def _shared_value(row: PairedCell, key: str) -> Any:
@@ -178,8 +180,9 @@ def comparison_table(cells: Iterable[Mapping[str, Any]], fmt: str = "simple",
     """The runtime comparison: per model and cell, PyTorch vs ONNX Runtime, as tabulate text.
 
     Columns: median latency (ms) with its spread (the header names the 95% CI of the median, or
-    the IQR when no record has a CI), speed-up (PyTorch / ONNX Runtime, ``~`` when the two 95% CIs
-    overlap), RTF per runtime; then MACs, achieved GFLOP/s, peak memory and energy per inference
+    the IQR when no record has a CI), speed-up (PyTorch / ONNX Runtime: the paired median ratio
+    with its 95% CI when the rounds were interleaved, else the ratio of the medians; ``~`` when not
+    significant), RTF per runtime; then MACs, achieved GFLOP/s, peak memory and energy per inference
     where at least one record carries them.  A failed cell shows its status, an absent one ``—``.
     Several variants/threads/providers in one run get a ``setup`` column instead of being mixed.
     """
@@ -213,7 +216,8 @@ def comparison_table(cells: Iterable[Mapping[str, Any]], fmt: str = "simple",
     colalign = ["left"] * n_left + ["right"] * (len(headers) - n_left)
     text = tabulate(table, headers=headers, tablefmt=fmt, disable_numparse=True, colalign=colalign)
     if legend:
-        text += "\n\n" + _legend(spread)
+        estimators = [e.estimator for r in rows if (e := speedup_estimate(r.pt, r.ort)) is not None]
+        text += "\n\n" + _legend(spread, estimators)
     return text
 
 
@@ -232,14 +236,19 @@ def _optional_columns(rows: list[PairedCell]) -> tuple[list[str], list[list[str]
     return headers, per_row
 
 
-def _legend(spread: str | None) -> str:
+def _legend(spread: str | None, estimators: list[str]) -> str:
+    """The legend under the table: what the spread is, and which estimate the speed-up is."""
     what = {"95% CI": "[low, high] is the 95% confidence interval of the median",
             "IQR": "IQR is the interquartile range of the samples"}.get(spread, "no spread recorded")
+    speed = f"speed-up = {estimator_legend(estimators or [MEDIANS])} (above 1: ONNX Runtime faster)"
+    if PAIRED in estimators:
+        speed += ("; [low, high] after it = the 95% CI of that paired median ratio, from the same "
+                  "interleaved rounds (ORDER=interleaved)")
+    tests = (["the paired CI contains 1"] if PAIRED in estimators else []) + (
+        ["the two medians' 95% CIs overlap"] if MEDIANS in estimators or not estimators else [])
     return "\n".join([
         f"Latency in ms, median of the timed repetitions; {what}.",
-        "speed-up = PyTorch median / ONNX Runtime median (above 1: ONNX Runtime faster); "
-        "[low, high] after it = 95% CI of the speed-up from interleaved rounds (ORDER=interleaved); "
-        "~ = not significant (that CI contains 1, or without it the two medians' 95% CIs overlap); "
+        f"{speed}; ~ = not significant ({', or without paired rounds '.join(tests)}); "
         "drift = the canary moved during the cell (see the noisy cells).",
         f"RTF = median latency / (batch × duration); {MISSING} = no record for that runtime."])
 
