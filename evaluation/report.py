@@ -137,6 +137,70 @@ def plot_layers(records: list[dict[str, Any]], path: Path, dpi: int = 110) -> Pa
     return path
 
 
+# ---------------------------------------------------------------- weights
+
+NO_WEIGHTS = "none"  # models.weights.NO_WEIGHTS_LABEL (not imported: that module loads torch)
+
+
+def weights_label(rec: dict[str, Any]) -> str:
+    """The record's weights label; ``none`` for a model without parameters, also in records written
+    before that label existed (they said ``random`` for log-mel, which has nothing to randomise)."""
+    label = str(rec.get("weights") or "")
+    if label == "random" and rec.get("params_total") == 0:
+        return NO_WEIGHTS
+    return label
+
+
+def _weights_kind(label: str) -> str:
+    return label if label in (NO_WEIGHTS, "random") else "trained"
+
+
+def _names(models: list[str]) -> str:
+    """'`a`', '`a` and `b`', '`a`, `b` and `c`'."""
+    quoted = [f"`{m}`" for m in models]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def models_by_weights(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """``{kind: {model: label}}`` over the records (kinds ``none``, ``random``, ``trained``), models in
+    record order: what the report's sentences about weights say, from the records of its table."""
+    out: dict[str, dict[str, str]] = {NO_WEIGHTS: {}, "random": {}, "trained": {}}
+    for rec in records:
+        label = weights_label(rec)
+        out[_weights_kind(label)].setdefault(str(rec["model"]), label)
+    return out
+
+
+def weights_sentences(records: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """The 'Weights: ...' summary and, when any model ran with random weights, the caution paragraph
+    naming exactly those models and the ones whose features do mean something (trained weights, or
+    none at all) — from the same records as the accuracy table."""
+    kinds = models_by_weights(records)
+    labels = {m: label for group in kinds.values() for m, label in group.items()}
+    order = list(dict.fromkeys(str(r["model"]) for r in records))
+    parts = [f"`{m}` {labels[m]}" + (" (no parameters)" if labels[m] == NO_WEIGHTS else "") for m in order]
+    summary = "Weights: " + (", ".join(parts) if parts else "none recorded") + "."
+    random = list(kinds["random"])
+    if not random:
+        return summary, []
+    one = len(random) == 1
+    text = (f"**Random weights.** {_names(random)} {'was' if one else 'were'} evaluated with random, untrained "
+            f"weights: {'its' if one else 'their'} accuracy measures what a random projection of the log-mel (or "
+            "of the raw waveform) preserves, not what the model learns in pre-training.")
+    trained, none = list(kinds["trained"]), list(kinds[NO_WEIGHTS])
+    if trained:
+        text += f" {_names(trained)} {'carries' if len(trained) == 1 else 'carry'} trained weights."
+    if none:
+        text += (f" {_names(none)} {'has' if len(none) == 1 else 'have'} no weights (signal processing, "
+                 "nothing to train).")
+    meaningful = [m for m in order if m in trained or m in none]
+    text += (f" Only the features of {_names(meaningful)} are meaningful here;" if meaningful
+             else " No model's features here are meaningful;")
+    text += (" load trained checkpoints (`WEIGHTS=path/to/ckpt`) for a comparison of the random-weight "
+             "models themselves.")
+    return summary, [text]
+
+
 # ---------------------------------------------------------------- tables
 
 def _f(x: Any, digits: int = 3) -> str:
@@ -169,9 +233,9 @@ def accuracy_table(records: list[dict[str, Any]]) -> str:
     rows = []
     for r in records:
         if r["status"] != "ok":
-            rows.append([r["model"], r["runtime"], r.get("weights", ""), "error", "", "", "", "", "", ""])
+            rows.append([r["model"], r["runtime"], weights_label(r), "error", "", "", "", "", "", ""])
             continue
-        rows.append([r["model"], r["runtime"], r["weights"], f"{_f(r['accuracy'])} (layer {r['accuracy_layer']})",
+        rows.append([r["model"], r["runtime"], weights_label(r), f"{_f(r['accuracy'])} (layer {r['accuracy_layer']})",
                      f"{_f(r['accuracy_last'])} (layer {r['accuracy_last_layer']})", _f(r["chance_accuracy"]),
                      _ms(r.get("real_clip_latency_median_s")), _f(r.get("real_rtf"), 4),
                      _si(r.get("bench_macs_per_audio_s") or r.get("macs_per_audio_s")), _si(r.get("params_total"))])
@@ -282,7 +346,7 @@ def write_report(run: Any) -> list[Path]:
                 continue
             n = len(r["accuracy_per_layer"])
             for i, (a, s) in enumerate(zip(r["accuracy_per_layer"], r["accuracy_std_per_layer"])):
-                w.writerow([r["model"], r["runtime"], r["weights"], i, f"{a:.6f}", f"{s:.6f}",
+                w.writerow([r["model"], r["runtime"], weights_label(r), i, f"{a:.6f}", f"{s:.6f}",
                             int(i == r["accuracy_layer"]), int(i == n - 1)])
     files.append(folder / "accuracy.csv")
     plots = []
@@ -303,21 +367,16 @@ def write_report(run: Any) -> list[Path]:
 def render_markdown(run: Any, data_info: dict[str, Any], plots: list[Path]) -> str:
     records = run.records
     s = run.settings
-    weights = sorted({r.get("weights", "") for r in records})
+    weights_summary, weights_caution = weights_sentences(records)
     lines = [f"# Accuracy vs efficiency: {data_info['dataset']}", ""]
     lines.append(f"Run `{run.folder.name}`. Data: {data_info['dataset']} ({data_info['layout']} layout), "
                  f"{data_info['clips_used']} clips used of {data_info['clips_listed']} listed, "
                  f"{data_info['audio_s']:.1f} s of audio, {len(data_info['classes'])} classes "
                  f"({', '.join(data_info['classes'])}).")
     lines.append(f"Probe: {data_info['probe_method']}; logistic regression on standardised, mean-pooled "
-                 f"embeddings, seed {s.seed}. Weights: {', '.join(weights)}. Batching: up to {s.batch_size} clips "
+                 f"embeddings, seed {s.seed}. {weights_summary} Batching: up to {s.batch_size} clips "
                  f"of similar length per call, threads {s.threads or 'default'}.")
-    if "random" in weights:
-        lines += ["", "**Random weights.** Every model except `logmel` (the signal-processing baseline, which has no "
-                  "weights) was evaluated with random, untrained weights: its accuracy measures what a random "
-                  "projection of the log-mel (or of the raw waveform) preserves, not what the model learns in "
-                  "pre-training. Only the log-mel baseline's features are meaningful here; load real "
-                  "checkpoints (`WEIGHTS=/path/to/ckpt`) for a comparison of the models themselves."]
+    lines += [line for text in weights_caution for line in ("", text)]
     lines += ["", "## Accuracy", "", accuracy_table(records), ""]
     skipped = data_info["skipped"]
     lines.append(f"Skipped files: {len(skipped)}" + ("." if not skipped else ":"))

@@ -175,7 +175,8 @@ def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter
     entry = manifest["models"].get(key)
     if (not force and entry and entry.get("fingerprint") == fp and path.exists()
             and entry.get("sha256") == file_sha256(path)):
-        return {**entry, "skipped": True, "path": str(path.resolve())}
+        # the label as this version makes it (an older manifest called log-mel's none "random")
+        return {**entry, "weights": label, "skipped": True, "path": str(path.resolve())}
 
     example = torch.randn(2, max(spec.min_samples * 2, 1600))
     counts = count_parameters(model, example)

@@ -12,14 +12,15 @@ import sys
 from torch import nn
 
 from models.registry import get_spec
-from models.weights import WeightsError, load_weights
+from models.weights import NO_WEIGHTS_LABEL, WeightsError, has_no_weights, load_weights
 
 
 def build_weighted(name: str, tiny: bool, weights: str | None) -> tuple[nn.Module, str]:
-    """The registry's model with ``weights`` loaded (``random``: the seeded random weights)."""
+    """The registry's model with ``weights`` loaded (``random``: the seeded random weights; the
+    label is ``none`` for a model without parameters, whatever was asked)."""
     model = get_spec(name).build(tiny)
     if not weights or weights == "random":
-        return model, "random"
+        return model, NO_WEIGHTS_LABEL if has_no_weights(model) else "random"
     return model.eval(), load_weights(name, model, weights, tiny)
 
 

@@ -87,7 +87,7 @@ PRETRAINED_URLS: dict[str, str] = {
     "hubert-base": "https://huggingface.co/s3prl/converted_ckpts/resolve/main/hubert_base_ls960.pt",
     "hubert-large": "https://huggingface.co/s3prl/converted_ckpts/resolve/main/hubert_large_ll60k.pt",
 }
-NO_WEIGHTS = {"logmel"}  # nothing to load: the label says so
+NO_WEIGHTS_LABEL = "none"  # the label of a model without parameters (log-mel): nothing to load or randomise
 # models whose trained weights ship inside an installed package: `pretrained` reads them there
 # (no network), and they are what an unset WEIGHTS (`default`) loads
 PACKAGED = {"ge2e": "resemblyzer"}
@@ -567,17 +567,24 @@ def resolve_source(model_name: str, source: str | None, tiny: bool = False) -> s
     return source
 
 
+def has_no_weights(model: nn.Module) -> bool:
+    """A model without parameters (log-mel: a fixed filterbank, kept in buffers) has no weights: its
+    label is ``none``, never ``random`` — a report must not call its features random or trained."""
+    return not any(p.numel() for p in model.parameters())
+
+
 def load_weights(model_name: str, model: nn.Module, source: str | None, tiny: bool = False) -> str:
     """Load ``source`` into ``model`` (built by the registry for ``model_name``); return the label.
 
-    Labels: ``random``, ``none`` (a model without parameters), ``pretrained:<file>@<sha12>``,
-    ``<file or folder name>@<sha12>``.  Raises :class:`WeightsError` with an actionable message.
+    Labels: ``random``, ``none`` (a model without parameters, whatever ``source`` says),
+    ``pretrained:<file>@<sha12>``, ``<file or folder name>@<sha12>``.  Raises :class:`WeightsError`
+    with an actionable message.
     """
+    if has_no_weights(model):
+        return NO_WEIGHTS_LABEL
     source = resolve_source(model_name, source, tiny)
     if source.lower() == "random":
         return "random"
-    if model_name in NO_WEIGHTS and not any(p.requires_grad for p in model.parameters()):
-        return "none"
     if source.lower() == "pretrained":
         path = fetch_pretrained(model_name)
         _load_file(model_name, model, path)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from models import weights as W
+from models.build import build_weighted
 from models.build import main as build_cli
 from models.registry import get_spec
 
@@ -207,6 +208,18 @@ def test_unreadable_and_missing(tmp_path):
         W.load_weights("apc", model, str(tmp_path / "absent.ckpt"))
     assert W.load_weights("apc", model, "random") == "random"
     assert W.load_weights("logmel", get_spec("logmel").build(), "pretrained") == "none"
+
+
+def test_a_model_without_parameters_is_labelled_none_whatever_was_asked():
+    """log-mel has nothing to randomise or load: ``none``, never ``random`` (issue 23: a report
+    called its features random-weight ones)."""
+    logmel = get_spec("logmel").build(tiny=True)
+    assert W.has_no_weights(logmel) and not W.has_no_weights(get_spec("apc").build(tiny=True))
+    for source in ("random", "default", "pretrained", None):
+        assert W.load_weights("logmel", logmel, source) == W.NO_WEIGHTS_LABEL == "none"
+    for source in ("random", None, ""):
+        assert build_weighted("logmel", True, source)[1] == "none"
+        assert build_weighted("apc", True, source)[1] == "random"
 
 
 def test_pretrained_offline_names_model_and_ways_out(tmp_path, monkeypatch, capsys):
