@@ -8,6 +8,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.wavebench-setup
+# the sets a target needs beyond make bench's (requirements-<set>.txt), each installed once on demand
+DEV := $(VENV)/.wavebench-set-dev
+EVAL := $(VENV)/.wavebench-set-eval
+DYNAMO := $(if $(filter dynamo,$(EXPORTER)),$(VENV)/.wavebench-set-dynamo)
 DEVICE ?= auto
 
 export DEVICE MODELS RUNTIMES PROVIDERS BATCH_SIZES DURATIONS REPS THREADS VARIANTS ENERGY \
@@ -35,20 +39,27 @@ $(STAMP): requirements.txt scripts/setup_env.sh
 	VENV=$(VENV) ./scripts/setup_env.sh
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# an optional set on top of make bench's (a new requirements.txt or set-up reinstalls it too)
+$(VENV)/.wavebench-set-%: requirements-%.txt $(STAMP)
+	$(PY) -m pip install --quiet -r $<
+	@touch $@
 
-export: $(STAMP)
+# make setup SETS=dev,eval: make bench's set, and those on top (what CI's other Pythons run)
+comma := ,
+setup: $(STAMP) $(foreach s,$(subst $(comma), ,$(SETS)),$(VENV)/.wavebench-set-$(s))
+
+export: $(STAMP) $(DYNAMO)
 	$(PY) -m export
 
 # the command as typed, for run.json (variables given on the command line; QUICK=1 make bench
 # style environment settings are in run.json's settings)
-bench: $(STAMP)
+bench: $(STAMP) $(DYNAMO)
 	WAVEBENCH_COMMAND='make bench $(MAKEOVERRIDES)' $(PY) -m runners
 
-test: $(STAMP)
+test: $(STAMP) $(DEV) $(EVAL)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) $(DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
@@ -61,14 +72,14 @@ compare: $(STAMP)
 flops: $(STAMP)
 	$(PY) -m flops
 
-demo-data: $(STAMP)
+demo-data: $(STAMP) $(EVAL)
 	$(PY) -m evaluation.demo_data $(or $(OUT),results/demo-data)
 
 # spoken words synthesised here (needs espeak-ng; VOICES=all adds flite's voices); SEED=, VOICES=
-speech-data: $(STAMP)
+speech-data: $(STAMP) $(EVAL)
 	$(PY) -m evaluation.speech_data $(or $(OUT),results/speech-data) $(if $(SEED),--seed $(SEED)) $(if $(VOICES),--voices $(VOICES))
 
-eval: $(STAMP)
+eval: $(STAMP) $(EVAL)
 	@test -n "$(DATA)" || { echo "make eval: set DATA=<folder or manifest.csv> (try: make demo-data; make eval DATA=results/demo-data)" >&2; exit 2; }
 	$(PY) -m evaluation --data $(DATA) $(if $(BENCH_RUN),--bench-run $(BENCH_RUN)) $(if $(LIMIT_PER_CLASS),--limit-per-class $(LIMIT_PER_CLASS))
 

@@ -20,7 +20,8 @@ from bench.job import CellShape, WorkerJob
 from bench.profiles import board_mismatch
 from bench.schedule import Comparison, Side, comparisons, failed_record, remeasure_hint, remeasure_keys
 from bench.settings import Settings
-from export.onnx_export import describe_model, describe_onnx, export_model
+from export.needs import missing_for
+from export.onnx_export import ExportError, describe_model, describe_onnx, export_model
 from export.variants import onnx_variant, parse_variant
 from host.environment import collect_environment, throttle_snapshot, wavebench_version
 from models.registry import get_spec
@@ -66,6 +67,7 @@ def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, d
     """Export (or reuse) every model's ONNX file and its variants; a failure is kept as that
     model's (or variant's) error and the suite goes on."""
     entries: dict[str, dict[str, Any]] = {}
+    missing = missing_for(settings.exporter)  # said once per model, not as torch's import error
     for model in settings.models:
         spec = get_spec(model)
         try:
@@ -75,6 +77,8 @@ def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, d
                 entries[model] = describe_model(model, tiny=settings.tiny, weights=settings.weights)
                 continue
             else:
+                if missing is not None:
+                    raise ExportError(missing)
                 entry = export_model(model, settings.onnx_dir, tiny=settings.tiny, exporter=settings.exporter,
                                      weights=settings.weights)
                 log(f"export {model}: {'up to date' if entry.get('skipped') else 'exported and checked'}")

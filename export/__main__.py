@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from export.needs import missing_for
 from export.onnx_export import EXPORTERS, ExportError, export_model
 from models.registry import LAB_SUITE, MODELS, UnknownModelError
 
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         if name not in MODELS:
             print(f"error: unknown model {name!r}; valid models: {', '.join(MODELS)}", file=sys.stderr)
             return 2
+    if (missing := missing_for(args.exporter)) is not None:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     failed = 0
     for name in names:
         try:

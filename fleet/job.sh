@@ -1,6 +1,7 @@
 # wavebench fleet job: runs on the board in its own session (setsid nohup), so it survives a
 # dropped link or a closed laptop.  Sets up the board's venv with the project's own script
-# (once per requirements: a stamp in the venv), then runs the suite; the exit code goes to
+# (once per requirements: a stamp in the venv) with make bench's set only (requirements.txt, plus
+# requirements-dynamo.txt when EXPORTER=dynamo: no test or lint tool), then runs the suite; the exit code goes to
 # RUN/exit ("setup-failed N" when set-up failed).  The board's lock (fd 9) is held until it ends.
 # usage: job.sh RUN CODE VENV PROFILE RESULTS
 run=$1 code=$2 venv=$3 profile=$4 results=$5
@@ -15,11 +16,15 @@ echo "job: $(date -u +%Y-%m-%dT%H:%M:%SZ) commit folder $code, profile $profile"
 cd "$code" || finish "setup-failed: no folder $code"
 echo setup > "$run/phase"
 mkdir -p "$(dirname "$venv")"
-stamp="$venv/.wavebench-fleet-setup-$(cat requirements.txt scripts/setup_env.sh | sha256sum | cut -c1-16)"
+reqs="requirements.txt"
+if [ "${EXPORTER:-}" = dynamo ]; then reqs="$reqs requirements-dynamo.txt"; fi
+stamp="$venv/.wavebench-fleet-setup-$(cat $reqs scripts/setup_env.sh | sha256sum | cut -c1-16)"
 (
   flock 8 || exit 1
   if [ -f "$stamp" ]; then echo "setup: $venv already set up for these requirements"; exit 0; fi
-  VENV="$venv" ./scripts/setup_env.sh && touch "$stamp"
+  VENV="$venv" ./scripts/setup_env.sh || exit
+  if [ "${EXPORTER:-}" = dynamo ]; then "$venv/bin/python" -m pip install --quiet -r requirements-dynamo.txt || exit; fi
+  touch "$stamp"
 ) 8>>"$venv.setup-lock"
 rc=$?
 [ "$rc" -eq 0 ] || finish "setup-failed $rc"

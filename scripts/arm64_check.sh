@@ -133,7 +133,7 @@ run_step() {  # name, command inside the root
 
 for step in ${STEPS//,/ }; do
   case "$step" in
-    setup) run_step setup "make setup VENV=$VENV" ;;
+    setup) run_step setup "make setup VENV=$VENV SETS=dev" ;;
     bench) run_step bench "make bench VENV=$VENV QUICK=1 TINY=1 MODELS=$MODELS DEVICE=auto RESULTS_DIR=results" ;;
     tests) run_step tests "$VENV/bin/python -m pytest -p no:cacheprovider \$(grep -v '^#' tests/fast.txt)" ;;
   esac

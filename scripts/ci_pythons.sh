@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CI on the oldest and the newest supported Python (3.10 and 3.13) where present: each gets its own
-# virtual environment made by the project's set-up (PYTHON=... VENV=...), then `make bench QUICK=1
-# TINY=1` and the fast tests (tests/fast.txt).  The default Python runs the full suite elsewhere
-# (make test).  A version that is absent is skipped with the reason printed.
+# virtual environment made by the project's set-up (PYTHON=... VENV=...) with the test tools on top
+# (SETS=dev), then `make bench QUICK=1 TINY=1` and the fast tests (tests/fast.txt).  The default
+# Python runs the full suite elsewhere (make test).  A version that is absent is skipped with the
+# reason printed.
 #
 # Settings: CI_PYTHONS (default "3.10 3.13"), CI_VENVS (folder of the environments, default .venv-ci),
 # CI_SETUP_BUDGET_S (default 1500): on x86-64 these Pythons have no torch wheel on this machine's disk
@@ -37,11 +38,11 @@ for v in $VERSIONS; do
   echo "ci-pythons: Python $v ($py) in $venv"
   t0=$SECONDS
   rc=0
-  PYTHON="$py" timeout "${CI_SETUP_BUDGET_S:-1500}" make --no-print-directory setup VENV="$venv" || rc=$?
+  PYTHON="$py" timeout "${CI_SETUP_BUDGET_S:-1500}" make --no-print-directory setup VENV="$venv" SETS=dev || rc=$?
   if [ "$rc" != 0 ] && [ "$rc" != 124 ]; then  # one retry: a registry connection reset mid-download is not a verdict
     echo "ci-pythons: Python $v set-up failed (exit $rc); trying once more"
     rc=0
-    PYTHON="$py" timeout "${CI_SETUP_BUDGET_S:-1500}" make --no-print-directory setup VENV="$venv" || rc=$?
+    PYTHON="$py" timeout "${CI_SETUP_BUDGET_S:-1500}" make --no-print-directory setup VENV="$venv" SETS=dev || rc=$?
   fi
   if [ "$rc" = 124 ]; then
     summary+=("Python $v: NOT JUDGED: set-up ran past CI_SETUP_BUDGET_S=${CI_SETUP_BUDGET_S:-1500} s (torch download)")

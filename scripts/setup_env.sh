@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create the project's virtual environment (.venv) and install what wavebench needs.
+# Create the project's virtual environment (.venv) and install what `make bench` needs
+# (requirements.txt); the make targets that need more install their set on top (requirements-*.txt).
 #
 # torch is installed only when the environment has none (default torch==2.13.0, CPU wheel);
 # when the system Python already has torch (a Jetson's NVIDIA build, a Pi's own wheel), the
@@ -27,6 +28,12 @@ case "$PYVER" in
 esac
 
 if [ ! -x "$VENV/bin/python" ]; then
+  # Debian, Ubuntu and Raspberry Pi OS ship venv's ensurepip in a separate package: without it
+  # python -m venv fails half-way and leaves an environment without pip.  Say so before starting.
+  if ! "$PYTHON" -c "import venv, ensurepip" >/dev/null 2>&1; then
+    echo "setup: ${PYTHON} -m venv is missing (Debian/Ubuntu/Pi OS: sudo apt install python${PYVER}-venv)" >&2
+    exit 2
+  fi
   if "$PYTHON" -c "import torch" >/dev/null 2>&1; then
     echo "setup: the system Python has torch $("$PYTHON" -c 'import torch; print(torch.__version__)'); creating $VENV with --system-site-packages to keep it"
     "$PYTHON" -m venv --system-site-packages "$VENV"
@@ -35,6 +42,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   fi
 fi
 PY="$VENV/bin/python"
+if ! "$PY" -c "import pip" >/dev/null 2>&1; then  # e.g. left by a python -m venv that failed half-way
+  echo "setup: $VENV has no pip (a python -m venv that failed half-way?): remove it (rm -r $VENV) and run again" >&2
+  exit 2
+fi
 "$PY" -m pip install --quiet --upgrade pip
 if "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "setup: keeping the installed torch $("$PY" -c 'import torch; print(torch.__version__)')"

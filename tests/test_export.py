@@ -1,6 +1,7 @@
 """ONNX export: dynamic axes, the check against PyTorch, the manifest and re-export skipping."""
 
 import json
+import sys
 
 import numpy as np
 import onnx
@@ -100,3 +101,30 @@ def test_export_command_line_bad_model(capsys):
     assert main(["--models", "nope", "--out", "/nonexistent"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown model 'nope'" in err[0] and "logmel" in err[0]
+
+
+def test_the_dynamo_exporter_without_onnxscript_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    """onnxscript is not in make bench's set: asking for EXPORTER=dynamo without it is one line
+    naming the fix, before any model is built (make export), or each model's error (the suite)."""
+    from bench.profiles import load_profile
+    from bench.settings import build_settings
+    from bench.suite import export_models
+    from export.__main__ import main
+    from export.needs import missing_for
+
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # not installed, as far as imports can tell
+    hint = ("EXPORTER=dynamo needs onnxscript, which is not installed: make bench or make export with "
+            "EXPORTER=dynamo installs it, or pip install -r requirements-dynamo.txt")
+    assert missing_for("dynamo") == hint
+    assert missing_for("torchscript") is None
+
+    assert main(["--exporter", "dynamo", "--models", "logmel", "--out", str(tmp_path / "onnx")]) == 2
+    assert capsys.readouterr().err == f"error: {hint}\n"
+    assert not (tmp_path / "onnx").exists()
+
+    settings = build_settings(load_profile("cpu"), models="logmel", runtimes="pytorch,onnxruntime", batch_sizes="1",
+                              durations="0.5", reps=3, threads="1", providers=None, energy="none", tiny=True,
+                              results_dir=str(tmp_path / "results"), exporter="dynamo")
+    logged: list[str] = []
+    assert export_models(settings, logged.append) == {"logmel": {"error": hint}}
+    assert logged == [f"export logmel: FAILED: {hint}"]

@@ -19,18 +19,20 @@ REPO = Path(__file__).resolve().parents[1]
 SETUP = REPO / "scripts" / "setup_env.sh"
 
 
-def make_system_python(prefix: Path) -> Path:
+def make_system_python(prefix: Path, *, packages: bool = True, leave_out: tuple[str, ...] = ()) -> Path:
     """A Python installation at ``prefix`` (its own executable, the base interpreter's standard
-    library linked in) whose site-packages sees this environment's packages, torch included."""
+    library linked in, less ``leave_out``) whose site-packages sees this environment's packages,
+    torch included (unless ``packages`` is false)."""
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     base_lib = Path(sys.base_prefix) / "lib" / version
     lib = prefix / "lib" / version
     lib.mkdir(parents=True)
     for entry in base_lib.iterdir():
-        if entry.name not in ("site-packages", "dist-packages"):
+        if entry.name not in ("site-packages", "dist-packages", *leave_out):
             (lib / entry.name).symlink_to(entry)
     (lib / "site-packages").mkdir()
-    (lib / "site-packages" / "board_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    if packages:
+        (lib / "site-packages" / "board_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     (prefix / "bin").mkdir()
     exe = prefix / "bin" / version
     exe.write_bytes(Path(sys._base_executable).read_bytes())  # a copy: its location decides the prefix
@@ -100,3 +102,32 @@ def test_set_up_names_the_version_of_a_too_old_python(tmp_path):
     assert proc.returncode == 2
     assert f"{python} is {version} (JetPack 5 has 3.8" in proc.stderr
     assert not (tmp_path / "venv").exists()
+
+
+def test_set_up_says_how_to_install_venv_where_the_python_has_no_ensurepip(tmp_path):
+    """Debian, Ubuntu and Pi OS ship ensurepip in pythonX.Y-venv: without it python -m venv fails
+    half-way.  Set-up names the package in one line and exits 2 before trying."""
+    python = make_system_python(tmp_path / "system", packages=False, leave_out=("ensurepip",))
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    # the interpreter is what such a system has: python -m venv itself fails on it, and leaves a
+    # venv without pip behind
+    half = tmp_path / "half-made"
+    assert subprocess.run([str(python), "-m", "venv", str(half)], capture_output=True).returncode != 0
+    assert (half / "bin" / "python").exists()
+    assert subprocess.run([str(half / "bin" / "python"), "-c", "import pip"], capture_output=True).returncode != 0
+
+    venv = tmp_path / "venv"
+    proc = subprocess.run(["bash", str(SETUP)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": str(python), "VENV": str(venv), "PIP_NO_INDEX": "1"})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"setup: {python} -m venv is missing (Debian/Ubuntu/Pi OS: sudo apt install python{version}-venv)"]
+    assert not venv.exists()
+
+    # run again after installing the package, on the venv the failed python -m venv left: set-up
+    # says to remove it instead of failing on pip
+    proc = subprocess.run(["bash", str(SETUP)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": sys.executable, "VENV": str(half), "PIP_NO_INDEX": "1"})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"setup: {half} has no pip (a python -m venv that failed half-way?): remove it (rm -r {half}) and run again"]
