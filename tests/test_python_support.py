@@ -25,7 +25,7 @@ def project_python_files() -> list[str]:
 
 
 def test_no_code_needs_a_python_newer_than_the_oldest_supported():
-    pytest.importorskip("vermin", reason="vermin is in requirements.txt; run make setup")
+    pytest.importorskip("vermin", reason="vermin is in requirements-dev.txt: make test installs it")
     target = f"{OLDEST[0]}.{OLDEST[1]}-"
     proc = subprocess.run([sys.executable, "-c", "import sys, vermin; sys.exit(vermin.main())", f"--target={target}", "--violations", "--no-tips",
                            "--eval-annotations", *project_python_files()],
