@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runners", description=__doc__.splitlines()[0])
     p.add_argument("--device", default=env_default("DEVICE", "auto"), help="cpu|rpi|jetson|gpu|auto")
     p.add_argument("--models", default=env_default("MODELS"), help="comma-separated model ids (default: the lab suite)")
-    p.add_argument("--runtimes", default=env_default("RUNTIMES"), help="pytorch,onnxruntime")
+    p.add_argument("--runtimes", default=env_default("RUNTIMES"),
+                   help="pytorch,onnxruntime (default); also openvino, or all (make setup-runtimes installs them)")
     p.add_argument("--providers", default=env_default("PROVIDERS"), help="ONNX Runtime execution providers")
     p.add_argument("--batch-sizes", default=env_default("BATCH_SIZES"))
     p.add_argument("--durations", default=env_default("DURATIONS"), help="seconds of audio")

@@ -49,6 +49,7 @@ class WorkerJob:
     onnx_path: str | None = None  # the graph this runtime configuration loads
     flops_onnx_path: str | None = None  # the fp32 graph the MACs are counted on
     trt_cache: str | None = None
+    artifact_dir: str | None = None  # where the runtime caches what it compiles (OpenVINO's CACHE_DIR)
     manifest_entry: dict[str, Any] = field(default_factory=dict)  # export facts: params, bytes, variants
     # how to measure
     policy: dict[str, Any] = field(default_factory=dict)  # runners.harness.TimingPolicy's fields

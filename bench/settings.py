@@ -23,6 +23,8 @@ from models.registry import LAB_SUITE, get_spec
 from models.sources import validate_user_model
 from models.weights import WeightsError, fetch_pretrained, resolve_source
 from runners.harness import SAMPLE_CAP
+from runners.runtimes import ALL, FIXED_PROVIDERS, expand_runtimes
+from runners.runtimes.packages import missing as runtime_package_gap
 from runstore.records import RUNTIMES
 
 QUICK = {"batch_sizes": (1,), "durations": (1.0,), "reps": 5, "min_time_s": 0.2, "max_time_s": 3.0}
@@ -95,7 +97,9 @@ class Settings:
         for model in self.models:
             for runtime in self.runtimes:
                 providers = [self.pytorch_device] if runtime == "pytorch" else list(self.providers)
-                opts = ("all",) if runtime == "pytorch" else self.ort_opts  # graph levels are ORT's
+                if runtime in FIXED_PROVIDERS:  # OpenVINO: its CPU plugin, whatever the profile's EPs
+                    providers = [FIXED_PROVIDERS[runtime]]
+                opts = self.ort_opts if runtime == "onnxruntime" else ("all",)  # graph levels are ORT's
                 variants = [variant_name(v, o) for v in self.variants for o in opts]
                 for provider, variant, threads in product(providers, variants, self.threads):
                     for batch, duration in self.sweep():
@@ -180,7 +184,11 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
     runtime_list = parse_list(runtimes, str, "RUNTIMES") or profile.runtimes
-    check_choice(runtime_list, RUNTIMES, "runtime")
+    check_choice(runtime_list, (*RUNTIMES, ALL), "runtime")
+    runtime_list = expand_runtimes(runtime_list)
+    not_installed = runtime_package_gap(runtime_list)  # optional runtimes are installed only when asked
+    if not_installed:
+        raise SettingsError(not_installed)
     provider_list = parse_list(providers, str, "PROVIDERS")
     gaps = profile_gaps(profile, runtime_list, accelerators, providers_given=bool(provider_list))
     if gaps:

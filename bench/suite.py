@@ -29,9 +29,10 @@ from runners.canary import DRIFT_THRESHOLD
 from runners.gemm_peak import gemm_peak_entry
 from runners.memory import return_freed_memory
 from runners.reference import save_reference
+from runners.runtimes import ONNX_RUNTIMES
 from runstore.folder import SCHEMA_VERSION, RunFolder, new_run_id, portable_text, resume_decision
 from runstore.identity import fingerprint_hash, identity
-from runstore.records import cell_key
+from runstore.records import DEFAULT_RUNTIMES, cell_key
 
 
 @dataclass
@@ -73,7 +74,7 @@ def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, d
         try:
             if spec.arch.get("kind") == "onnx":
                 entry = describe_onnx(spec)
-            elif "onnxruntime" not in settings.runtimes:
+            elif not set(ONNX_RUNTIMES) & set(settings.runtimes):
                 entries[model] = describe_model(model, tiny=settings.tiny, weights=settings.weights)
                 continue
             else:
@@ -111,10 +112,14 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
         weights=manifest.get("weights", "random"), weights_source=settings.weights, tiny=settings.tiny,
         onnx_path=files.get("fp32") if tensorrt else files.get(base_variant),
         flops_onnx_path=files.get("fp32"), trt_cache=str(Path(settings.results_dir) / "trt_cache"),
+        artifact_dir=str(Path(settings.onnx_dir) / group["runtime"]) if group["runtime"] in ARTIFACT_CACHES else None,
         manifest_entry=manifest, policy=settings.policy(), energy=settings.energy,
         energy_preferred=list(settings.energy_preferred),
         fake_timing=settings.extra.get("fake_timing"),  # tests only (worker/fake_timing.py)
     )
+
+
+ARTIFACT_CACHES = ("openvino",)  # runtimes that cache a compiled model beside the ONNX files
 
 
 def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | None = None,
@@ -207,7 +212,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
                 if peak:
                     gemm_rates[f"{group['runtime']}|{group['threads']}"] = peak
                 job.reference_path, job.reference_error = reference(job, folder, references)
-                if group["runtime"] == "onnxruntime" and "error" in entry:
+                if group["runtime"] in ONNX_RUNTIMES and "error" in entry:
                     for shape in job.cells:
                         on_record(failed_record(job, shape.to_dict(), "error", f"ONNX export failed: {entry['error']}"))
                     continue
@@ -311,6 +316,8 @@ PEAK_RECORD = ("flops_per_s", "measured_at", "load_average", "others_cpu_share",
 def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], None]) -> tuple[dict[str, Any] | None, str | None]:
     """The attainable dense-matmul FLOP/s for this group's runtime and threads, with when and
     under what load it was measured, or why there is none: ``(gemm_peak, gemm_peak_reason)``."""
+    if group["runtime"] not in DEFAULT_RUNTIMES:
+        return None, f"no GEMM peak for {group['runtime']} (measured with PyTorch's and ONNX Runtime's GEMM only)"
     if group["provider"] not in ("cpu", "CPUExecutionProvider") or not settings.measure_peak:
         return None, None  # GPU peaks: PyTorch only and not for ORT; kept to the CPU here
     try:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from runners.canary import CHAIN, DRIFT_THRESHOLD, MATRIX_N, REPS, make_canary, read_canary  # noqa: E402
-from runstore.records import RUNTIMES  # noqa: E402
+from runstore.records import DEFAULT_RUNTIMES as RUNTIMES  # noqa: E402
 
 
 def load_average() -> str:

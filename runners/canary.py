@@ -22,6 +22,7 @@ scheduler lets the other runtime's worker go quiet before each canary reading as
 
 from __future__ import annotations
 
+import io
 import statistics
 import time
 from typing import Any, Callable
@@ -92,9 +93,28 @@ def ort_canary(threads: int | None, provider: str = "CPUExecutionProvider") -> C
     return call
 
 
+def openvino_canary(threads: int | None, device: str = "CPU") -> Callable[[], None]:
+    """The chain compiled by OpenVINO (its own thread pool and kernels), fp32 as its cells."""
+    import openvino as ov  # deferred: optional, only the OpenVINO worker builds this
+
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(io.BytesIO(onnx_canary_model())), device, config)
+    request = compiled.create_infer_request()
+    x = np.random.default_rng(1).standard_normal((MATRIX_N, MATRIX_N)).astype(np.float32)
+
+    def call() -> None:
+        request.infer({0: x}, share_inputs=True, share_outputs=True)
+    return call
+
+
 def make_canary(runtime: str, threads: int | None, provider: str) -> Callable[[], None]:
     if runtime == "pytorch":
         return torch_canary(threads, "cuda" if provider.startswith("cuda") else "cpu")
+    if runtime == "openvino":
+        return openvino_canary(threads, provider)
     return ort_canary(threads, provider if provider != "TensorrtExecutionProvider" else "CUDAExecutionProvider")
 
 

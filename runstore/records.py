@@ -13,7 +13,10 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "interrupted")
-RUNTIMES = ("pytorch", "onnxruntime")
+# every runtime a record may name; the first two are the default comparison (make bench), the
+# others run when asked for (RUNTIMES=...,openvino or all) and need their package installed
+RUNTIMES = ("pytorch", "onnxruntime", "openvino")
+DEFAULT_RUNTIMES = RUNTIMES[:2]
 
 
 @dataclass

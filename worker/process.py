@@ -43,7 +43,7 @@ def make_job_runtime(job: WorkerJob) -> Runtime:
     variant, opt = parse_variant(job.variant)
     return make_runtime(job.runtime, build=lambda: build_reference(job.model, job.tiny, job.weights_source),
                         onnx_path=job.onnx_path, provider=job.provider, threads=job.threads,
-                        variant=variant, opt_level=opt, trt_cache=job.trt_cache)
+                        variant=variant, opt_level=opt, trt_cache=job.trt_cache, artifact_dir=job.artifact_dir)
 
 
 class CellMeasurement:
@@ -148,7 +148,7 @@ class CellMeasurement:
         rec.output_max_abs_err, rec.output_cosine, fid_error = fidelity
         rec.extra.update({"output_shape": self.measured_shape, "input_samples": self.input_samples,
                           "warmup_calls": self.warm.warmup_calls + 1, "measured_time_s": self.measured_s,
-                          "io": runtime.io, "round_ticks": list(self.round_ticks)})
+                          "io": runtime.io, "round_ticks": list(self.round_ticks), **runtime.facts})
         add_compute(self.job, rec, self.input_samples)
         if fid_error:
             rec.extra["fidelity_error"] = fid_error

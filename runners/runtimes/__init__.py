@@ -12,20 +12,41 @@ from typing import Any, Callable
 
 from runners.runtimes.base import CPU_EP, GPU_EPS, Runtime, UnsupportedError
 from runners.runtimes.onnxruntime import OnnxRuntimeRuntime, provider_list, session_options
+from runners.runtimes.openvino import OpenVinoRuntime
 from runners.runtimes.pytorch import PyTorchRuntime
+from runstore.records import RUNTIMES
 
-__all__ = ["CPU_EP", "GPU_EPS", "OnnxRuntimeRuntime", "PyTorchRuntime", "Runtime", "UnsupportedError",
-           "make_runtime", "provider_list", "session_options"]
+__all__ = ["CPU_EP", "GPU_EPS", "OnnxRuntimeRuntime", "OpenVinoRuntime", "PyTorchRuntime", "Runtime",
+           "UnsupportedError", "make_runtime", "provider_list", "session_options"]
 
-RUNTIME_NAMES = ("pytorch", "onnxruntime")
+RUNTIME_NAMES = RUNTIMES  # the run store's list: every name a record may carry
+ALL = "all"  # RUNTIMES=all: every runtime above (the optional ones must be installed)
+# the runtimes that load the ONNX file make export writes (the others build their own artifact)
+ONNX_RUNTIMES = ("onnxruntime", "openvino")
+# the provider field of a runtime that has a single one here (PyTorch: the profile's device;
+# ONNX Runtime: the profile's execution providers)
+FIXED_PROVIDERS = {"openvino": "CPU"}
+
+
+def expand_runtimes(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``RUNTIMES`` as the plan uses it: ``all`` becomes every runtime, in the run store's order
+    (PyTorch first: the others' rounds pair with its rounds); duplicates are dropped."""
+    out: list[str] = []
+    for name in names:
+        for runtime in (RUNTIME_NAMES if name == ALL else (name,)):
+            if runtime not in out:
+                out.append(runtime)
+    return tuple(out)
 
 
 def make_runtime(kind: str, *, build: Callable[[], Any] | None = None, onnx_path: str | Path | None = None,
                  provider: str = CPU_EP, threads: int | None = None, variant: str = "fp32",
-                 opt_level: str = "all", trt_cache: str | Path | None = None) -> Runtime:
+                 opt_level: str = "all", trt_cache: str | Path | None = None,
+                 artifact_dir: str | Path | None = None) -> Runtime:
     """The runtime ``kind`` for one model: PyTorch from ``build`` (a function returning the fp32
-    module), ONNX Runtime from ``onnx_path``.  ``provider`` is a device (``cpu``, ``cuda``) for
-    PyTorch and an execution provider for ONNX Runtime."""
+    module), ONNX Runtime and OpenVINO from ``onnx_path``.  ``provider`` is a device (``cpu``,
+    ``cuda``) for PyTorch, an execution provider for ONNX Runtime and a device (``CPU``) for
+    OpenVINO; ``artifact_dir`` is where a runtime caches what it compiles."""
     if kind == "pytorch":
         if build is None:
             raise UnsupportedError("no PyTorch model to build")
@@ -35,4 +56,10 @@ def make_runtime(kind: str, *, build: Callable[[], Any] | None = None, onnx_path
         if onnx_path is None:
             raise UnsupportedError("no ONNX file for this model and variant")
         return OnnxRuntimeRuntime(onnx_path, provider, threads, opt_level, variant, trt_cache)
+    if kind == "openvino":
+        if onnx_path is None:
+            raise UnsupportedError("no ONNX file for this model (OpenVINO compiles the exported ONNX graph)")
+        if opt_level != "all":
+            raise UnsupportedError(f"ONNX Runtime's graph optimisation level {opt_level!r} does not apply to OpenVINO")
+        return OpenVinoRuntime(onnx_path, threads, variant, artifact_dir, provider)
     raise ValueError(f"unknown runtime {kind!r}; valid: {', '.join(RUNTIME_NAMES)}")

@@ -32,6 +32,9 @@ class Runtime(Protocol):
     variant: str
     io: str
     load_time_s: float | None
+    # what the runtime reports it ran with once loaded (version, device, precision, threads read
+    # back), copied into every cell's ``extra``; a runtime that reports nothing leaves it empty
+    facts: dict[str, Any]
 
     def load(self) -> None:
         """Build or open the model (timed into ``load_time_s``); ``UnsupportedError`` if it cannot run here."""

@@ -62,6 +62,7 @@ class OnnxRuntimeRuntime:
         self.io_binding = provider in GPU_EPS
         self.io = "I/O binding: device-resident input and outputs, copies excluded" if self.io_binding \
             else "host arrays (CPU)"
+        self.facts: dict[str, Any] = {}
 
     @property
     def ort(self) -> Any:
@@ -93,6 +94,7 @@ class OnnxRuntimeRuntime:
             raise UnsupportedError(f"{self.provider} failed to create a session "
                                    f"(ONNX Runtime fell back to {self.session.get_providers()[0]})")
         self.input_name = self.session.get_inputs()[0].name
+        self.facts = {"runtime_version": ort.__version__}
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def prepare(self, wav: np.ndarray) -> Any:

@@ -28,6 +28,7 @@ class PyTorchRuntime:
         self.dtype: Any = None
         self.load_time_s: float | None = None
         self.io = "device-resident input"
+        self.facts: dict[str, Any] = {}
 
     def load(self) -> None:
         # deferred: torch is heavy and optional on an ONNX-Runtime-only path
@@ -47,6 +48,7 @@ class PyTorchRuntime:
         self.model = model.to(self.device).eval()
         self.sync()
         self.load_time_s = time.perf_counter() - start
+        self.facts = {"runtime_version": torch.__version__, "runtime_threads": torch.get_num_threads()}
 
     def prepare(self, wav: np.ndarray) -> Any:
         # deferred: torch is heavy and optional on an ONNX-Runtime-only path
