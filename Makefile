@@ -20,10 +20,11 @@ export DEVICE MODELS RUNTIMES PROVIDERS BATCH_SIZES DURATIONS REPS THREADS VARIA
 # make fleet's own variables (fleet/cli.py)
 export HOSTS FLEET STOP POLL LOCK_TIMEOUT RECONNECT_TIMEOUT ALLOW_DIRTY SSH_CONFIG
 
-.PHONY: setup export bench test lint sensors compare report flops eval demo-data speech-data help fleet
+.PHONY: setup setup-runtimes export bench test lint sensors compare report flops eval demo-data speech-data help fleet
 
 help:
 	@echo "make bench   set up, export and benchmark the lab suite (DEVICE=$(DEVICE))"
+	@echo "make setup-runtimes RUNTIMES=openvino   install an optional runtime (all: every one)"
 	@echo "make export  build the models and export them to ONNX (checked against PyTorch)"
 	@echo "make test    set up and run the tests"
 	@echo "make lint    ruff over the tree, mypy over the run store, harness and runtimes"
@@ -47,6 +48,11 @@ $(VENV)/.wavebench-set-%: requirements-%.txt $(STAMP)
 # make setup SETS=dev,eval: make bench's set, and those on top (what CI's other Pythons run)
 comma := ,
 setup: $(STAMP) $(foreach s,$(subst $(comma), ,$(SETS)),$(VENV)/.wavebench-set-$(s))
+
+# the optional runtimes (requirements-<runtime>.txt: openvino), installed only when asked for;
+# make bench RUNTIMES=...,openvino refuses to start without them and names this target
+setup-runtimes: $(STAMP)
+	$(PY) -m runners.runtimes.packages $(or $(RUNTIMES),all)
 
 export: $(STAMP) $(DYNAMO)
 	$(PY) -m export

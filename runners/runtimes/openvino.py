@@ -95,9 +95,8 @@ class OpenVinoRuntime:
         try:
             self.compiled = core.compile_model(str(self.path), self.provider, config)
         except Exception as exc:  # an op the ONNX frontend or the plugin cannot take
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise UnsupportedError(f"OpenVINO {ov.__version__.split('-')[0]} could not compile {self.path.name} "
-                                   f"for {self.provider}: {type(exc).__name__}: {first}") from None
+                                   f"for {self.provider}: {openvino_reason(exc)}") from None
         self.request = self.compiled.create_infer_request()
         self.load_time_s = time.perf_counter() - start
         self.outputs = list(self.compiled.outputs)
@@ -145,6 +144,14 @@ class OpenVinoRuntime:
     def close(self) -> None:
         self.request = None
         self.compiled = None
+
+
+def openvino_reason(exc: BaseException) -> str:
+    """OpenVINO's own words for a failure, without its source locations (``Exception from
+    src/...cpp:132:`` and ``Check 'false' failed at ...`` lines say where, not why)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    kept = [line for line in lines if not line.startswith(("Exception from src/", "Check '"))]
+    return f"{type(exc).__name__}: {' '.join(kept or lines)}"
 
 
 def _device_name(core: Any, device: str) -> str | None:

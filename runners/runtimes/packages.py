@@ -37,6 +37,10 @@ class RuntimePackage:
     note: str = ""
 
     @property
+    def requirements_path(self) -> Path:
+        return REPO / self.requirements
+
+    @property
     def install_hint(self) -> str:
         return (f"make setup-runtimes RUNTIMES={self.runtime} (or {Path(sys.executable).name} -m pip install "
                 f"{'--no-deps ' if self.no_deps else ''}-r {self.requirements})")
@@ -127,7 +131,7 @@ def install(runtimes: list[str], run=subprocess.call) -> int:
             print(f"setup-runtimes: {runtime} cannot be installed here: {gap}", file=sys.stderr)
             return 2
         command = [sys.executable, "-m", "pip", "install", "--quiet", *(["--no-deps"] if package.no_deps else []),
-                   "-r", str(REPO / package.requirements)]
+                   "-r", str(package.requirements_path)]
         print(f"setup-runtimes: installing {runtime} ({package.requirements})")
         status = run(command)
         if status:
