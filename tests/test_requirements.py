@@ -16,12 +16,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from runners.runtimes.packages import OPTIONAL
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10: the same parser, published as tomli
     import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[1]
+# the optional runtimes' sets (requirements-<runtime>.txt): make bench's code imports them deferred,
+# only when RUNTIMES asks for one, and refuses the run with how to install it when it is missing
+RUNTIME_SETS = tuple(OPTIONAL)
 TOOLS = {"pytest", "ruff", "mypy", "vermin"}
 # import name -> distribution name, where they differ
 DISTRIBUTION = {"sklearn": "scikit-learn", "yaml": "pyyaml", "onnx_tool": "onnx-tool", "silero_vad": "silero-vad",
@@ -63,7 +68,10 @@ def sets() -> dict[str, set[str]]:
 def test_the_bench_set_installs_no_test_or_lint_tool():
     """What make bench and make fleet put on a board: none of the tools, nor the other sets."""
     found = sets()
-    assert set(found) == {"bench", "dev", "eval", "dynamo"}
+    assert set(found) == {"bench", "dev", "eval", "dynamo", *RUNTIME_SETS}
+    for runtime in RUNTIME_SETS:
+        assert OPTIONAL[runtime].module in found[runtime], runtime
+        assert not found["bench"] & found[runtime], runtime  # installed only when asked for
     assert found["dev"] == TOOLS
     assert found["eval"] == {"scikit-learn", "soundfile"}
     assert found["dynamo"] == {"onnxscript"}
@@ -78,7 +86,7 @@ def test_pyproject_says_the_same_as_the_requirement_files():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     normalise = lambda reqs: sorted(re.sub(r"[\s'\"]", "", r) for r in reqs)
     assert normalise(project["dependencies"]) == requirement_lines(REPO / "requirements.txt")
-    for name in ("dev", "eval", "dynamo"):
+    for name in ("dev", "eval", "dynamo", *RUNTIME_SETS):
         assert normalise(project["optional-dependencies"][name]) == requirement_lines(REPO / f"requirements-{name}.txt")
 
 
@@ -114,7 +122,7 @@ def third_party_imports(dirs: tuple[str, ...]) -> dict[str, set[str]]:
 def test_every_imported_package_is_declared_in_the_set_of_the_code_that_imports_it():
     found = sets()
     nvidia = {"nvidia-ml-py"}  # optional: GPU energy through NVML (the nvidia extra)
-    bench_ok = found["bench"] | BY_SETUP | nvidia
+    bench_ok = found["bench"] | BY_SETUP | nvidia | set().union(*(found[r] for r in RUNTIME_SETS))
     bench_code = third_party_imports(BENCH_DIRS)
     eval_code = third_party_imports(EVAL_DIRS)
     other_code = third_party_imports(OTHER_DIRS)
