@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-time", type=float, default=None, help="minimum measured seconds per cell")
     p.add_argument("--max-time", type=float, default=None, help="measurement cap per cell (seconds)")
     p.add_argument("--ci-target", type=float, default=None, help="stop when the median's 95%% CI is this narrow")
+    p.add_argument("--speedup-ci", type=float, default=env_default("SPEEDUP_CI"),
+                   help="interleaved order: stop when the paired speed-up's 95%% CI is this narrow "
+                        "(relative width; default 0.10; env SPEEDUP_CI)")
     p.add_argument("--cell-timeout", type=float, default=None)
     p.add_argument("--exporter", default=env_default("EXPORTER", "torchscript"))
     p.add_argument("--results", default=env_default("RESULTS_DIR", "results"))
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             profile, models=models, runtimes=args.runtimes, batch_sizes=args.batch_sizes,
             durations=args.durations, reps=args.reps, threads=args.threads, providers=args.providers,
             energy=args.energy, variants=args.variants, ort_opts=args.ort_opt, grid=args.grid, quick=args.quick, tiny=args.tiny,
-            min_time_s=args.min_time, max_time_s=args.max_time, ci_target=args.ci_target,
+            min_time_s=args.min_time, max_time_s=args.max_time, ci_target=args.ci_target, speedup_ci=args.speedup_ci,
             cell_timeout_s=args.cell_timeout, exporter=args.exporter, results_dir=args.results,
             onnx_dir=args.onnx_dir, weights=args.weights, order=args.order, remeasure=args.remeasure)
     except (ProfileError, SettingsError) as exc:

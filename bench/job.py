@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from runners.harness import TimingPolicy
 from runstore.records import CellRecord
 
 
@@ -52,7 +53,7 @@ class WorkerJob:
     artifact_dir: str | None = None  # where the runtime caches what it compiles (OpenVINO's CACHE_DIR)
     manifest_entry: dict[str, Any] = field(default_factory=dict)  # export facts: params, bytes, variants
     # how to measure
-    policy: dict[str, Any] = field(default_factory=dict)  # runners.harness.TimingPolicy's fields
+    policy: TimingPolicy = field(default_factory=TimingPolicy)  # the stopping rule (runners/stopping.py)
     energy: str = "none"
     energy_preferred: list[str] = field(default_factory=list)
     idle_s: float = 2.0  # idle-power window before the cells
@@ -97,6 +98,8 @@ class WorkerJob:
         kwargs = dict(data)
         if "cells" in data:  # absent: refused below like any other missing field
             kwargs["cells"] = [CellShape(int(c["batch_size"]), float(c["duration_s"])) for c in data["cells"]]
+        if isinstance(data.get("policy"), dict):
+            kwargs["policy"] = TimingPolicy.from_dict(data["policy"])
         try:
             return cls(**kwargs)
         except TypeError as exc:  # a missing required field

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,18 +34,26 @@ from typing import Any, Callable
 from bench.job import WorkerJob
 from bench.supervisor import WorkerSupervisor
 from runners.canary import canary_change, is_drift
-from runners.stats import median_ci, relative_ci_width
+from runners.harness import TimingPolicy
+from runners.stopping import MIN_ROUNDS, SideTally, paired_speedup, speedup_ci_width, stop_reason
 from runstore.records import CellRecord, cell_key
 
+__all__ = ["MIN_ROUNDS", "paired_speedup"]  # re-exported: the rule itself lives in runners/stopping.py
+
 ORDERS = ("interleaved", "grouped")
-MIN_ROUNDS = 6  # rounds per side and cell: 6 paired ratios give a distribution-free CI (min, max)
 SETTLE_POLL_S = 0.02  # the idle side is quiet when its CPU time did not grow over one poll
 SETTLE_MAX_S = 0.5  # never wait longer than this for a quiet side
 SETTLE_FALLBACK_S = 0.05  # without /proc: a fixed wait (ORT's and libgomp's spin lasts milliseconds)
+# a side's canary reading after one cell is its reading before the next when it is this fresh and
+# nothing ran on that worker in between but the record's own bookkeeping: the two readings would be
+# back to back, where they differ by the canary's own noise (docs/benchmarks/canary-noise.md)
+CANARY_REUSE_S = 0.5
 
-Record = dict[str, Any]
+Record = dict[str, Any]  # a stored record as the run store reads it (cells.jsonl)
+Message = dict[str, Any]  # one JSON line of the worker protocol
 OnRecord = Callable[[Record], None]
 OnStart = Callable[[dict[str, Any]], None]
+PARENT_COSTS = ("worker_start", "canary", "settle", "rounds", "finish")  # the parent's clock, per side
 
 
 def shape_key(cell: dict[str, Any]) -> tuple:
@@ -90,31 +97,25 @@ def settle(pids: list[int], poll_s: float = SETTLE_POLL_S, max_s: float = SETTLE
 
 
 @dataclass
-class CellProgress:
-    """What the parent knows of one side's cell while its rounds go on."""
+class CellProgress(SideTally):
+    """What the parent knows of one side's cell while its rounds go on: the tally the stopping
+    rule reads (``runners/stopping.py``), the canary before, and where the wall time outside
+    timed calls went (``costs``, on the parent's clock: :data:`PARENT_COSTS`)."""
 
-    cell: dict[str, Any]
-    rounds: int = 0
-    samples: list[float] = field(default_factory=list)
-    measured_s: float = 0.0
     canary_before_s: float | None = None
     canary_error: str | None = None
+    canary_reused: bool = False
     idle_side_cpu_s: float = 0.0
-    settle_s: float = 0.0
+    costs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PARENT_COSTS, 0.0))
 
-    def capped(self, policy: dict[str, Any]) -> bool:
-        """A cap (time or samples) reached after the minimum rounds: this cell costs no more."""
-        return self.rounds >= MIN_ROUNDS and len(self.samples) >= policy["min_reps"] and (
-            self.measured_s >= policy["max_time_s"] or len(self.samples) >= policy.get("max_reps", 1000))
+    @property
+    def settle_s(self) -> float:
+        return self.costs["settle"]
 
-    def satisfied(self, policy: dict[str, Any]) -> bool:
-        """At least MIN_ROUNDS rounds, the policy's minimum reps and time, then the CI target or a cap."""
-        n = len(self.samples)
-        if self.rounds < MIN_ROUNDS or n < policy["min_reps"] or self.measured_s < policy["min_time_s"]:
-            return False
-        if self.measured_s >= policy["max_time_s"] or n >= policy.get("max_reps", 1000):
-            return True
-        return relative_ci_width(self.samples) <= policy["ci_target"]
+
+def finite(value: float, digits: int = 4) -> float | None:
+    """A float for a record: rounded, and null where it is not finite (JSON has no inf)."""
+    return round(value, digits) if math.isfinite(value) else None
 
 
 class Side:
@@ -129,6 +130,8 @@ class Side:
         self.sup: WorkerSupervisor | None = None
         self.unsupported: str | None = None
         self.shapes = {shape_key(c.to_dict()) for c in job.cells}
+        self.start_s = 0.0  # wall time of the last worker start, charged to the cell it was started for
+        self.last_canary: tuple[WorkerSupervisor, float, Message] | None = None  # (worker, when, reading)
 
     @property
     def runtime(self) -> str:
@@ -147,11 +150,14 @@ class Side:
             self.fail(cell, "unsupported", self.unsupported)
             return False
         if self.sup is not None:
+            self.start_s = 0.0
             return True
+        started = time.perf_counter()
         self.sup = WorkerSupervisor(self.job, self.log_path, self.cell_timeout_s, self.load_timeout_s)
         self.sup.start()
         reply = self._wait({"loaded", "unsupported"}, self.load_timeout_s, cell,
                            f"model load exceeded {self.load_timeout_s:g}s")
+        self.start_s = time.perf_counter() - started
         if reply is None:
             return False
         if reply["type"] == "unsupported":
@@ -161,7 +167,7 @@ class Side:
             return False
         return True
 
-    def ask(self, command: dict[str, Any], expect: set[str], cell: dict[str, Any]) -> Record | None:
+    def ask(self, command: dict[str, Any], expect: set[str], cell: dict[str, Any]) -> Message | None:
         """Send a command and wait for its answer; on a crash or timeout the cell's failure record
         is written, the worker is gone (the next cell starts a new one) and None comes back."""
         assert self.sup is not None
@@ -169,7 +175,7 @@ class Side:
             return self._wait(expect, self.cell_timeout_s, cell, "")  # reads the end of stream
         return self._wait(expect, self.cell_timeout_s, cell, f"cell exceeded {self.cell_timeout_s:g}s")
 
-    def _wait(self, expect: set[str], timeout: float, cell: dict[str, Any], timeout_text: str) -> Record | None:
+    def _wait(self, expect: set[str], timeout: float, cell: dict[str, Any], timeout_text: str) -> Message | None:
         assert self.sup is not None
         while True:
             message = self.sup.next_message(timeout)
@@ -207,7 +213,7 @@ class Side:
 class Comparison:
     """The sides of one model × variant × threads, measured cell by cell in the chosen order."""
 
-    def __init__(self, sides: list[Side], order: str, policy: dict[str, Any], ticker: list[int]) -> None:
+    def __init__(self, sides: list[Side], order: str, policy: TimingPolicy, ticker: list[int]) -> None:
         if order not in ORDERS:
             raise ValueError(f"unknown order {order!r}; valid: {', '.join(ORDERS)}")
         self.sides, self.order, self.policy = sides, order, policy
@@ -248,86 +254,156 @@ class Comparison:
         self.ticker[0] += 1
         return self.ticker[0] - 1
 
+    def canary(self, side: Side, p: CellProgress, cell: dict[str, Any], tick: int, reuse: bool) -> Message | None:
+        """A canary reading of ``side`` with the others quiet; before a cell, the reading taken
+        after the side's previous cell when it is fresh (:data:`CANARY_REUSE_S`, same worker)."""
+        last = side.last_canary
+        if reuse and last is not None and last[0] is side.sup and time.perf_counter() - last[1] < CANARY_REUSE_S:
+            p.canary_reused = True
+            return last[2]
+        p.costs["settle"] += self.quiet_others(side)  # an idle pool still spinning would slow this canary
+        started = time.perf_counter()
+        reply = side.ask({"op": "canary", "tick": tick}, {"canary"}, cell)
+        p.costs["canary"] += time.perf_counter() - started
+        side.last_canary = (side.sup, time.perf_counter(), reply) if reply is not None and side.sup else None
+        return reply
+
+    def pairs(self, live: list[Side], progress: dict[int, CellProgress]) -> list[tuple[CellProgress, CellProgress]]:
+        """The (PyTorch, other) sides whose rounds interleave: the paired rule's pairs (none in
+        grouped order, or without a live PyTorch side: each side then keeps the per-side rule)."""
+        if self.order != "interleaved":
+            return []
+        reference = [s for s in live if s.runtime == "pytorch"]
+        if not reference:
+            return []
+        return [(progress[id(reference[0])], progress[id(s)]) for s in live if s is not reference[0]]
+
     def measure_cell(self, sides: list[Side], cell: dict[str, Any]) -> None:
-        """Canary, rounds in order until every side has its samples, canary, records."""
+        """Canary, rounds in order until the stopping rule says the cell is done, canary, records."""
         live = [s for s in sides if s.ensure_worker(cell)]
         progress: dict[int, CellProgress] = {}
         for side in list(live):
-            self.quiet_others(side)  # an idle pool still spinning would slow this side's canary
-            reply = side.ask({"op": "canary", "tick": self.ticker[0]}, {"canary"}, cell)
+            p = CellProgress()
+            p.costs["worker_start"] = side.start_s
+            reply = self.canary(side, p, cell, self.ticker[0], reuse=True)
             if reply is None:
                 live.remove(side)
                 continue
-            progress[id(side)] = CellProgress(cell, canary_before_s=reply["seconds"],
-                                              canary_error=reply.get("error"))
-        per_round = max(1, math.ceil(self.policy["min_reps"] / MIN_ROUNDS))
-        round_time = self.policy["min_time_s"] / MIN_ROUNDS
-        # all sides go on until each has its samples, or one reached its cap (rounds stay paired,
-        # and no cell costs more than about max_time_s per side)
-        while live and not (all(progress[id(s)].satisfied(self.policy) for s in live)
-                            or any(progress[id(s)].capped(self.policy) for s in live)):
+            p.canary_before_s, p.canary_error = reply["seconds"], reply.get("error")
+            progress[id(side)] = p
+        # a sequential rule: after every round of every side (a round pair when interleaved), stop
+        # once the reported quantity is settled or a cap is reached; rounds stay paired throughout
+        reason: str | None = None
+        while live and reason is None:
             for side in list(live):
-                p = progress[id(side)]
-                others = [o.pid for o in self.sides if o is not side and o.pid is not None]
-                p.settle_s += self.quiet_others(side)
-                idle_before = [cpu_seconds(pid) for pid in others]
-                reply = side.ask({"op": "round", "cell": cell, "tick": self._tick(), "min_samples": per_round,
-                                  "min_time_s": round_time}, {"round", "cell"}, cell)
-                idle_after = [cpu_seconds(pid) for pid in others]
-                p.idle_side_cpu_s += sum(b - a for a, b in zip(idle_before, idle_after)
-                                         if a is not None and b is not None)
-                if reply is None:
+                if not self.measure_round(side, progress[id(side)], cell):
                     live.remove(side)
-                elif reply["type"] == "cell":  # the cell ended early (unsupported, oom, error)
-                    side.on_record(reply["record"])
-                    live.remove(side)
-                else:
-                    p.rounds += 1
-                    p.samples += reply["samples"]
-                    p.measured_s += reply["measured_s"]
-        pytorch_record: Record | None = None
+            reason = stop_reason(self.policy, [progress[id(s)] for s in live], self.pairs(live, progress))
+        pairs = self.pairs(live, progress)
+        pytorch_record: CellRecord | None = None
         for side in list(live):  # PyTorch first (the plan's order): its rounds pair with the others'
             p = progress[id(side)]
-            p.settle_s += self.quiet_others(side)
-            canary = side.ask({"op": "canary", "tick": max(0, self.ticker[0] - 1)}, {"canary"}, cell)
+            canary = self.canary(side, p, cell, max(0, self.ticker[0] - 1), reuse=False)
             if canary is None:
                 continue
+            started = time.perf_counter()
             reply = side.ask({"op": "finish", "cell": cell}, {"cell"}, cell)
+            p.costs["finish"] += time.perf_counter() - started
             if reply is None:
                 continue
-            record = reply["record"]
-            after = canary["seconds"]
-            record.update(order=self.order, canary_before_s=p.canary_before_s, canary_after_s=after,
-                          drift=is_drift(p.canary_before_s, after))
-            record.setdefault("extra", {}).update(
-                canary_change=canary_change(p.canary_before_s, after), settle_s=round(p.settle_s, 3),
-                idle_side_cpu_s=round(p.idle_side_cpu_s, 3) if len(live) > 1 else None)
-            if p.canary_error:
-                record["extra"]["canary_reason"] = p.canary_error
-            if side.runtime == "pytorch" and record.get("status") == "ok":
+            record = CellRecord.from_dict(reply["record"])
+            self.annotate(record, p, canary, reason, pairs, len(live))
+            if side.runtime == "pytorch" and record.status == "ok":
                 pytorch_record = record
             elif self.order == "interleaved" and pytorch_record is not None:
                 add_paired_speedup(pytorch_record, record)
-            side.on_record(record)
+            side.on_record(record.to_dict())
+
+    def measure_round(self, side: Side, p: CellProgress, cell: dict[str, Any]) -> bool:
+        """One round of ``side`` with the others quiet; False when the side's cell ended (its
+        record is then written: unsupported, out of memory, crashed)."""
+        others = [o.pid for o in self.sides if o is not side and o.pid is not None]
+        p.costs["settle"] += self.quiet_others(side)
+        idle_before = [cpu_seconds(pid) for pid in others]
+        started = time.perf_counter()
+        reply = side.ask({"op": "round", "cell": cell, "tick": self._tick()}, {"round", "cell"}, cell)
+        p.costs["rounds"] += time.perf_counter() - started
+        idle_after = [cpu_seconds(pid) for pid in others]
+        p.idle_side_cpu_s += sum(b - a for a, b in zip(idle_before, idle_after) if a is not None and b is not None)
+        if reply is None:
+            return False
+        if reply["type"] == "cell":  # the cell ended early (unsupported, oom, error)
+            side.on_record(reply["record"])
+            return False
+        p.add_round(reply["samples"], reply["measured_s"], reply.get("sample_s"))
+        return True
+
+    def annotate(self, record: CellRecord, p: CellProgress, canary: Message, reason: str | None,
+                 pairs: list[tuple[CellProgress, CellProgress]], sides_measured: int) -> None:
+        """The parent's part of a record: order, canary and drift, why the cell stopped, and the
+        wall time spent outside timed calls."""
+        after = canary["seconds"]
+        record.order = self.order
+        record.canary_before_s, record.canary_after_s = p.canary_before_s, after
+        record.drift = is_drift(p.canary_before_s, after)
+        if record.status == "ok":
+            record.stop_reason = reason
+        extra = record.extra
+        extra.update(canary_change=canary_change(p.canary_before_s, after), settle_s=round(p.settle_s, 3),
+                     idle_side_cpu_s=round(p.idle_side_cpu_s, 3) if sides_measured > 1 else None)
+        if p.canary_error:
+            extra["canary_reason"] = p.canary_error
+        if p.canary_reused:
+            extra["canary_before_reused"] = True
+        budget = p.budget(self.policy)
+        paired = [speedup_ci_width(pt, other) for pt, other in pairs if p is pt or p is other]
+        extra["stopping"] = {
+            "rule": "paired-speedup" if pairs else "per-side", "rounds": p.rounds,
+            "min_samples": budget.min_samples, "samples_per_round": budget.samples_per_round,
+            "time_cap_s": finite(budget.max_time_s), "sample_cap": budget.max_samples,
+            "own_ci_rel_width": finite(p.own_ci_width()), "own_ci_met": p.own_ci_met(self.policy),
+            "rounds_disagree": p.rounds_disagree(self.policy) if p.round_medians else None,
+            "speedup_ci_rel_width": finite(max(paired)) if paired else None,
+        }
+        extra["overhead_s"] = overhead_breakdown(p, extra.get("overhead_s") or {}, extra.get("measured_time_s"))
 
 
-def paired_speedup(pt_rounds: list[float], ort_rounds: list[float]) -> tuple[float, float, float] | None:
-    """Median and 95% CI of the per-round ratios PyTorch / ONNX Runtime (rounds paired in order)."""
-    n = min(len(pt_rounds), len(ort_rounds))
-    ratios = [p / o for p, o in zip(pt_rounds[:n], ort_rounds[:n]) if o > 0]
-    if not ratios:
-        return None
-    low, high = median_ci(ratios)
-    return float(statistics.median(ratios)), low, high
+def overhead_breakdown(p: CellProgress, worker: dict[str, Any], measured_s: float | None) -> dict[str, float]:
+    """Where one side's wall time outside timed calls went: the worker's first call, warm-up and
+    re-warm calls, the parent's worker start, canary readings, settle waits, the round protocol
+    and the finish (memory, MACs, the energy window), and their ``total``.  The total is taken on
+    the parent's clock alone; the parts the worker timed are on its own clock."""
+    costs = p.costs
+    timed = float(measured_s or p.measured_s)
+    round_overhead = max(0.0, costs["rounds"] - timed)
+    worker_parts = {k: float(worker.get(k) or 0.0) for k in ("first_call", "warm_up", "rewarm")}
+    out = {"worker_start": costs["worker_start"], **worker_parts, "canary": costs["canary"],
+           "settle": costs["settle"], "protocol": max(0.0, round_overhead - sum(worker_parts.values())),
+           "finish": costs["finish"]}
+    out["total"] = costs["worker_start"] + costs["canary"] + costs["settle"] + round_overhead + costs["finish"]
+    return {k: round(v, 4) for k, v in out.items()}
 
 
-def add_paired_speedup(pytorch_record: Record, record: Record) -> None:
+def fixed_costs(records: list[Record]) -> dict[str, float]:
+    """A run's time outside timed calls, summed over its records by kind (``extra.overhead_s``),
+    with ``timed`` (the timed calls themselves) beside it: what the run spent on honesty (warm-up,
+    canary, settling) and on plumbing (worker starts, protocol)."""
+    out: dict[str, float] = {}
+    for record in records:
+        extra = record.get("extra") or {}
+        for key, value in (extra.get("overhead_s") or {}).items():
+            out[key] = out.get(key, 0.0) + float(value or 0.0)
+        out["timed"] = out.get("timed", 0.0) + float(extra.get("measured_time_s") or 0.0)
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def add_paired_speedup(pytorch_record: CellRecord, record: CellRecord) -> None:
     """The ONNX Runtime record gets the speed-up of its rounds against PyTorch's (both ok)."""
-    if record.get("runtime") != "onnxruntime" or record.get("status") != "ok":
+    if record.runtime != "onnxruntime" or record.status != "ok":
         return
-    found = paired_speedup(pytorch_record.get("round_medians_s") or [], record.get("round_medians_s") or [])
+    found = paired_speedup(pytorch_record.round_medians_s, record.round_medians_s)
     if found is not None:
-        record["speedup_paired"], record["speedup_ci95_low"], record["speedup_ci95_high"] = found
+        record.speedup_paired, record.speedup_ci95_low, record.speedup_ci95_high = found
 
 
 GROUP_FIELDS = ("model", "runtime", "provider", "variant", "threads")  # one worker

@@ -22,7 +22,7 @@ from export.variants import ORT_OPT_LEVELS, VARIANTS, variant_name  # noqa: E402
 from models.registry import LAB_SUITE, get_spec
 from models.sources import validate_user_model
 from models.weights import WeightsError, fetch_pretrained, resolve_source
-from runners.harness import SAMPLE_CAP
+from runners.harness import SAMPLE_CAP, SPEEDUP_CI, TimingPolicy
 from runners.runtimes import ALL, FIXED_PROVIDERS, expand_runtimes
 from runners.runtimes.packages import missing as runtime_package_gap
 from runstore.records import RUNTIMES
@@ -56,6 +56,7 @@ class Settings:
     min_time_s: float = 1.0
     max_time_s: float = 8.0
     ci_target: float = 0.05
+    speedup_ci: float = SPEEDUP_CI  # relative width of the paired speed-up's CI (runners/stopping.py)
     cell_timeout_s: float = 900.0
     exporter: str = "torchscript"
     measure_peak: bool = True
@@ -68,7 +69,7 @@ class Settings:
     # fields that change what is measured: two runs with the same ones can resume each other
     MEASURING = ("device", "models", "runtimes", "batch_sizes", "durations", "reps", "threads",
                  "variants", "ort_opts", "providers", "pytorch_device", "energy", "weights", "grid", "quick", "tiny",
-                 "min_time_s", "max_time_s", "ci_target", "exporter", "order")
+                 "min_time_s", "max_time_s", "ci_target", "speedup_ci", "exporter", "order")
 
     def settings_hash(self) -> str:
         data = {k: getattr(self, k) for k in self.MEASURING}
@@ -77,10 +78,12 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def policy(self) -> dict[str, Any]:
-        """The timing policy; its caps never cut below REPS (REPS=2000 raises the sample cap)."""
-        return {"min_reps": self.reps, "max_reps": max(SAMPLE_CAP, self.reps), "min_time_s": self.min_time_s,
-                "max_time_s": max(self.max_time_s, self.min_time_s), "ci_target": self.ci_target}
+    def policy(self) -> TimingPolicy:
+        """The stopping rule, built once for the run (the scheduler and every worker read this one
+        object); the sample cap never cuts below REPS (REPS=2000 raises it)."""
+        return TimingPolicy(min_reps=self.reps, max_reps=max(SAMPLE_CAP, self.reps), min_time_s=self.min_time_s,
+                            max_time_s=max(self.max_time_s, self.min_time_s), ci_target=self.ci_target,
+                            speedup_ci=self.speedup_ci)
 
     def sweep(self) -> list[tuple[int, float]]:
         """(batch, duration) pairs: the full grid, or two lines through it (the default)."""
@@ -169,7 +172,7 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
                    threads: str | None, providers: str | None, energy: str | None,
                    variants: str | None = None, ort_opts: str | None = None, grid: bool = False, quick: bool = False,
                    tiny: bool = False, min_time_s: float | None = None, max_time_s: float | None = None,
-                   ci_target: float | None = None, cell_timeout_s: float | None = None,
+                   ci_target: float | None = None, speedup_ci: float | None = None, cell_timeout_s: float | None = None,
                    exporter: str = "torchscript", results_dir: str = "results",
                    onnx_dir: str | None = None, weights: str | None = None, available_providers: list[str] | None = None,
                    all_providers: list[str] | None = None, accelerators: Accelerators | None = None,
@@ -217,7 +220,7 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     thread_list = parse_list(threads, int, "THREADS") or (profile.default_threads(),)
     reps = parse_count(reps, "REPS")
     for name, value in (("MIN_TIME", min_time_s), ("MAX_TIME", max_time_s), ("CI_TARGET", ci_target),
-                        ("CELL_TIMEOUT", cell_timeout_s)):
+                        ("SPEEDUP_CI", speedup_ci), ("CELL_TIMEOUT", cell_timeout_s)):
         if value is not None and value <= 0:
             raise SettingsError(f"{name}={value} must be > 0")
     energy_spec = energy or "auto"
@@ -251,6 +254,8 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
         settings = replace(settings, max_time_s=max_time_s)
     if ci_target is not None:
         settings = replace(settings, ci_target=ci_target)
+    if speedup_ci is not None:
+        settings = replace(settings, speedup_ci=speedup_ci)
     if settings.max_time_s < settings.min_time_s:
         raise SettingsError(f"MAX_TIME={settings.max_time_s} must be >= MIN_TIME={settings.min_time_s}")
     return settings

@@ -13,6 +13,11 @@ device, and a ``sync`` that waits for the device (a no-op on the CPU).  The harn
    to the median), up to ``max_reps`` samples or ``max_time_s`` (caps that apply once
    ``min_reps`` samples exist).
 
+:class:`TimingPolicy` is the one definition of the rule, built once from the settings
+(``bench/settings.Settings.policy``), carried typed in the worker's job, and read both by the
+parent's scheduler (when a cell stops: ``runners/stopping.py``) and by the worker (how long a round
+is, how long the warm-up).
+
 Every sample is kept.  The clock is injectable so tests can drive it deterministically.
 """
 
@@ -20,21 +25,31 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable
 
 from runners.stats import LatencyStats, relative_ci_width, summarize
 
 SAMPLE_CAP = 1000  # samples per cell unless REPS asks for more
 
 
+SPEEDUP_CI = 0.10  # default relative width of the paired speed-up's 95% CI (runners/stopping.py)
+
+
 @dataclass(frozen=True)
 class TimingPolicy:
+    """The stopping rule and its caps: what a cell must measure, may cost, and when it is done.
+
+    ``min_reps`` is REPS (the lab's k = 10), ``ci_target`` the relative width of a side's own
+    median CI, ``speedup_ci`` the relative width of the paired speed-up's CI (interleaved order);
+    ``runners.stopping.cell_budget`` scales the minimum samples and the time cap with the call."""
+
     min_reps: int = 10
     min_time_s: float = 1.0
     max_reps: int = SAMPLE_CAP
     max_time_s: float = 8.0
     ci_target: float = 0.05
+    speedup_ci: float = SPEEDUP_CI
     warmup_calls: int = 2
     warmup_time_s: float = 0.25
     block_time_s: float = 0.005
@@ -46,6 +61,21 @@ class TimingPolicy:
             raise ValueError(f"max_reps ({self.max_reps}) must be >= min_reps ({self.min_reps})")
         if self.max_time_s < self.min_time_s:
             raise ValueError(f"max_time_s ({self.max_time_s}) must be >= min_time_s ({self.min_time_s})")
+        if self.ci_target <= 0 or self.speedup_ci <= 0:
+            raise ValueError(f"ci_target ({self.ci_target}) and speedup_ci ({self.speedup_ci}) must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TimingPolicy":
+        """The policy a parent sent in a job; an unknown key is refused by name (a typo in the
+        parent must not silently fall back to a default rule)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown timing policy field(s): {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        return cls(**data)
 
 
 @dataclass
@@ -67,25 +97,45 @@ def _noop() -> None:
 
 @dataclass
 class WarmUp:
-    """What the warm-up found: the first call's time, the calls made, the block size chosen."""
+    """What the warm-up found: the first call's time, the calls made, the block size chosen, the
+    fastest call (the per-call time the cell's budget is scaled with) and the wall time it took."""
 
     first_call_s: float
     warmup_calls: int
     calls_per_sample: int
+    call_s: float = 0.0
+    seconds: float = 0.0
 
 
 def warm_up(call: Callable[[], object], policy: TimingPolicy = TimingPolicy(),
-            sync: Callable[[], None] = _noop, clock: Callable[[], int] = time.perf_counter_ns) -> WarmUp:
-    """Time the first call on its own, warm up (untimed) and choose the calls per sample."""
+            sync: Callable[[], None] = _noop, clock: Callable[[], int] = time.perf_counter_ns,
+            first_call_s: float | None = None) -> WarmUp:
+    """Time the first call on its own, warm up (untimed) and choose the calls per sample.
+
+    A caller that already made and timed the first call (the worker does, to check the output's
+    shape) passes ``first_call_s``, and no second "first call" is made.
+
+    The warm-up lasts at least ``warmup_calls`` calls and ``warmup_time_s``, except that a call
+    which alone outlasts ``warmup_time_s`` gets one untimed call after the first: the first call
+    already allocated and filled the caches, and a second one of several seconds warms nothing a
+    third would not (on a 3 s call the old two-call minimum cost 6 s per cell and side)."""
     t0 = clock()
-    call()
-    sync()
-    first = (clock() - t0) / 1e9
+    if first_call_s is None:
+        call()
+        sync()
+        first = (clock() - t0) / 1e9
+    else:
+        first = first_call_s
 
     # warm-up: not timed for the record, but the fastest call estimates the per-call time
     warm_start = clock()
     n_warm, fastest = 0, first
-    while n_warm < policy.warmup_calls or (clock() - warm_start) / 1e9 < policy.warmup_time_s:
+    while True:
+        elapsed = (clock() - warm_start) / 1e9
+        long_call = 0 < policy.warmup_time_s <= fastest
+        enough_calls = n_warm >= (1 if long_call else policy.warmup_calls)
+        if enough_calls and elapsed >= policy.warmup_time_s:
+            break
         s = clock()
         call()
         sync()
@@ -93,7 +143,7 @@ def warm_up(call: Callable[[], object], policy: TimingPolicy = TimingPolicy(),
         n_warm += 1
     per_call = max(fastest, 1e-9)
     calls = 1 if per_call >= policy.block_time_s else int(math.ceil(policy.block_time_s / per_call))
-    return WarmUp(first, n_warm, calls)
+    return WarmUp(first, n_warm, calls, call_s=per_call, seconds=(clock() - warm_start) / 1e9)
 
 
 def time_block(call: Callable[[], object], calls: int, sync: Callable[[], None] = _noop,

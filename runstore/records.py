@@ -80,6 +80,9 @@ class CellRecord:
     speedup_paired: float | None = None
     speedup_ci95_low: float | None = None
     speedup_ci95_high: float | None = None
+    # why the cell's rounds stopped (runners/stopping.py): ``target`` (the reported CI met its
+    # target), ``time-cap`` or ``sample-cap`` (a cap came first: the CI is as wide as it came out)
+    stop_reason: str | None = None
     # memory
     peak_memory_bytes: int | None = None
     # fidelity against the fp32 PyTorch output of the same input

@@ -1,11 +1,13 @@
 """Settings, the sweep plan, validation of bad input, and device profiles (incl. absent hardware)."""
 
+from dataclasses import replace
+
 import pytest
 
 from bench.profiles import Accelerators, ProfileError, board_mismatch, load_profile, profile_names, resolve_profile
 from bench.settings import SettingsError, build_settings
 from energy.fakes import FakeRunner
-from runners.harness import TimingPolicy, time_callable
+from runners.harness import time_callable
 
 CPU_ONLY = ["CPUExecutionProvider"]
 ALL = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider", "OpenVINOExecutionProvider"]
@@ -134,10 +136,10 @@ def test_a_gpu_profile_this_machine_cannot_run_is_refused_with_what_is_missing()
 
 def test_reps_above_the_sample_cap_raises_the_cap():
     s = settings(reps="2000")
-    policy = TimingPolicy(**{**s.policy(), "block_time_s": 0, "warmup_time_s": 0, "min_time_s": 0})
+    policy = replace(s.policy(), block_time_s=0, warmup_time_s=0, min_time_s=0)
     assert policy.min_reps == policy.max_reps == 2000
     assert len(time_callable(lambda: None, policy).samples_s) == 2000
-    assert settings(reps="5").policy()["max_reps"] == 1000
+    assert settings(reps="5").policy().max_reps == 1000
 
 
 def test_a_board_profile_on_other_hardware_is_labelled():

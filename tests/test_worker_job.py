@@ -9,6 +9,7 @@ from bench.job import CellShape, WorkerJob
 from bench.profiles import load_profile
 from bench.settings import build_settings
 from bench.suite import make_job
+from runners.harness import TimingPolicy
 from runstore.folder import RunFolder
 
 
@@ -16,7 +17,7 @@ def a_job(**changes) -> WorkerJob:
     job = WorkerJob(model="logmel", runtime="onnxruntime", provider="CPUExecutionProvider", variant="int8",
                     threads=2, run_id="r1", device="cpu", device_name="AMD EPYC", host="vm",
                     cells=[CellShape(1, 1.0), CellShape(4, 2.5)], onnx_path="onnx/logmel.int8.onnx",
-                    gemm_peak={"flops_per_s": 2.1e11, "library": "MLAS"}, policy={"min_samples": 10})
+                    gemm_peak={"flops_per_s": 2.1e11, "library": "MLAS"}, policy=TimingPolicy(min_reps=12, speedup_ci=0.2))
     for key, value in changes.items():
         setattr(job, key, value)
     return job

@@ -34,6 +34,7 @@ from runners.memory import PeakRSSTracker
 from runners.reference import build_reference, fidelity_probe
 from runners.runtimes import Runtime, UnsupportedError, make_runtime
 from runners.stats import summarize
+from runners.stopping import CellBudget, cell_budget
 from runstore.records import CellRecord
 from worker.fake_timing import FakeTiming
 
@@ -62,6 +63,8 @@ class CellMeasurement:
         self.measured_s = 0.0
         self.call: Callable[[], Any] | None = None
         self.warm: WarmUp | None = None
+        self.budget: CellBudget | None = None
+        self.rounds_overhead_s = 0.0  # round time outside the timed blocks (the re-warm call, the loop)
         self.device_baseline: int | None = None
 
     def begin(self) -> CellRecord | None:
@@ -99,25 +102,31 @@ class CellMeasurement:
                 raise RuntimeError(f"output shape {tuple(self.measured_shape)} does not match batch x frames "
                                    f"{self.expected}")
             del outputs
-            self.warm = warm_up(call, self.policy, runtime.sync, self.clock)
+            self.warm = warm_up(call, self.policy, runtime.sync, self.clock, first_call_s=rec.first_call_s)
+            self.budget = cell_budget(self.policy, self.warm.call_s * self.warm.calls_per_sample)
         except MemoryError as exc:
             rec.status, rec.error = "oom", f"out of memory: {exc}"
             return rec
         self.call = call
         return None
 
-    def round(self, min_samples: int, min_time_s: float, tick: int) -> list[float]:
-        assert self.call is not None and self.warm is not None
+    def round(self, tick: int) -> list[float]:
+        """One round, sized by the cell's budget (the same rule the parent stops by)."""
+        assert self.call is not None and self.warm is not None and self.budget is not None
         try:
             # the first round follows the warm-up; long calls barely notice cold caches
             rewarm = bool(self.samples) and float(np.median(self.samples)) < REWARM_BELOW_S
-            got = time_round(self.call, self.warm.calls_per_sample, min_samples, min_time_s,
-                             self.runtime.sync, self.clock, rewarm=rewarm)
+            start = self.clock()
+            got = time_round(self.call, self.warm.calls_per_sample, self.budget.samples_per_round,
+                             self.budget.round_time_s, self.runtime.sync, self.clock, rewarm=rewarm)
+            wall = (self.clock() - start) / 1e9
         except MemoryError as exc:
             self.rec.status, self.rec.error = "oom", f"out of memory: {exc}"
             raise CellEnded(self.rec) from None
+        timed = sum(got) * self.warm.calls_per_sample
+        self.rounds_overhead_s += max(0.0, wall - timed)
         self.samples += got
-        self.measured_s += sum(got) * self.warm.calls_per_sample
+        self.measured_s += timed
         self.round_medians.append(float(np.median(got)))
         self.round_ticks.append(tick)
         return got
@@ -147,8 +156,12 @@ class CellMeasurement:
         rec.throughput_audio_s_per_s = audio_s / stats.median
         rec.output_max_abs_err, rec.output_cosine, fid_error = fidelity
         rec.extra.update({"output_shape": self.measured_shape, "input_samples": self.input_samples,
-                          "warmup_calls": self.warm.warmup_calls + 1, "measured_time_s": self.measured_s,
-                          "io": runtime.io, "round_ticks": list(self.round_ticks), **runtime.facts})
+                          "warmup_calls": self.warm.warmup_calls, "measured_time_s": self.measured_s,
+                          "io": runtime.io, "round_ticks": list(self.round_ticks), **runtime.facts,
+                          # the worker's share of the cell's time outside timed calls (bench/schedule
+                          # adds the parent's: worker start, canary, settle waits, protocol)
+                          "overhead_s": {"first_call": rec.first_call_s, "warm_up": self.warm.seconds,
+                                         "rewarm": self.rounds_overhead_s}})
         add_compute(self.job, rec, self.input_samples)
         if fid_error:
             rec.extra["fidelity_error"] = fid_error
@@ -202,14 +215,15 @@ def serve(job: WorkerJob, commands: Iterable[str], emit: Callable[[dict[str, Any
     ``quit`` or the end of stdin:
 
     - ``{"op": "canary", "tick": t}`` -> ``{"type": "canary", "seconds": s}``
-    - ``{"op": "round", "cell": c, "tick": t, "min_samples": n, "min_time_s": x}`` -> ``start`` (on
-      the cell's first round), then ``{"type": "round", "samples": [...]}``, or a final ``cell``
+    - ``{"op": "round", "cell": c, "tick": t}`` -> ``start`` (on the cell's first round), then
+      ``{"type": "round", "samples": [...], "measured_s": x, "sample_s": s}`` (a round as long as
+      the job's policy says for this call: ``runners.stopping.cell_budget``), or a final ``cell``
       record when the cell ended (unsupported, out of memory, error)
     - ``{"op": "finish", "cell": c}`` -> ``{"type": "cell", "record": {...}}``
 
     A runtime that cannot load answers ``{"type": "unsupported", "error": ...}`` and exits.
     """
-    policy = TimingPolicy(**job.policy)
+    policy: TimingPolicy = job.policy
     fake = FakeTiming.from_job(job)
     clock = fake.clock if fake else time.perf_counter_ns
     wrap = fake.wrap if fake else (lambda c: c)
@@ -260,10 +274,11 @@ def serve(job: WorkerJob, commands: Iterable[str], emit: Callable[[dict[str, Any
                     ended = cells[key].begin()
                     if ended is not None:
                         raise CellEnded(ended)
-                got = cells[key].round(int(command["min_samples"]), float(command["min_time_s"]),
-                                       int(command.get("tick", 0)))
-                emit({"type": "round", "samples": got,
-                      "measured_s": sum(got) * cells[key].warm.calls_per_sample})
+                measuring = cells[key]
+                got = measuring.round(int(command.get("tick", 0)))
+                assert measuring.warm is not None and measuring.budget is not None
+                emit({"type": "round", "samples": got, "measured_s": sum(got) * measuring.warm.calls_per_sample,
+                      "sample_s": measuring.budget.sample_s})
             elif op == "finish":
                 rec = cells.pop(key).finish(meter, energy_reason, idle_w, fidelity)
                 emit({"type": "cell", "record": rec.to_dict()})
