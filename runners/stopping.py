@@ -35,7 +35,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from runners.harness import TimingPolicy
+from runners.harness import REWARM_BELOW_S, TimingPolicy
 from runners.stats import median_ci, relative_ci_width
 
 MIN_ROUNDS = 6  # paired rounds before any decision: 2·(1/2)^6 < 0.05, a distribution-free 95% CI exists
@@ -61,8 +61,9 @@ def cell_budget(policy: TimingPolicy, sample_s: float) -> CellBudget:
 
     - minimum samples: REPS, or as many as fit in MAX_TIME when REPS would not (never fewer than
       :data:`MIN_ROUNDS`, one per round);
-    - rounds: MIN_TIME / 6 of samples each, at least ``min_samples / 6`` of them; a sample longer
-      than that round time is a round of its own;
+    - rounds: MIN_TIME / 6 of samples each, at least ``min_samples / 6`` of them; a long call
+      (longer than that round time and than ``REWARM_BELOW_S``, 0.1 s) is a round of its own: a
+      second call in its round would cost more than another round's settle wait;
     - time cap: MAX_TIME, or twice the minimum samples' cost when that is longer (a cap must leave
       room for rounds beyond the minimum, but a long call must not run for minutes);
     - sample cap: the policy's ``max_reps`` (never below the minimum).
@@ -71,7 +72,7 @@ def cell_budget(policy: TimingPolicy, sample_s: float) -> CellBudget:
     fits = max(1, math.floor(policy.max_time_s / sample_s))
     min_samples = max(MIN_ROUNDS, min(policy.min_reps, fits))
     round_time = policy.min_time_s / MIN_ROUNDS
-    long_call = sample_s >= round_time
+    long_call = sample_s >= max(round_time, REWARM_BELOW_S)  # the harness's long call: no re-warm either
     return CellBudget(
         sample_s=sample_s, min_samples=min_samples, min_time_s=policy.min_time_s,
         samples_per_round=1 if long_call else math.ceil(min_samples / MIN_ROUNDS),

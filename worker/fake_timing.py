@@ -11,7 +11,9 @@ The worker then still runs the real model (shapes, records, protocol are all rea
 time from a :class:`VirtualClock` that advances by the configured cost of each call, multiplied
 by ``factor`` while the scheduler's tick (one per round ordered, in either order) lies in
 ``[slow_from_tick, slow_until_tick)``: the same "machine became slower at round k" for both
-orders.  Never set by a user-facing setting.
+orders.  ``tick_factors`` (a list, cycled) gives every tick its own factor instead: a machine that
+drifts steadily (a ramp) or a genuinely noisy one (random factors) for the stopping-rule tests.
+Never set by a user-facing setting.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class FakeTiming:
     slow_from_tick: int | None = None
     slow_until_tick: int | None = None
     factor: float = 1.0
+    tick_factors: tuple[float, ...] = ()
     tick: int = 0
     now_ns: int = 0
 
@@ -39,9 +42,12 @@ class FakeTiming:
             return None
         return cls(call_s=float(spec["call_s"][job.runtime]), canary_s=float(spec["canary_s"]),
                    slow_from_tick=spec.get("slow_from_tick"), slow_until_tick=spec.get("slow_until_tick"),
-                   factor=float(spec.get("factor", 1.0)))
+                   factor=float(spec.get("factor", 1.0)),
+                   tick_factors=tuple(float(f) for f in spec.get("tick_factors") or ()))
 
     def slowdown(self) -> float:
+        if self.tick_factors:
+            return self.tick_factors[self.tick % len(self.tick_factors)]
         if self.slow_from_tick is None or self.tick < self.slow_from_tick:
             return 1.0
         if self.slow_until_tick is not None and self.tick >= self.slow_until_tick:
