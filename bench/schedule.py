@@ -5,12 +5,18 @@ and ONNX Runtime, one worker process each).  Each cell (input shape) is measured
 a round is a short stretch of timed samples by one runtime.  Two orders:
 
 - ``interleaved`` (default): both workers stay alive and the rounds alternate
-  (PT, ORT, PT, ORT …) until each side has its samples.  Drift of the machine (other load, a
-  throttling CPU) then lands on both runtimes alike and cancels out of the speed-up, which gets a
-  95% confidence interval from the per-round ratios (``speedup_paired``, on the ONNX Runtime
-  record).  Costs: two models in memory at once, and a settle wait between rounds.
+  (PT, ORT, PT, ORT …) until the stopping rule says the cell is done.  Drift of the machine
+  (other load, a throttling CPU) then lands on both runtimes alike and cancels out of the
+  speed-up, which gets a 95% confidence interval from the per-round ratios (``speedup_paired``, on
+  the ONNX Runtime record), and the rule stops once that CI is narrow enough
+  (``runners/stopping.py``).  Costs: two models in memory at once, and a settle wait between rounds.
 - ``grouped``: one runtime's worker measures all of its cells, then the next one's: the old
-  phase-by-phase order, with one model in memory at a time.
+  phase-by-phase order, with one model in memory at a time, and the per-side stopping rule.
+
+Every record says why its rounds stopped (``stop_reason``: ``target``, ``time-cap``,
+``sample-cap``; ``extra.stopping`` the details) and where the wall time outside its timed calls
+went (``extra.overhead_s``: worker start, first call, warm-up, re-warm, canary, settle waits,
+protocol, finish; :func:`fixed_costs` adds them up for a run).
 
 Before each round the other live workers must be quiet: an idle ONNX Runtime or OpenMP thread
 pool spins for a while after a call and would steal cores from the runtime being measured.  The
@@ -18,7 +24,8 @@ scheduler waits until their CPU time stops growing (``/proc``; a fixed wait else
 how much CPU they still burned during the round (``extra.idle_side_cpu_s``).
 
 Each worker reads its canary (``runners/canary.py``) before the cell's first round and after its
-last; a cell whose canary moved by more than the threshold is flagged ``drift``.
+last (the reading after one cell serves as the next cell's reading before when it is fresh:
+:data:`CANARY_REUSE_S`); a cell whose canary moved by more than the threshold is flagged ``drift``.
 """
 
 from __future__ import annotations
