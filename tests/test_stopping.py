@@ -205,3 +205,12 @@ def test_grouped_order_keeps_the_per_side_rule(tmp_path):
     steady_pt, steady_ort = run(tmp_path / "steady", order="grouped")
     assert steady_pt["stop_reason"] == steady_ort["stop_reason"] == "target"
     assert len(steady_pt["round_medians_s"]) == MIN_ROUNDS
+
+
+def test_speedup_ci_comes_from_the_flag_or_the_environment(monkeypatch):
+    from bench.cli import build_parser
+
+    assert build_parser().parse_args([]).speedup_ci is None  # the settings' default applies
+    assert build_parser().parse_args(["--speedup-ci", "0.2"]).speedup_ci == 0.2
+    monkeypatch.setenv("SPEEDUP_CI", "0.15")
+    assert build_parser().parse_args([]).speedup_ci == 0.15
