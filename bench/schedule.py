@@ -42,10 +42,8 @@ from bench.job import WorkerJob
 from bench.supervisor import WorkerSupervisor
 from runners.canary import canary_change, is_drift
 from runners.harness import TimingPolicy
-from runners.stopping import MIN_ROUNDS, SideTally, paired_speedup, speedup_ci_width, stop_reason
+from runners.stopping import SideTally, paired_speedup, speedup_ci_width, stop_reason
 from runstore.records import CellRecord, cell_key
-
-__all__ = ["MIN_ROUNDS", "paired_speedup"]  # re-exported: the rule itself lives in runners/stopping.py
 
 ORDERS = ("interleaved", "grouped")
 SETTLE_POLL_S = 0.02  # the idle side is quiet when its CPU time did not grow over one poll

@@ -13,7 +13,6 @@ import pytest
 
 from bench.profiles import load_profile
 from bench.schedule import (
-    MIN_ROUNDS,
     comparisons,
     cpu_seconds,
     paired_speedup,
@@ -27,6 +26,7 @@ from report.cells import compare_medians, speedup
 from report.discussion import noisy_paragraph
 from report.tables import comparison_table
 from runners.canary import DRIFT_THRESHOLD, canary_change, is_drift, onnx_canary_model, read_canary
+from runners.stopping import MIN_ROUNDS
 from runstore.folder import read_cells
 from runstore.records import cell_key
 from worker.fake_timing import FakeTiming
