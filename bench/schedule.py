@@ -403,8 +403,9 @@ def fixed_costs(records: list[Record]) -> dict[str, float]:
 
 
 def add_paired_speedup(pytorch_record: CellRecord, record: CellRecord) -> None:
-    """The ONNX Runtime record gets the speed-up of its rounds against PyTorch's (both ok)."""
-    if record.runtime != "onnxruntime" or record.status != "ok":
+    """A non-PyTorch record (ONNX Runtime, OpenVINO) gets the speed-up of its rounds against
+    PyTorch's (both ok): the quantity the stopping rule settled for this pair."""
+    if record.runtime == "pytorch" or record.status != "ok":
         return
     found = paired_speedup(pytorch_record.round_medians_s, record.round_medians_s)
     if found is not None:

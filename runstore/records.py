@@ -71,7 +71,8 @@ class CellRecord:
     rtf: float | None = None
     throughput_audio_s_per_s: float | None = None
     # drift: the order runtimes were measured in and the canary around this cell
-    # (bench/schedule.py, runners/canary.py); the paired speed-up is on the ONNX Runtime record
+    # (bench/schedule.py, runners/canary.py); the paired speed-up (PyTorch / this runtime) is on the
+    # other runtime's record (ONNX Runtime, OpenVINO)
     order: str | None = None
     round_medians_s: list[float] = field(default_factory=list)
     canary_before_s: float | None = None
