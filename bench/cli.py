@@ -3,7 +3,8 @@
 A thin layer: parse flags, validate everything before anything is written (bad input: one
 line on stderr naming the value and the valid choices, exit 2), run the suite, print the
 runtime comparison, write the report.  Exit 0 when every cell is ok (or unsupported by
-design), 1 when some cells failed (their status is stored), 2 for bad usage, 130 on Ctrl-C.
+design), 1 when some cells failed (their status is stored), 2 for bad usage or a run with the
+same settings still being measured, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from host.environment import read_memory
 from host.sysfs import sysfs_root
+from runstore.lock import RunInProgress
 
 if TYPE_CHECKING:
     from bench.profiles import DeviceProfile
@@ -125,9 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     # deferred: the suite (torch, onnx) is loaded only after the settings are valid, so bad input answers fast
     from bench.suite import run_suite, typed_command
 
-    outcome = run_suite(settings, fresh=args.fresh, profile_note=note, progress=not args.no_progress,
-                        log=lambda m: print(m, file=sys.stderr),
-                        command=typed_command(sys.argv[1:] if argv is None else list(argv)))
+    try:
+        outcome = run_suite(settings, fresh=args.fresh, profile_note=note, progress=not args.no_progress,
+                            log=lambda m: print(m, file=sys.stderr),
+                            command=typed_command(sys.argv[1:] if argv is None else list(argv)))
+    except RunInProgress as exc:  # the same settings are being measured: nothing was written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     _report(outcome.run_dir)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.counts.items()))
     print(f"\nrun {outcome.status}: {counts}; results in {outcome.run_dir}")

@@ -30,7 +30,7 @@ from runners.gemm_peak import gemm_peak_entry
 from runners.memory import return_freed_memory
 from runners.reference import save_reference
 from runners.runtimes import ONNX_RUNTIMES
-from runstore.folder import SCHEMA_VERSION, RunFolder, new_run_id, portable_text, resume_decision
+from runstore.folder import SCHEMA_VERSION, OpenedRun, RunFolder, open_run, portable_text
 from runstore.identity import fingerprint_hash, identity
 from runstore.records import DEFAULT_RUNTIMES, cell_key
 
@@ -48,20 +48,11 @@ class RunOutcome:
 
 
 def open_run_folder(settings: Settings, fresh: bool, fingerprint: str,
-                    run_identity: dict[str, Any]) -> tuple[RunFolder, bool, str | None]:
-    """(folder, resumed?, why the latest run with these settings was not resumed)."""
-    device_dir = Path(settings.results_dir) / settings.device
-    existing, why_not = (None, None) if fresh else resume_decision(
-        device_dir, settings.settings_hash(), fingerprint, run_identity,
-        reopen_complete=settings.remeasure == "drift")
-    if existing is not None:
-        return RunFolder(existing), True, None
-    path = device_dir / new_run_id(settings.settings_hash())
-    n = 1
-    while path.exists():  # two runs started in one second never share a folder
-        n += 1
-        path = device_dir / f"{new_run_id(settings.settings_hash())}-{n}"
-    return RunFolder(path), False, why_not
+                    run_identity: dict[str, Any], command: str = "") -> OpenedRun:
+    """The run folder to measure in, locked for this process (:func:`runstore.folder.open_run`:
+    raises ``RunInProgress`` while another process measures a run with these settings)."""
+    return open_run(Path(settings.results_dir) / settings.device, settings.settings_hash(), fingerprint,
+                    run_identity, fresh=fresh, reopen_complete=settings.remeasure == "drift", command=command)
 
 
 def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
@@ -132,9 +123,12 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         environment = _environment()
     run_identity = identity(host, environment)
     fingerprint = fingerprint_hash(run_identity)
-    folder, resumed, why_not = open_run_folder(settings, fresh, fingerprint, run_identity)
+    opened = open_run_folder(settings, fresh, fingerprint, run_identity, command or typed_command(sys.argv[1:]))
+    folder, resumed, why_not = opened.folder, opened.resumed, opened.why_not
     if why_not:
         log(f"new run {folder.path}: {why_not}")
+    for note in opened.notes:
+        log(note)
     device_name = _device_name(environment, settings)
     hardware_note = board_mismatch(settings.device, environment)
     if hardware_note:
@@ -181,6 +175,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         log("interrupted during export: nothing was measured; run the same command again to resume")
         folder.update_run(status="interrupted", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         _close_session(folder, "interrupted", gemm_rates, settings)
+        folder.release()
         return RunOutcome(folder.path, "interrupted", {})
     if manifest:
         folder.update_run(models=manifest)
@@ -247,6 +242,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
             outcome.messages.append(hint)
             bar.write(hint)
         _write_report(folder.path, log)
+        folder.release()
     return outcome
 
 

@@ -40,6 +40,7 @@ from report.tables import (
 from runstore.folder import read_cells as load_cells  # noqa: F401  (public name)
 from runstore.folder import read_run as load_run  # noqa: F401  (public name)
 from runstore.identity import hardware_label, software_label
+from runstore.lock import Holder, holder_of
 
 CELLS = "cells.jsonl"
 RUN = "run.json"
@@ -106,12 +107,17 @@ def _status_counts(cells: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def status_section(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> str:
-    """The run's state in words: an interrupted or unfinished run must not pass for a complete one."""
+def status_section(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
+                   holder: Holder | None = None) -> str:
+    """The run's state in words: an interrupted or unfinished run must not pass for a complete one.
+    ``holder``: the process measuring the run now (its lock, :func:`runstore.lock.holder_of`)."""
     status = run.get("status") or "unknown"
     interrupted_cells = sum(1 for c in cells if c.get("status") == "interrupted")
     lines = []
-    if status == "interrupted":
+    if status == "running" and holder is not None:
+        lines.append(f"**Status: RUNNING.** Being measured by {holder.describe()}: results are partial "
+                     "(the cells measured until this report was written).")
+    elif status == "interrupted":
         lines.append("**Status: INTERRUPTED.** The run was stopped before it finished: the cells "
                      "below are the ones measured until then, and the sweep is incomplete. "
                      "Rerun the same command to resume.")
@@ -270,7 +276,7 @@ def _size_source(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> 
 
 
 def render_report(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
-                  plots: Sequence[Path] | str, run_dir: Path) -> str:
+                  plots: Sequence[Path] | str, run_dir: Path, holder: Holder | None = None) -> str:
     """The Markdown report from what was read and drawn; pure, so tests can check its text."""
     title = run.get("run_id") or run_dir.name
     device = " · ".join(str(run[k]) for k in ("device_name", "device") if run.get(k))
@@ -278,7 +284,7 @@ def render_report(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
     models = run.get("models") if isinstance(run.get("models"), Mapping) else None
     sections = [
         f"# wavebench run {title}" + (f" — {device}" if device else ""),
-        status_section(run, cells),
+        status_section(run, cells, holder),
         tabulate(meta, headers=["", ""], tablefmt="github", disable_numparse=True) if meta else "",
         "## Machine fingerprint",
         fingerprint_section(run),
@@ -325,7 +331,7 @@ def write_report(run_dir: str | Path) -> Path:
     write_summary_csv(cells, run_dir / SUMMARY)
     plots = _draw_plots(cells, run, run_dir)
     path = run_dir / REPORT
-    path.write_text(render_report(run, cells, plots, run_dir), encoding="utf-8")
+    path.write_text(render_report(run, cells, plots, run_dir, holder_of(run_dir)), encoding="utf-8")
     return path
 
 
@@ -345,6 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.print:
             print((run_dir / TABLE).read_text(encoding="utf-8"))
+        holder = holder_of(run_dir)  # a reader never waits for the lock: it only says who holds it
+        if holder is not None:
+            print(f"note: {run_dir} is being measured by {holder.describe()}: "
+                  "this report shows the cells measured so far", file=sys.stderr)
         print(path)
     return 0
 

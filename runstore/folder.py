@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runstore.identity import differences
+from runstore.lock import Holder, RunInProgress, RunLock, live_runs, opening
 from runstore.records import CellRecord, cell_key
 
 SCHEMA_VERSION = 1
@@ -119,6 +120,56 @@ def resume_decision(device_dir: Path, settings_hash: str, fingerprint: str,
         why = "; ".join(differences(old, identity)) or "its fingerprint differs"
         return None, f"{latest} was not resumed: {why}"
     return latest, None
+
+
+@dataclass
+class OpenedRun:
+    """The run folder this process measures in (locked for it), and what to tell the user."""
+
+    folder: RunFolder
+    resumed: bool
+    why_not: str | None = None  # why the latest run with these settings was not resumed
+    notes: list[str] = field(default_factory=list)  # a dead run's lock taken over; other runs measuring
+
+
+def new_run_folder(device_dir: Path, settings_hash: str) -> Path:
+    """Make a new run's folder; two runs started in one second get two folders (``-2``)."""
+    run_id, n = new_run_id(settings_hash), 1
+    while True:
+        path = device_dir / (run_id if n == 1 else f"{run_id}-{n}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            n += 1
+
+
+def open_run(device_dir: Path, settings_hash: str, fingerprint: str, identity: dict[str, Any], *,
+             fresh: bool = False, reopen_complete: bool = False, command: str = "") -> OpenedRun:
+    """Choose the run folder to measure in (resumed per :func:`resume_decision`, else new) and lock it.
+
+    Raises :class:`RunInProgress`, naming who, when a process is measuring a run with the same
+    settings in ``device_dir`` — also with ``fresh``: a second identical benchmark would only
+    disturb the first's timings and its own.  A run with other settings measuring at the same
+    time is allowed, and said in ``notes``.  The lock of a run that died (its process killed) is
+    free, so that run is resumed as before; ``notes`` says whose it was.
+    """
+    me = Holder.this_process(command, settings_hash)
+    with opening(device_dir):
+        busy = live_runs(device_dir)
+        for path, holder in busy:
+            if holder.settings_hash == settings_hash:
+                raise RunInProgress(path, holder)
+        notes = [f"note: {path} is being measured at the same time ({holder.describe()}): "
+                 "both runs' timings are disturbed" for path, holder in busy]
+        existing, why_not = (None, None) if fresh else resume_decision(
+            device_dir, settings_hash, fingerprint, identity, reopen_complete=reopen_complete)
+        path = existing or new_run_folder(device_dir, settings_hash)
+        lock = RunLock.take(path, me)
+    if lock.previous is not None:
+        notes.append(f"taking over {path} from {lock.previous.describe()}, which ended without "
+                     "finishing it (killed or crashed)")
+    return OpenedRun(RunFolder(path, lock), existing is not None, why_not, notes)
 
 
 def _parse_line(line: str) -> dict | None:
@@ -232,11 +283,19 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
 
 
 class RunFolder:
-    def __init__(self, path: Path) -> None:
+    """A run folder opened for writing; ``lock`` is this process's ownership of it (:func:`open_run`)."""
+
+    def __init__(self, path: Path, lock: RunLock | None = None) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "logs").mkdir(exist_ok=True)
         self._tail_checked = False  # cells.jsonl's last line is checked before the first append
+        self.lock = lock
+
+    def release(self) -> None:
+        """Let another run open this folder (the end of a run; the process's end does it too)."""
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def run_id(self) -> str:

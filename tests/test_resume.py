@@ -203,10 +203,13 @@ def test_the_commit_is_read_in_a_plain_checkout_and_in_a_worktree(tmp_path):
 
 def test_two_new_runs_in_one_second_get_two_folders(tmp_path, monkeypatch):
     import bench.suite as suite
+    import runstore.folder
 
-    monkeypatch.setattr(suite, "new_run_id", lambda settings_hash: "20261201-120000-" + settings_hash)
+    monkeypatch.setattr(runstore.folder, "new_run_id", lambda settings_hash: "20261201-120000-" + settings_hash)
     settings = settings_for(tmp_path)
     ident = identity("vm", environment())
-    first, resumed, _ = suite.open_run_folder(settings, True, fingerprint_hash(ident), ident)
-    second, _, _ = suite.open_run_folder(settings, True, fingerprint_hash(ident), ident)
-    assert not resumed and first.path != second.path and second.path.name == first.path.name + "-2"
+    first = suite.open_run_folder(settings, True, fingerprint_hash(ident), ident)
+    first.folder.release()  # held, it would refuse the second run (tests/test_run_lock.py)
+    second = suite.open_run_folder(settings, True, fingerprint_hash(ident), ident)
+    second.folder.release()
+    assert not first.resumed and second.folder.path.name == first.folder.path.name + "-2"
