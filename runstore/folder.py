@@ -168,7 +168,7 @@ def open_run(device_dir: Path, settings_hash: str, fingerprint: str, identity: d
         lock = RunLock.take(path, me)
     if lock.previous is not None:
         notes.append(f"taking over {path} from {lock.previous.describe()}, which ended without "
-                     "finishing it (killed or crashed)")
+                     "letting it go (killed or crashed)")
     return OpenedRun(RunFolder(path, lock), existing is not None, why_not, notes)
 
 

@@ -198,7 +198,7 @@ def test_a_killed_runs_lock_is_taken_over_and_the_run_resumed(tmp_path):
     outcome = run_suite(settings, progress=False, log=messages.append, environment=env)
     assert outcome.run_dir == run_dir and outcome.counts == {"ok": 2}
     assert messages[0] == (f"taking over {run_dir} from pid {holder.proc.pid} on host {socket.gethostname()} "
-                           f"(`make bench QUICK=1`), since {since}, which ended without finishing it (killed or crashed)")
+                           f"(`make bench QUICK=1`), since {since}, which ended without letting it go (killed or crashed)")
     assert messages[1] == f"resuming {run_dir}: 2 of 2 cells already measured (nothing to do; FRESH=1 measures again)"
     assert len(read_cells(run_dir)) == 2 and holder_of(run_dir) is None
     run = json.loads((run_dir / "run.json").read_text())
