@@ -37,7 +37,7 @@ from host.environment import read_cpu  # noqa: E402
 from host.sysfs import sysfs_root  # noqa: E402
 from report.cells import pair_cells, ratio_of_medians  # noqa: E402
 from runners.canary import DRIFT_THRESHOLD  # noqa: E402
-from runstore.folder import read_cells  # noqa: E402
+from runstore.folder import read_records  # noqa: E402
 
 
 def load_average() -> list[float]:
@@ -63,25 +63,25 @@ def one_run(args, order: str, results: Path, onnx_dir: Path, settle: bool) -> di
         outcome = run_suite(settings, fresh=True, progress=False, log=lambda m: None, environment={})
     finally:
         schedule.settle = real_settle
-    cells = read_cells(outcome.run_dir)
+    cells = read_records(outcome.run_dir)
     speedups = {}
     for row in pair_cells(cells):
         value = ratio_of_medians(row.pt, row.ort)  # one estimator for both orders (grouped has no paired one)
         if value is not None:
             speedups[f"{row.model} b{row.batch_size} {row.duration_s:g}s"] = value
-    ok = [c for c in cells if c.get("status") == "ok"]
-    changes = [abs(c["extra"]["canary_change"]) for c in ok if c.get("extra", {}).get("canary_change") is not None]
-    idle = [c["extra"]["idle_side_cpu_s"] for c in ok if c.get("extra", {}).get("idle_side_cpu_s") is not None]
-    measured = [c["extra"].get("measured_time_s") or 0.0 for c in ok]
+    ok = [c for c in cells if c.status == "ok"]
+    changes = [abs(c.extra["canary_change"]) for c in ok if c.extra.get("canary_change") is not None]
+    idle = [c.extra["idle_side_cpu_s"] for c in ok if c.extra.get("idle_side_cpu_s") is not None]
+    measured = [c.extra.get("measured_time_s") or 0.0 for c in ok]
     return {
         "order": order, "settle": settle, "wall_s": round(time.time() - t0, 1),
         "load_start": load_start, "load_end": load_average(), "speedups": speedups,
-        "drift_cells": sum(1 for c in ok if c.get("drift") is True), "cells": len(ok),
+        "drift_cells": sum(1 for c in ok if c.drift is True), "cells": len(ok),
         "canary_abs_changes": changes, "idle_side_cpu_s": sum(idle),
         "measured_s": sum(measured),
-        "paired_ci": {f"{c['model']} b{c['batch_size']} {c['duration_s']:g}s":
-                      [c.get("speedup_ci95_low"), c.get("speedup_ci95_high")] for c in ok
-                      if c.get("speedup_ci95_low") is not None},
+        "paired_ci": {f"{c.model} b{c.batch_size} {c.duration_s:g}s":
+                      [c.speedup_ci95_low, c.speedup_ci95_high] for c in ok
+                      if c.speedup_ci95_low is not None},
     }
 
 

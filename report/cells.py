@@ -1,8 +1,10 @@
 """Cell accessors and pairing: what every table, plot and paragraph of a report reads from a cell.
 
-Everything here reads plain cell dicts (as :func:`runstore.folder.read_cells` returns them).  The
-statistics were computed by the harness when the cell was measured; these helpers only read them
-(the one exception: the IQR is recomputed from the raw samples when a record lacks it).
+Everything here reads typed :class:`runstore.records.CellRecord`\ s (as
+:func:`runstore.folder.read_records` returns them) through their attributes, so a misspelt field is
+an error, not a silent ``None``.  The statistics were computed by the harness when the cell was
+measured; these helpers only read them (the one exception: the IQR is recomputed from the raw
+samples when a record lacks it).
 
 The pairing of a PyTorch cell with an ONNX Runtime cell (:func:`pair_cells`), the speed-up a report
 prints with the CI that belongs to it (:func:`speedup_estimate`) and the significance test
@@ -13,7 +15,8 @@ one the worker used when it flagged ``latency_noisy``.
 Public API: :func:`is_ok`, :func:`as_float`, :func:`ci95`, :func:`iqr`, :func:`iqr_ratio`,
 :func:`is_noisy`, :func:`rtf`, :func:`pair_cells`, :func:`speedup_estimate`, :func:`speedup`,
 :func:`ratio_of_medians`, :func:`paired_ci`, :func:`compare_medians`, :func:`estimator_legend`,
-:func:`model_sizes`, :data:`PairedCell`, :data:`SpeedupEstimate`.
+:func:`model_sizes`, :func:`manifest_sizes`, :func:`sizes_with_manifest`, :data:`PairedCell`,
+:data:`SpeedupEstimate`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from runstore.records import CellRecord
 from runstore.verdict import NOISY_IQR_RATIO, excludes_one, is_noisy_spread
 from runstore.verdict import iqr as samples_iqr
 
@@ -35,9 +39,9 @@ SIZE_FIELDS = ("params_total", "params_unique", "params_used", "model_bytes", "o
 # --------------------------------------------------------------------------- cell accessors
 
 
-def is_ok(cell: Mapping[str, Any] | None) -> bool:
+def is_ok(cell: CellRecord | None) -> bool:
     """A cell whose median can be used: status ``ok`` *and* a median (a half-written record is not)."""
-    return bool(cell) and cell.get("status") == "ok" and as_float(cell.get("latency_median_s")) is not None
+    return cell is not None and cell.status == "ok" and as_float(cell.latency_median_s) is not None
 
 
 def as_float(value: Any) -> float | None:
@@ -51,49 +55,54 @@ def as_float(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
-def ci95(cell: Mapping[str, Any]) -> tuple[float, float] | None:
+def ci95(cell: CellRecord) -> tuple[float, float] | None:
     """The 95% CI of the median as recorded by the harness, or None when it was not computed."""
-    low, high = as_float(cell.get("latency_ci95_low_s")), as_float(cell.get("latency_ci95_high_s"))
+    low, high = as_float(cell.latency_ci95_low_s), as_float(cell.latency_ci95_high_s)
     if low is None or high is None:
         return None
     return (low, high)
 
 
-def iqr(cell: Mapping[str, Any]) -> float | None:
+def iqr(cell: CellRecord) -> float | None:
     """The IQR of the latency samples: the recorded one, else recomputed from the raw samples."""
-    recorded = as_float(cell.get("latency_iqr_s"))
+    recorded = as_float(cell.latency_iqr_s)
     if recorded is not None:
         return recorded
-    samples = [s for s in (as_float(x) for x in cell.get("latency_samples_s") or []) if s is not None]
+    samples = [s for s in (as_float(x) for x in cell.latency_samples_s or []) if s is not None]
     if len(samples) < 2:
         return None
     return samples_iqr(samples)
 
 
-def iqr_ratio(cell: Mapping[str, Any]) -> float | None:
+def iqr_ratio(cell: CellRecord) -> float | None:
     """IQR / median: the relative spread torch.utils.benchmark calls noisy above 10%."""
-    spread, median = iqr(cell), as_float(cell.get("latency_median_s"))
+    spread, median = iqr(cell), as_float(cell.latency_median_s)
     if spread is None or not median:
         return None
     return spread / median
 
 
-def is_noisy(cell: Mapping[str, Any]) -> bool:
+def is_noisy(cell: CellRecord) -> bool:
     """Flagged noisy by the harness, or IQR/median above 10% when the flag is missing."""
-    if cell.get("latency_noisy") is True:
+    if cell.latency_noisy is True:
         return True
-    spread, median = iqr(cell), as_float(cell.get("latency_median_s"))
+    spread, median = iqr(cell), as_float(cell.latency_median_s)
     return spread is not None and median is not None and is_noisy_spread(spread, median)
 
 
-def rtf(cell: Mapping[str, Any]) -> float | None:
+def rtf(cell: CellRecord) -> float | None:
     """Real-time factor: the recorded one, else median / (batch × duration) as the contract defines."""
-    recorded = as_float(cell.get("rtf"))
+    recorded = as_float(cell.rtf)
     if recorded is not None:
         return recorded
-    median = as_float(cell.get("latency_median_s"))
-    audio = (as_float(cell.get("batch_size")) or 0) * (as_float(cell.get("duration_s")) or 0)
+    median = as_float(cell.latency_median_s)
+    audio = audio_seconds(cell)
     return median / audio if median is not None and audio > 0 else None
+
+
+def audio_seconds(cell: CellRecord) -> float:
+    """The audio seconds of the cell's batch (batch × duration; 0 when either is missing)."""
+    return (as_float(cell.batch_size) or 0) * (as_float(cell.duration_s) or 0)
 
 # --------------------------------------------------------------------------- pairing
 
@@ -114,8 +123,8 @@ class PairedCell:
     threads: Any
     pt_provider: Any
     ort_provider: Any
-    pt: dict | None
-    ort: dict | None
+    pt: CellRecord | None
+    ort: CellRecord | None
 
     @property
     def setup(self) -> tuple:
@@ -129,23 +138,22 @@ def sort_num(value: Any) -> float:
     return v if v is not None else math.inf
 
 
-def pair_cells(cells: Iterable[Mapping[str, Any]]) -> list[PairedCell]:
+def pair_cells(cells: Iterable[CellRecord]) -> list[PairedCell]:
     """PyTorch and ONNX Runtime records of the same cell side by side, grouped by setup.
 
     Rows come out by setup (first seen), then model (first seen: the suite's order), then batch
     size and duration ascending.  Records of other runtimes are left out.
     """
-    groups: dict[tuple, dict[str, dict[Any, dict[tuple, dict]]]] = {}
+    groups: dict[tuple, dict[str, dict[Any, dict[tuple, CellRecord]]]] = {}
     model_order: dict[str, int] = {}
     for cell in cells:
-        runtime = cell.get("runtime")
+        runtime = cell.runtime
         if runtime not in (PYTORCH, ORT):
             continue
-        model_order.setdefault(cell.get("model"), len(model_order))
-        group = groups.setdefault((cell.get("model"), cell.get("variant"), cell.get("threads")),
-                                  {PYTORCH: {}, ORT: {}})
-        shape = (cell.get("batch_size"), cell.get("duration_s"))
-        group[runtime].setdefault(cell.get("provider"), {})[shape] = dict(cell)
+        model_order.setdefault(cell.model, len(model_order))
+        group = groups.setdefault((cell.model, cell.variant, cell.threads), {PYTORCH: {}, ORT: {}})
+        shape = (cell.batch_size, cell.duration_s)
+        group[runtime].setdefault(cell.provider, {})[shape] = cell
 
     rows: list[PairedCell] = []
     for (model, variant, threads), by_runtime in groups.items():
@@ -189,24 +197,24 @@ class SpeedupEstimate:
     estimator: str
 
 
-def ratio_of_medians(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> float | None:
+def ratio_of_medians(pt: CellRecord | None, ort: CellRecord | None) -> float | None:
     """PyTorch median / ONNX Runtime median: above 1 means ONNX Runtime is faster."""
-    if not (is_ok(pt) and is_ok(ort)):
+    if pt is None or ort is None or not (is_ok(pt) and is_ok(ort)):
         return None
-    ort_median = as_float(ort["latency_median_s"])
-    return as_float(pt["latency_median_s"]) / ort_median if ort_median else None
+    pt_median, ort_median = as_float(pt.latency_median_s), as_float(ort.latency_median_s)
+    return pt_median / ort_median if pt_median is not None and ort_median else None
 
 
-def speedup_estimate(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> SpeedupEstimate | None:
+def speedup_estimate(pt: CellRecord | None, ort: CellRecord | None) -> SpeedupEstimate | None:
     """The paired speed-up with its CI when the rounds were interleaved, else the ratio of medians
     (without a CI); None when the two cells are not both ok.
 
     A recorded CI that does not contain its recorded point is not printed (it cannot be that
     point's interval); the significance test (:func:`compare_medians`) still reads it.
     """
-    if not (is_ok(pt) and is_ok(ort)):
+    if pt is None or ort is None or not (is_ok(pt) and is_ok(ort)):
         return None
-    paired = as_float(ort.get("speedup_paired"))
+    paired = as_float(ort.speedup_paired)
     if paired is not None and paired > 0:
         interval = paired_ci(ort)
         if interval is not None and not interval[0] <= paired <= interval[1]:
@@ -216,7 +224,7 @@ def speedup_estimate(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None
     return SpeedupEstimate(ratio, None, MEDIANS) if ratio is not None else None
 
 
-def speedup(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> float | None:
+def speedup(pt: CellRecord | None, ort: CellRecord | None) -> float | None:
     """The speed-up a report prints (:func:`speedup_estimate`'s value): above 1, ONNX Runtime is faster."""
     found = speedup_estimate(pt, ort)
     return found.value if found is not None else None
@@ -233,22 +241,22 @@ def estimator_legend(estimators: Iterable[str]) -> str:
             f"{ESTIMATOR_WORDS[MEDIANS]}")
 
 
-def paired_ci(ort: Mapping[str, Any] | None) -> tuple[float, float] | None:
+def paired_ci(ort: CellRecord | None) -> tuple[float, float] | None:
     """The 95% CI of the speed-up from interleaved rounds (on the ONNX Runtime record), if any."""
-    if not is_ok(ort):
+    if ort is None or not is_ok(ort):
         return None
-    low, high = as_float(ort.get("speedup_ci95_low")), as_float(ort.get("speedup_ci95_high"))
+    low, high = as_float(ort.speedup_ci95_low), as_float(ort.speedup_ci95_high)
     return (low, high) if low is not None and high is not None else None
 
 
-def compare_medians(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None) -> str | None:
+def compare_medians(pt: CellRecord | None, ort: CellRecord | None) -> str | None:
     """``faster``/``slower`` (ONNX Runtime vs PyTorch) when significant, ``same`` when not,
     ``no-ci`` when there is nothing to test, None when not both ok.
 
     Interleaved runs carry a CI of the speed-up from paired rounds: significant when it excludes
     1.  Otherwise (grouped runs, older records) the 95% CIs of the two medians must not overlap.
     """
-    if not (is_ok(pt) and is_ok(ort)):
+    if pt is None or ort is None or not (is_ok(pt) and is_ok(ort)):
         return None
     paired = paired_ci(ort)
     if paired is not None:
@@ -265,24 +273,47 @@ def compare_medians(pt: Mapping[str, Any] | None, ort: Mapping[str, Any] | None)
 # --------------------------------------------------------------------------- parameters
 
 
-def model_sizes(source: Any) -> dict[str, dict[str, Any]]:
-    """Per-model size fields from cells, a ``{model: entry}`` dict, or a manifest ``{"models": ...}``.
+def record_sizes(cell: CellRecord) -> dict[str, Any]:
+    """The size fields of one record, by name (the keys of :data:`SIZE_FIELDS`)."""
+    return {"params_total": cell.params_total, "params_unique": cell.params_unique,
+            "params_used": cell.params_used, "model_bytes": cell.model_bytes, "onnx_bytes": cell.onnx_bytes}
 
-    From cells the first non-null value per model and field wins (every cell of a model carries
-    the same counts; a failed cell may carry none).
-    """
-    if isinstance(source, Mapping):
-        entries = source.get("models", source)
-        if isinstance(entries, Mapping):
-            items = [({"model": name} | dict(e)) for name, e in entries.items() if isinstance(e, Mapping)]
-        else:
-            items = [dict(e) for e in entries if isinstance(e, Mapping)]
+
+def _fill_sizes(out: dict[str, dict[str, Any]], model: str, sizes: Mapping[str, Any]) -> None:
+    """Set the fields ``out[model]`` still lacks from ``sizes`` (first non-null value wins)."""
+    row = out.setdefault(model, {})
+    for key in SIZE_FIELDS:
+        if row.get(key) is None and as_float(sizes.get(key)) is not None:
+            row[key] = sizes[key]
+
+
+def model_sizes(cells: Iterable[CellRecord]) -> dict[str, dict[str, Any]]:
+    """Per-model size fields from cells: the first non-null value per model and field wins (every
+    cell of a model carries the same counts; a failed cell may carry none)."""
+    out: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        _fill_sizes(out, str(cell.model), record_sizes(cell))
+    return out
+
+
+def manifest_sizes(manifest: Any) -> dict[str, dict[str, Any]]:
+    """Per-model size fields from a run's manifest: ``run.json``'s ``models`` (``{model: entry}``),
+    or the whole ``{"models": ...}``; entries that are not objects are left out."""
+    entries = manifest.get("models", manifest) if isinstance(manifest, Mapping) else manifest
+    if isinstance(entries, Mapping):
+        items = [({"model": name} | dict(e)) for name, e in entries.items() if isinstance(e, Mapping)]
     else:
-        items = [dict(e) for e in source if isinstance(e, Mapping)]
+        items = [dict(e) for e in entries or [] if isinstance(e, Mapping)]
     out: dict[str, dict[str, Any]] = {}
     for item in items:
-        row = out.setdefault(str(item.get("model")), {})
-        for key in SIZE_FIELDS:
-            if row.get(key) is None and as_float(item.get(key)) is not None:
-                row[key] = item[key]
+        _fill_sizes(out, str(item.get("model")), item)
+    return out
+
+
+def sizes_with_manifest(cells: Iterable[CellRecord], manifest: Any = None) -> dict[str, dict[str, Any]]:
+    """The cells' sizes, the run's manifest filling the gaps (a failed cell has none); models in
+    the cells' order, then those only the manifest names."""
+    out = model_sizes(cells)
+    for model, sizes in manifest_sizes(manifest).items() if manifest else ():
+        _fill_sizes(out, model, sizes)
     return out

@@ -33,12 +33,14 @@ from report.cells import (
     iqr_ratio,
     is_noisy,
     is_ok,
+    manifest_sizes,
     model_sizes,
     pair_cells,
     paired_ci,
     speedup_estimate,
 )
-from report.series import SeriesKey, reference_point, series_key, series_labels
+from report.series import SeriesKey, axis_value, reference_point, series_key, series_labels
+from runstore.records import CellRecord
 
 SUPERLINEAR = 1.1  # log-log slope above this: latency grows faster than the input
 SUBLINEAR = 0.9  # below this: fixed per-call costs still dominate
@@ -63,7 +65,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     return float(stats.spearmanr(x, y).statistic)
 
 
-def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float | None:
+def loglog_slope(x: Sequence[float | None], y: Sequence[float | None]) -> float | None:
     """Least-squares slope of log y on log x: 1 is linear growth, 2 quadratic; None if < 2 x values."""
     pairs = [(a, b) for a, b in zip(x, y) if a and b and a > 0 and b > 0]
     if len({a for a, _ in pairs}) < 2:
@@ -76,15 +78,15 @@ def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float | None:
 # --------------------------------------------------------------------------- series
 
 
-def _by_series(cells: Iterable[Mapping[str, Any]]) -> dict[SeriesKey, list[Mapping[str, Any]]]:
-    out: dict[SeriesKey, list[Mapping[str, Any]]] = {}
+def _by_series(cells: Iterable[CellRecord]) -> dict[SeriesKey, list[CellRecord]]:
+    out: dict[SeriesKey, list[CellRecord]] = {}
     for cell in cells:
         out.setdefault(series_key(cell), []).append(cell)
     return out
 
 
-def _series_at_reference(cells: Iterable[Mapping[str, Any]]
-                         ) -> Iterator[tuple[SeriesKey, list[Mapping[str, Any]], float, float]]:
+def _series_at_reference(cells: Iterable[CellRecord]
+                         ) -> Iterator[tuple[SeriesKey, list[CellRecord], float, float]]:
     """Each series (runtime configuration) with its reference point (batch, duration); series
     without one are left out."""
     for key, series in _by_series(cells).items():
@@ -93,13 +95,28 @@ def _series_at_reference(cells: Iterable[Mapping[str, Any]]
             yield key, series, point[0], point[1]
 
 
-def _models_in_order(cells: Iterable[Mapping[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(str(c.get("model")) for c in cells))
+def _models_in_order(cells: Iterable[CellRecord]) -> list[str]:
+    return list(dict.fromkeys(str(c.model) for c in cells))
 
 
-def _at(cells: Iterable[Mapping[str, Any]], batch: float, duration: float) -> list[Mapping[str, Any]]:
-    return [c for c in cells
-            if as_float(c.get("batch_size")) == batch and as_float(c.get("duration_s")) == duration]
+def _at(cells: Iterable[CellRecord], batch: float, duration: float) -> list[CellRecord]:
+    return [c for c in cells if as_float(c.batch_size) == batch and as_float(c.duration_s) == duration]
+
+
+def _median(cell: CellRecord) -> float:
+    """The median latency of an ok cell (:func:`report.cells.is_ok` guarantees one)."""
+    return _present(cell.latency_median_s, "latency_median_s", cell)
+
+
+def _energy(cell: CellRecord) -> float:
+    """The energy per inference of a cell known to carry one."""
+    return _present(cell.energy_j, "energy_j", cell)
+
+
+def _present(value: float | None, name: str, cell: CellRecord) -> float:
+    if value is None:
+        raise ValueError(f"{cell.model}/{cell.runtime}: {name} is null where the discussion needs it")
+    return float(value)
 
 
 def _fmt_shape(batch: Any, duration: Any) -> str:
@@ -133,18 +150,18 @@ def _param_count(model: str, sizes: Mapping[str, Mapping[str, Any]]) -> tuple[fl
     return None, ""
 
 
-def _macs_at(cells: Iterable[Mapping[str, Any]], model: str, batch: float, duration: float) -> float | None:
+def _macs_at(cells: Iterable[CellRecord], model: str, batch: float, duration: float) -> float | None:
     """MACs for this model and input from any runtime's record (they are counted on the graph)."""
     for cell in _at(cells, batch, duration):
-        if cell.get("model") == model and as_float(cell.get("macs")) is not None:
-            return as_float(cell["macs"])
+        if cell.model == model and (macs := as_float(cell.macs)) is not None:
+            return macs
     return None
 
 
-def merged_sizes(cells: Sequence[Mapping[str, Any]],
+def merged_sizes(cells: Sequence[CellRecord],
                  models: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Per-model sizes from the run's manifest, overridden by the non-null values the cells carry."""
-    sizes = dict(model_sizes(models)) if models else {}
+    sizes = dict(manifest_sizes(models)) if models else {}
     for model, row in model_sizes(cells).items():
         merged = dict(sizes.get(model, {}))
         merged.update({k: v for k, v in row.items() if v is not None})
@@ -152,14 +169,14 @@ def merged_sizes(cells: Sequence[Mapping[str, Any]],
     return sizes
 
 
-def rank_correlations(cells: Sequence[Mapping[str, Any]],
+def rank_correlations(cells: Sequence[CellRecord],
                       models: Mapping[str, Any] | None = None) -> list[Correlation]:
     """Per series: rho(latency, parameters) and, when MACs are recorded, rho(latency, MACs)."""
     sizes = merged_sizes(cells, models)
     labels = series_labels(cells)
     out: list[Correlation] = []
     for key, series, batch, duration in _series_at_reference(cells):
-        here = {str(c.get("model")): c for c in _at(series, batch, duration) if is_ok(c)}
+        here = {str(c.model): c for c in _at(series, batch, duration) if is_ok(c)}
         all_models = _models_in_order(series)
         for size_name in ("parameters", "MACs"):
             values: dict[str, float] = {}
@@ -171,7 +188,7 @@ def rank_correlations(cells: Sequence[Mapping[str, Any]],
             if not values:  # nothing to correlate with: said once by the caller, not per series
                 continue
             names = [m for m in all_models if m in values]
-            latency = [float(here[m]["latency_median_s"]) for m in names]
+            latency = [_median(here[m]) for m in names]
             size = [values[m] for m in names]
             corr = Correlation(labels[key], size_name, batch, duration, None, names,
                                [m for m in all_models if m not in values])
@@ -191,8 +208,17 @@ def _strength(rho: float) -> str:
     return f"{word} {'positive' if rho > 0 else 'negative' if rho < 0 else 'zero'}"
 
 
-def _param_measure(cells: Sequence[Mapping[str, Any]], models: Mapping[str, Any] | None) -> str:
-    sizes = model_sizes(models) if models else {}
+def _fmt_rho(rho: float | None) -> str:
+    return "undefined" if rho is None else f"{rho:.2f}"
+
+
+def _strength_or_tie(rho: float | None) -> str:
+    """:func:`_strength`, or why there is none (a side whose values all tie has no rank order)."""
+    return "all values tie" if rho is None else _strength(rho)
+
+
+def _param_measure(cells: Sequence[CellRecord], models: Mapping[str, Any] | None) -> str:
+    sizes = manifest_sizes(models) if models else {}
     sizes.update({m: r for m, r in model_sizes(cells).items() if any(v is not None for v in r.values())})
     kinds = {_param_count(m, sizes)[1] for m in sizes} - {""}
     if kinds == {"params_used"}:
@@ -243,7 +269,7 @@ class RuntimeVerdicts:
         return len(self.faster) + len(self.slower) + len(self.same) + len(self.no_ci)
 
 
-def runtime_verdicts(cells: Iterable[Mapping[str, Any]]) -> RuntimeVerdicts:
+def runtime_verdicts(cells: Iterable[CellRecord]) -> RuntimeVerdicts:
     """Every cell measured ok under both runtimes, classified by ``report.cells.compare_medians``
     (the paired speed-up's CI where the rounds were interleaved, else non-overlap of the 95% CIs)."""
     out = RuntimeVerdicts()
@@ -348,7 +374,7 @@ class Slope:
         return "linear"
 
 
-def growth_slopes(cells: Sequence[Mapping[str, Any]], axis: str) -> list[Slope]:
+def growth_slopes(cells: Sequence[CellRecord], axis: str) -> list[Slope]:
     """Per model and series, the slope along ``axis`` (duration at batch 1, or batch at the first
     duration), from the ok cells only; fewer than two distinct points gives no slope."""
     if axis not in ("duration_s", "batch_size"):
@@ -359,10 +385,10 @@ def growth_slopes(cells: Sequence[Mapping[str, Any]], axis: str) -> list[Slope]:
         other, fixed_value = ("batch_size", batch) if axis == "duration_s" else ("duration_s", duration)
         fixed = (f"batch {fixed_value:g}" if other == "batch_size" else f"{fixed_value:g} s")
         for model in _models_in_order(series):
-            line = [c for c in series if is_ok(c) and c.get("model") == model
-                    and as_float(c.get(other)) == fixed_value]
-            xs = [as_float(c.get(axis)) for c in line]
-            ys = [as_float(c.get("latency_median_s")) for c in line]
+            line = [c for c in series if is_ok(c) and c.model == model
+                    and axis_value(c, other) == fixed_value]
+            xs = [axis_value(c, axis) for c in line]
+            ys = [as_float(c.latency_median_s) for c in line]
             slope = loglog_slope(xs, ys)
             if slope is not None:
                 out.append(Slope(model, labels[key], axis, slope, len(set(xs)), fixed,
@@ -428,7 +454,7 @@ def slope_table(by_axis: Mapping[str, list[Slope]]) -> str:
 # --------------------------------------------------------------------------- noise
 
 
-def noisy_cells(cells: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], str]]:
+def noisy_cells(cells: Iterable[CellRecord]) -> list[tuple[CellRecord, str]]:
     """Ok cells whose latency is not to be trusted to one digit, with the reason."""
     out = []
     for cell in cells:
@@ -440,39 +466,39 @@ def noisy_cells(cells: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, A
     return out
 
 
-def noisy_paragraph(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+def noisy_paragraph(cells: Sequence[CellRecord]) -> list[str]:
     labels = series_labels(cells)
     noisy = noisy_cells(cells)
     n_ok = sum(1 for c in cells if is_ok(c))
     if not noisy:
         lines = [f"No noisy cell: all {n_ok} ok cells have IQR/median ≤ {NOISY_PERCENT} and no noise flag."]
     else:
-        items = [f"  - {c.get('model')} / {labels[series_key(c)]} "
-                 f"({_fmt_shape(c.get('batch_size'), c.get('duration_s'))}): {reason}"
+        items = [f"  - {c.model} / {labels[series_key(c)]} "
+                 f"({_fmt_shape(c.batch_size, c.duration_s)}): {reason}"
                  for c, reason in noisy]
         lines = [f"{len(noisy)} of {n_ok} ok cells are noisy (IQR/median > {NOISY_PERCENT} or flagged); "
                  "differences within their spread should not be read as real:\n" + "\n".join(items)]
     return lines + drift_paragraph(cells)
 
 
-def drift_paragraph(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+def drift_paragraph(cells: Sequence[CellRecord]) -> list[str]:
     """Cells whose canary moved: the machine's speed changed while they were measured."""
     ok = [c for c in cells if is_ok(c)]
-    watched = [c for c in ok if c.get("drift") is not None]
+    watched = [c for c in ok if c.drift is not None]
     if not watched:
         return []
-    found = [c for c in watched if c.get("drift") is True]
-    orders = sorted({str(c.get("order")) for c in watched if c.get("order")})
+    found = [c for c in watched if c.drift is True]
+    orders = sorted({str(c.order) for c in watched if c.order})
     if not found:
         return [f"No drift: the canary stayed within its threshold around all {len(watched)} cells "
                 f"(order: {', '.join(orders) or 'unknown'})."]
     labels = series_labels(cells)
     items = []
     for c in found:
-        before, after = as_float(c.get("canary_before_s")), as_float(c.get("canary_after_s"))
+        before, after = as_float(c.canary_before_s), as_float(c.canary_after_s)
         moved = f"canary {before * 1e3:.2f} → {after * 1e3:.2f} ms" if before and after else "canary moved"
-        items.append(f"  - {c.get('model')} / {labels[series_key(c)]} "
-                     f"({_fmt_shape(c.get('batch_size'), c.get('duration_s'))}): {moved}")
+        items.append(f"  - {c.model} / {labels[series_key(c)]} "
+                     f"({_fmt_shape(c.batch_size, c.duration_s)}): {moved}")
     protected = ("interleaved rounds keep the speed-up paired (both runtimes saw the same drift), but "
                  "absolute latencies are affected" if orders == ["interleaved"] else
                  "in grouped order the speed-up takes the drift too")
@@ -484,7 +510,7 @@ def drift_paragraph(cells: Sequence[Mapping[str, Any]]) -> list[str]:
 # --------------------------------------------------------------------------- the section
 
 
-def discussion(cells: Sequence[Mapping[str, Any]], models: Mapping[str, Any] | None = None) -> str:
+def discussion(cells: Sequence[CellRecord], models: Mapping[str, Any] | None = None) -> str:
     """The discussion as Markdown: four short subsections, each sentence carrying its numbers.
 
     ``models`` is the run's per-model manifest (``run.json`` ``models``), used for parameter
@@ -515,34 +541,34 @@ def discussion(cells: Sequence[Mapping[str, Any]], models: Mapping[str, Any] | N
     return "\n".join(parts) + "\n"
 
 
-def energy_paragraph(cells: Sequence[Mapping[str, Any]], models: Mapping[str, Any] | None = None) -> list[str]:
+def energy_paragraph(cells: Sequence[CellRecord], models: Mapping[str, Any] | None = None) -> list[str]:
     """Spearman's rho of energy per inference with latency (over every measured cell of a series)
     and with parameter count (across models at the reference input); the reason when unmeasured."""
-    measured = [c for c in cells if is_ok(c) and as_float(c.get("energy_j")) is not None]
+    measured = [c for c in cells if is_ok(c) and as_float(c.energy_j) is not None]
     if not measured:
-        reasons = list(dict.fromkeys(str(c.get("energy_reason")) for c in cells
-                                     if is_ok(c) and c.get("energy_reason")))
+        reasons = list(dict.fromkeys(str(c.energy_reason) for c in cells
+                                     if is_ok(c) and c.energy_reason))
         return ["Energy was not measured in this run" + (f": {reasons[0]}" if reasons else ".")]
     sizes = merged_sizes(cells, models)
     labels = series_labels(measured)
     lines = []
     for key, series in _by_series(measured).items():
-        lat = [float(c["latency_median_s"]) for c in series]
-        joules = [float(c["energy_j"]) for c in series]
-        source = series[0].get("energy_source") or "sensor"
+        lat = [_median(c) for c in series]
+        joules = [_energy(c) for c in series]
+        source = series[0].energy_source or "sensor"
         if len(series) >= 3:
             rho = spearman(lat, joules)
             lines.append(f"{labels[key]}: Spearman's rho between energy per inference and median latency = "
-                         f"{rho:.2f} over {len(series)} cells ({_strength(rho)}; energy from {source}).")
+                         f"{_fmt_rho(rho)} over {len(series)} cells ({_strength_or_tie(rho)}; energy from {source}).")
         point = reference_point(series)
         if point is None:
             continue
-        here = {str(c.get("model")): c for c in _at(series, *point)}
-        names = [m for m in here if _param_count(m, sizes)[0] is not None]
-        if len(names) >= 3:
-            rho = spearman([float(here[m]["energy_j"]) for m in names], [_param_count(m, sizes)[0] for m in names])
+        here = {str(c.model): c for c in _at(series, *point)}
+        params = {m: count for m in here if (count := _param_count(m, sizes)[0]) is not None}
+        if len(params) >= 3:
+            rho = spearman([_energy(here[m]) for m in params], list(params.values()))
             lines.append(f"{labels[key]} at {_fmt_shape(*point)}: rho between energy per inference and "
-                         f"parameter count = {rho:.2f} over {len(names)} models ({_strength(rho)}).")
+                         f"parameter count = {_fmt_rho(rho)} over {len(params)} models ({_strength_or_tie(rho)}).")
         else:
             lines.append(f"{labels[key]}: fewer than 3 models with energy at {_fmt_shape(*point)}: "
                          f"too few models to rank energy against parameters.")

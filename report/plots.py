@@ -22,23 +22,18 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from report.cells import ORT, PYTORCH, as_float, ci95, iqr, is_ok
-from report.series import reference_point, series_key, series_labels
+from report.cells import ORT, PYTORCH, as_float, audio_seconds, ci95, iqr, is_ok
+from report.series import axis_value, reference_point, series_key, series_labels
+from runstore.records import CellRecord
 
-Cell = Mapping[str, Any]
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
           "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
 STYLES = {PYTORCH: ("-", ":"), ORT: ("--", "-.")}
 
 
-def _scale(cell: Cell) -> float:
-    """Divisor that turns a latency into an RTF: the audio seconds of the batch."""
-    return (as_float(cell.get("batch_size")) or 0) * (as_float(cell.get("duration_s")) or 0)
-
-
-def _latency_bars(cell: Cell, divisor: float = 1.0) -> tuple[float, float] | None:
+def _latency_bars(cell: CellRecord, divisor: float = 1.0) -> tuple[float, float] | None:
     """(below, above) error-bar lengths: the 95% CI of the median, else ± half the IQR."""
-    median = as_float(cell.get("latency_median_s"))
+    median = as_float(cell.latency_median_s)
     interval = ci95(cell)
     if median is not None and interval:
         return (max(median - interval[0], 0) / divisor, max(interval[1] - median, 0) / divisor)
@@ -48,25 +43,33 @@ def _latency_bars(cell: Cell, divisor: float = 1.0) -> tuple[float, float] | Non
     return None
 
 
-def _latency_ms(cell: Cell) -> tuple[float | None, tuple[float, float] | None]:
-    value = as_float(cell.get("latency_median_s"))
+def _latency_ms(cell: CellRecord) -> tuple[float | None, tuple[float, float] | None]:
+    value = as_float(cell.latency_median_s)
     bars = _latency_bars(cell, 1e-3)
     return (None if value is None else value * 1e3), bars
 
 
-def _rtf(cell: Cell) -> tuple[float | None, tuple[float, float] | None]:
-    audio = _scale(cell)
-    value = as_float(cell.get("latency_median_s"))
+def _rtf(cell: CellRecord) -> tuple[float | None, tuple[float, float] | None]:
+    audio = audio_seconds(cell)  # the divisor that turns a latency into an RTF
+    value = as_float(cell.latency_median_s)
     if not audio or value is None:
         return None, None
     return value / audio, _latency_bars(cell, audio)
 
 
-def _field(key: str, factor: float = 1.0) -> Callable[[Cell], tuple[float | None, None]]:
-    def get(cell: Cell) -> tuple[float | None, None]:
-        value = as_float(cell.get(key))
+def _field(field: Callable[[CellRecord], Any], factor: float = 1.0) -> Callable[[CellRecord], tuple[float | None, None]]:
+    def get(cell: CellRecord) -> tuple[float | None, None]:
+        value = as_float(field(cell))
         return (None if value is None else value * factor), None
     return get
+
+
+def _peak_memory(cell: CellRecord) -> int | None:
+    return cell.peak_memory_bytes
+
+
+def _energy(cell: CellRecord) -> float | None:
+    return cell.energy_j
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,8 @@ class PlotSpec:
     filename: str
     x: str  # "batch_size" or "duration_s"
     ylabel: str
-    value: Callable[[Cell], tuple[float | None, tuple[float, float] | None]]
-    needs: str | None = None  # a record field that must be non-null somewhere, else no plot
+    value: Callable[[CellRecord], tuple[float | None, tuple[float, float] | None]]
+    needs: Callable[[CellRecord], Any] | None = None  # a record field that must be non-null somewhere, else no plot
 
 
 PLOTS: tuple[PlotSpec, ...] = (
@@ -85,13 +88,13 @@ PLOTS: tuple[PlotSpec, ...] = (
     PlotSpec("latency_vs_duration.png", "duration_s", "median latency (ms)", _latency_ms),
     PlotSpec("rtf_vs_duration.png", "duration_s", "real-time factor (latency / audio s)", _rtf),
     PlotSpec("memory_vs_duration.png", "duration_s", "peak memory (MB)",
-             _field("peak_memory_bytes", 1e-6), "peak_memory_bytes"),
+             _field(_peak_memory, 1e-6), _peak_memory),
     PlotSpec("memory_vs_batch.png", "batch_size", "peak memory (MB)",
-             _field("peak_memory_bytes", 1e-6), "peak_memory_bytes"),
+             _field(_peak_memory, 1e-6), _peak_memory),
     PlotSpec("energy_vs_duration.png", "duration_s", "energy per inference (J)",
-             _field("energy_j"), "energy_j"),
+             _field(_energy), _energy),
     PlotSpec("energy_vs_batch.png", "batch_size", "energy per inference (J)",
-             _field("energy_j"), "energy_j"),
+             _field(_energy), _energy),
 )
 
 
@@ -104,18 +107,18 @@ class Line:
     bars: list[tuple[float, float] | None]
 
 
-def _lines(cells: Sequence[Cell], spec: PlotSpec, fixed: float) -> list[Line]:
+def _lines(cells: Sequence[CellRecord], spec: PlotSpec, fixed: float) -> list[Line]:
     """The points of each (model, series) along ``spec.x`` with the other axis at ``fixed``."""
     other = "duration_s" if spec.x == "batch_size" else "batch_size"
     lines: dict[tuple, Line] = {}
     for cell in cells:
-        if not is_ok(cell) or as_float(cell.get(other)) != fixed:
+        if not is_ok(cell) or axis_value(cell, other) != fixed:
             continue
-        x = as_float(cell.get(spec.x))
+        x = axis_value(cell, spec.x)
         y, bars = spec.value(cell)
         if x is None or x <= 0 or y is None or y <= 0:
             continue
-        key = (str(cell.get("model")), series_key(cell))
+        key = (str(cell.model), series_key(cell))
         line = lines.setdefault(key, Line(key[0], key[1], [], [], []))
         line.xs.append(x)
         line.ys.append(y)
@@ -128,7 +131,7 @@ def _lines(cells: Sequence[Cell], spec: PlotSpec, fixed: float) -> list[Line]:
     return list(lines.values())
 
 
-def _fixed_value(cells: Sequence[Cell], spec: PlotSpec) -> float | None:
+def _fixed_value(cells: Sequence[CellRecord], spec: PlotSpec) -> float | None:
     """Batch 1 (else the smallest) for duration plots; the first duration at that batch for batch
     plots — the smallest duration with an ok cell, as the default sweep measures them."""
     point = reference_point(cells)
@@ -136,7 +139,7 @@ def _fixed_value(cells: Sequence[Cell], spec: PlotSpec) -> float | None:
         return None
     if spec.x == "duration_s":
         return point[0]
-    durations = sorted({as_float(c.get("duration_s")) for c in cells if is_ok(c)} - {None})
+    durations = sorted({d for c in cells if is_ok(c) and (d := as_float(c.duration_s)) is not None})
     return durations[0] if durations else None
 
 
@@ -160,8 +163,9 @@ def _draw(spec: PlotSpec, lines: list[Line], fixed: float, labels: Mapping[tuple
     styles = _styles(lines)
     for line in lines:
         yerr = None
-        if all(b is not None for b in line.bars):
-            yerr = [[b[0] for b in line.bars], [b[1] for b in line.bars]]
+        bars = [b for b in line.bars if b is not None]
+        if len(bars) == len(line.bars):
+            yerr = [[b[0] for b in bars], [b[1] for b in bars]]
         ax.errorbar(line.xs, line.ys, yerr=yerr, color=colors[line.model],
                     linestyle=styles[line.series], marker="o", markersize=4, capsize=3)
     ax.set_xscale("log")
@@ -190,25 +194,25 @@ class ScatterSpec:
     title: str
     xlabel: str
     ylabel: str
-    x: Callable[[Cell], float | None]
-    y: Callable[[Cell], float | None]
-    ceilings: Callable[[Sequence[Cell]], dict[str, float]] | None = None  # label -> y of a ceiling line
+    x: Callable[[CellRecord], float | None]
+    y: Callable[[CellRecord], float | None]
+    ceilings: Callable[[Sequence[CellRecord]], dict[str, float]] | None = None  # label -> y of a ceiling line
 
 
-def _gemm_peaks(cells: Sequence[Cell]) -> dict[str, float]:
+def _gemm_peaks(cells: Sequence[CellRecord]) -> dict[str, float]:
     """Each runtime's measured dense-matmul rate (GFLOP/s): the roofline's flat roof."""
     peaks: dict[str, float] = {}
     for c in cells:
-        peak = as_float((c.get("extra") or {}).get("gemm_peak_flops_per_s"))
+        peak = as_float(c.extra.get("gemm_peak_flops_per_s"))
         if peak:
-            label = f"{c.get('runtime')} GEMM peak ({c.get('threads')} threads)"
+            label = f"{c.runtime} GEMM peak ({c.threads} threads)"
             peaks[label] = peak / 1e9
     return peaks
 
 
-def _scaled(key: str, factor: float) -> Callable[[Cell], float | None]:
-    def get(cell: Cell) -> float | None:
-        value = as_float(cell.get(key))
+def _scaled(field: Callable[[CellRecord], Any], factor: float) -> Callable[[CellRecord], float | None]:
+    def get(cell: CellRecord) -> float | None:
+        value = as_float(field(cell))
         return None if value is None else value * factor
     return get
 
@@ -216,15 +220,15 @@ def _scaled(key: str, factor: float) -> Callable[[Cell], float | None]:
 SCATTERS: tuple[ScatterSpec, ...] = (
     ScatterSpec("roofline.png", "achieved compute vs work per inference (roofline-style)",
                 "GFLOPs per inference (2 x MACs)", "achieved GFLOP/s",
-                _scaled("flops", 1e-9), _scaled("achieved_flops_per_s", 1e-9), _gemm_peaks),
+                _scaled(lambda c: c.flops, 1e-9), _scaled(lambda c: c.achieved_flops_per_s, 1e-9), _gemm_peaks),
     ScatterSpec("energy_vs_latency.png", "energy vs latency per inference",
                 "median latency (ms)", "energy per inference (J)",
-                _scaled("latency_median_s", 1e3), _scaled("energy_j", 1.0)),
+                _scaled(lambda c: c.latency_median_s, 1e3), _scaled(_energy, 1.0)),
 )
 MARKERS = {PYTORCH: "o", ORT: "s"}
 
 
-def _draw_scatter(spec: ScatterSpec, cells: Sequence[Cell], title: str, path: Path, dpi: int) -> bool:
+def _draw_scatter(spec: ScatterSpec, cells: Sequence[CellRecord], title: str, path: Path, dpi: int) -> bool:
     points = [(c, spec.x(c), spec.y(c)) for c in cells if is_ok(c)]
     points = [(c, x, y) for c, x, y in points if x and y and x > 0 and y > 0]
     if len(points) < 2:
@@ -232,14 +236,14 @@ def _draw_scatter(spec: ScatterSpec, cells: Sequence[Cell], title: str, path: Pa
         return False
     fig = Figure(figsize=(7.5, 5), layout="constrained")
     ax = fig.add_subplot()
-    models = list(dict.fromkeys(str(c.get("model")) for c, _, _ in points))
+    models = list(dict.fromkeys(str(c.model) for c, _, _ in points))
     colors = {m: COLORS[i % len(COLORS)] for i, m in enumerate(models)}
     for c, x, y in points:
-        ax.scatter(x, y, color=colors[str(c.get("model"))], marker=MARKERS.get(c.get("runtime"), "^"),
+        ax.scatter(x, y, color=colors[str(c.model)], marker=MARKERS.get(c.runtime, "^"),
                    s=22, alpha=0.85)
     handles = [Line2D([], [], color=colors[m], marker="o", linestyle="", label=m) for m in models]
     handles += [Line2D([], [], color="black", marker=mk, linestyle="", label=rt)
-                for rt, mk in MARKERS.items() if any(c.get("runtime") == rt for c, _, _ in points)]
+                for rt, mk in MARKERS.items() if any(c.runtime == rt for c, _, _ in points)]
     for i, (label, value) in enumerate((spec.ceilings(cells) if spec.ceilings else {}).items()):
         style = ("--", ":", "-.")[i % 3]
         ax.axhline(value, color="gray", linestyle=style, linewidth=1)
@@ -255,7 +259,7 @@ def _draw_scatter(spec: ScatterSpec, cells: Sequence[Cell], title: str, path: Pa
     return True
 
 
-def write_plots(cells: Iterable[Cell], plots_dir: str | Path, title: str = "",
+def write_plots(cells: Iterable[CellRecord], plots_dir: str | Path, title: str = "",
                 dpi: int = 110) -> list[Path]:
     """Draw every plot the cells support into ``plots_dir``; return the files written.
 
@@ -272,8 +276,9 @@ def write_plots(cells: Iterable[Cell], plots_dir: str | Path, title: str = "",
         path = plots_dir / spec.filename
         fixed = _fixed_value(cells, spec)
         lines = _lines(cells, spec, fixed) if fixed is not None else []
-        wanted = spec.needs is None or any(as_float(c.get(spec.needs)) is not None for c in cells)
-        if not wanted or not any(len(set(line.xs)) >= 2 for line in lines):
+        needs = spec.needs
+        wanted = needs is None or any(as_float(needs(c)) is not None for c in cells)
+        if fixed is None or not wanted or not any(len(set(line.xs)) >= 2 for line in lines):
             path.unlink(missing_ok=True)
             continue
         plots_dir.mkdir(parents=True, exist_ok=True)

@@ -37,10 +37,11 @@ from report.tables import (
     variants_table,
     write_summary_csv,
 )
-from runstore.folder import read_cells as load_cells  # noqa: F401  (public name)
+from runstore.folder import read_records as load_cells  # noqa: F401  (public name)
 from runstore.folder import read_run as load_run  # noqa: F401  (public name)
 from runstore.identity import hardware_label, software_label
 from runstore.lock import Holder, holder_of
+from runstore.records import CellRecord
 
 CELLS = "cells.jsonl"
 RUN = "run.json"
@@ -98,21 +99,21 @@ def _kv_table(data: Mapping[str, Any] | None, empty: str) -> str:
                     tablefmt="github", disable_numparse=True)
 
 
-def _status_counts(cells: Sequence[Mapping[str, Any]]) -> str:
+def _status_counts(cells: Sequence[CellRecord]) -> str:
     counts: dict[str, int] = {}
     for cell in cells:
-        counts[str(cell.get("status"))] = counts.get(str(cell.get("status")), 0) + 1
+        counts[str(cell.status)] = counts.get(str(cell.status), 0) + 1
     if not counts:
         return "no cells recorded"
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def status_section(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
+def status_section(run: Mapping[str, Any], cells: Sequence[CellRecord],
                    holder: Holder | None = None) -> str:
     """The run's state in words: an interrupted or unfinished run must not pass for a complete one.
     ``holder``: the process measuring the run now (its lock, :func:`runstore.lock.holder_of`)."""
     status = run.get("status") or "unknown"
-    interrupted_cells = sum(1 for c in cells if c.get("status") == "interrupted")
+    interrupted_cells = sum(1 for c in cells if c.status == "interrupted")
     lines = []
     if status == "running" and holder is not None:
         lines.append(f"**Status: RUNNING.** Being measured by {holder.describe()}: results are partial "
@@ -177,18 +178,17 @@ MISSING_FIGURES = (("fidelity_error", "fidelity"), ("macs_reason", "MACs / utili
                    ("gemm_peak_reason", "GEMM peak / utilisation"))
 
 
-def missing_figures_table(cells: Sequence[Mapping[str, Any]]) -> str:
+def missing_figures_table(cells: Sequence[CellRecord]) -> str:
     """Ok cells with a figure that could not be computed (kept in ``extra``), one row per
     configuration and reason, so a null in the tables is explained where failures are."""
     groups: dict[tuple, int] = {}
     for cell in cells:
         if not is_ok(cell):
             continue
-        extra = cell.get("extra") or {}
         for key, figure in MISSING_FIGURES:
-            if extra.get(key):
-                reason = str(extra[key]).strip().splitlines()[0]
-                ident = tuple(cell.get(k) for k in ("model", "runtime", "provider", "variant"))
+            if cell.extra.get(key):
+                reason = str(cell.extra[key]).strip().splitlines()[0]
+                ident = (cell.model, cell.runtime, cell.provider, cell.variant)
                 groups[ident + (figure, reason)] = groups.get(ident + (figure, reason), 0) + 1
     if not groups:
         return ""
@@ -199,7 +199,7 @@ def missing_figures_table(cells: Sequence[Mapping[str, Any]]) -> str:
         tablefmt="github", disable_numparse=True)
 
 
-def failed_section(cells: Sequence[Mapping[str, Any]]) -> str:
+def failed_section(cells: Sequence[CellRecord]) -> str:
     """Every cell that is not ok, with its status and the first line of its error; then the
     figures that ok cells lack, with the reason."""
     failed = [c for c in cells if not is_ok(c)]
@@ -208,9 +208,9 @@ def failed_section(cells: Sequence[Mapping[str, Any]]) -> str:
         return "\n\n".join(x for x in ("None: every cell was measured ok.", missing) if x)
     rows = []
     for cell in failed:
-        error = str(cell.get("error") or "").strip().splitlines()
-        identity = [cell.get(k) for k in ("model", "runtime", "provider", "variant", "batch_size",
-                                          "duration_s", "status")]
+        error = str(cell.error or "").strip().splitlines()
+        identity = [cell.model, cell.runtime, cell.provider, cell.variant, cell.batch_size,
+                    cell.duration_s, cell.status]
         rows.append([("" if v is None else _md_cell(f"{v:g}" if isinstance(v, float) else v))
                      for v in identity]
                     + [_md_cell(error[0], MAX_ERROR_CHARS) if error else ""])
@@ -219,14 +219,14 @@ def failed_section(cells: Sequence[Mapping[str, Any]]) -> str:
     return "\n\n".join(x for x in (table, missing) if x)
 
 
-def gemm_peak_section(cells: Sequence[Mapping[str, Any]]) -> str:
+def gemm_peak_section(cells: Sequence[CellRecord]) -> str:
     """Which GEMM peak each utilisation figure is against: its rate, when and under what load
     it was measured, and whether it came from the cache (a busy machine's peak is low)."""
     peaks: dict[tuple, Mapping[str, Any]] = {}
     for cell in cells:
-        peak = (cell.get("extra") or {}).get("gemm_peak")
+        peak = cell.extra.get("gemm_peak")
         if isinstance(peak, Mapping) and peak.get("flops_per_s"):
-            peaks[(cell.get("runtime"), cell.get("threads"))] = peak
+            peaks[(cell.runtime, cell.threads)] = peak
     if not peaks:
         return ""
     rows = []
@@ -256,7 +256,7 @@ def plots_section(plots: Iterable[Path] | str, run_dir: Path) -> str:
     return "\n\n".join(links)
 
 
-def _draw_plots(cells: Sequence[Mapping[str, Any]], run: Mapping[str, Any],
+def _draw_plots(cells: Sequence[CellRecord], run: Mapping[str, Any],
                 run_dir: Path) -> list[Path] | str:
     """The plots, or a sentence saying why not: a board without matplotlib still gets its tables."""
     try:
@@ -267,15 +267,13 @@ def _draw_plots(cells: Sequence[Mapping[str, Any]], run: Mapping[str, Any],
     return write_plots(cells, run_dir / PLOTS, title=str(run.get("device_name") or ""))
 
 
-def _size_source(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> list[dict]:
-    """Cells first, then the run's per-model manifest to fill the gaps (a failed cell has none)."""
+def _manifest(run: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The run's per-model manifest, which fills the gaps of the cells' sizes (a failed cell has none)."""
     models = run.get("models") or {}
-    manifest = ([{"model": name} | dict(entry) for name, entry in models.items()
-                 if isinstance(entry, Mapping)] if isinstance(models, Mapping) else [])
-    return [dict(c) for c in cells] + manifest
+    return models if isinstance(models, Mapping) else {}
 
 
-def render_report(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
+def render_report(run: Mapping[str, Any], cells: Sequence[CellRecord],
                   plots: Sequence[Path] | str, run_dir: Path, holder: Holder | None = None) -> str:
     """The Markdown report from what was read and drawn; pure, so tests can check its text."""
     title = run.get("run_id") or run_dir.name
@@ -293,7 +291,7 @@ def render_report(run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]],
         "## Settings",
         _kv_table(run.get("settings"), "No settings recorded."),
         "## Parameters",
-        params_table(_size_source(run, cells), fmt="github"),
+        params_table(cells, fmt="github", manifest=_manifest(run)),
         "## Runtime comparison",
         comparison_table(cells, fmt="github"),
         *(["## Variants (against fp32 PyTorch, same run)", variants_table(cells, fmt="github")]

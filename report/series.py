@@ -1,26 +1,39 @@
 """Series of a run: which cells make one line of measurements, its label, and the reference point.
 
 The plots draw one line per series and the discussion computes one statistic per series; both
-take the series' key, label and the (batch, duration) where models are compared from here.
+take the series' key, label, the (batch, duration) where models are compared and the value of a
+cell on an input axis from here.
 
-Public API: :func:`series_key`, :func:`series_labels`, :func:`reference_point`, :data:`SeriesKey`.
+Public API: :func:`series_key`, :func:`series_labels`, :func:`reference_point`, :func:`axis_value`,
+:data:`SeriesKey`, :data:`AXES`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 from report.cells import RUNTIME_LABELS, as_float, is_ok
+from runstore.records import CellRecord
 
 SeriesKey = tuple  # (runtime, provider, variant, threads)
+AXES = ("batch_size", "duration_s")  # the input axes a sweep varies, named as the record's fields
 
 
-def series_key(cell: Mapping[str, Any]) -> SeriesKey:
+def series_key(cell: CellRecord) -> SeriesKey:
     """What makes one line of measurements: the runtime and the setup it ran under."""
-    return (cell.get("runtime"), cell.get("provider"), cell.get("variant"), cell.get("threads"))
+    return (cell.runtime, cell.provider, cell.variant, cell.threads)
 
 
-def series_labels(cells: Iterable[Mapping[str, Any]]) -> dict[SeriesKey, str]:
+def axis_value(cell: CellRecord, axis: str) -> float | None:
+    """The cell's value on an input axis (``batch_size`` or ``duration_s``), as a float."""
+    if axis == "batch_size":
+        return as_float(cell.batch_size)
+    if axis == "duration_s":
+        return as_float(cell.duration_s)
+    raise ValueError(f"axis must be one of {', '.join(AXES)}, not {axis!r}")
+
+
+def series_labels(cells: Iterable[CellRecord]) -> dict[SeriesKey, str]:
     """"PyTorch", "ONNX Runtime", with the setup appended only where a runtime ran several."""
     keys = list(dict.fromkeys(series_key(c) for c in cells))
     labels: dict[SeriesKey, str] = {}
@@ -36,7 +49,7 @@ def series_labels(cells: Iterable[Mapping[str, Any]]) -> dict[SeriesKey, str]:
     return labels
 
 
-def reference_point(cells: Sequence[Mapping[str, Any]]) -> tuple[Any, Any] | None:
+def reference_point(cells: Sequence[CellRecord]) -> tuple[float, float] | None:
     """(batch, duration) where models are compared: batch 1 (else the smallest), first duration.
 
     The first duration is the smallest one with an ok cell at that batch size, so one model that
@@ -45,10 +58,10 @@ def reference_point(cells: Sequence[Mapping[str, Any]]) -> tuple[Any, Any] | Non
     ok = [c for c in cells if is_ok(c)]
     if not ok:
         return None
-    batches = sorted({as_float(c.get("batch_size")) for c in ok} - {None})
+    batches = sorted({b for c in ok if (b := as_float(c.batch_size)) is not None})
     if not batches:
         return None
     batch = 1.0 if 1.0 in batches else batches[0]
-    durations = sorted({as_float(c.get("duration_s")) for c in ok
-                        if as_float(c.get("batch_size")) == batch} - {None})
+    durations = sorted({d for c in ok if as_float(c.batch_size) == batch
+                        and (d := as_float(c.duration_s)) is not None})
     return (batch, durations[0]) if durations else None

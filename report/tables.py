@@ -1,7 +1,7 @@
 """Tables of a run: the PyTorch-vs-ONNX Runtime comparison, ``summary.csv`` and the parameters.
 
-Everything here reads plain cell dicts (as :func:`report.run_report.load_cells` returns them) so a
-Pi's ``cells.jsonl`` copied to a laptop gives the same tables there.  The cell accessors, the
+Everything here reads typed cell records (as :func:`report.run_report.load_cells` returns them) so
+a Pi's ``cells.jsonl`` copied to a laptop gives the same tables there.  The cell accessors, the
 pairing of a PyTorch cell with an ONNX Runtime cell and the significance test on two medians live
 in :mod:`report.cells`, shared with the discussion and the plots: one definition, one answer.
 This module only formats and lays them out.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from tabulate import tabulate
 
@@ -32,9 +32,9 @@ from report.cells import (
     estimator_legend,
     iqr,
     is_ok,
-    model_sizes,
     pair_cells,
     rtf,
+    sizes_with_manifest,
     sort_num,
     speedup_estimate,
 )
@@ -104,7 +104,7 @@ def _fmt_ms(seconds: float | None) -> str:
 # --------------------------------------------------------------------------- comparison table
 
 
-def _spread_kind(cells: Iterable[Mapping[str, Any]]) -> str | None:
+def _spread_kind(cells: Iterable[CellRecord]) -> str | None:
     """One spread for the whole table so the header can say which: the CI when any cell has it."""
     ok = [c for c in cells if is_ok(c)]
     if any(ci95(c) for c in ok):
@@ -114,13 +114,13 @@ def _spread_kind(cells: Iterable[Mapping[str, Any]]) -> str | None:
     return None
 
 
-def _latency_text(cell: Mapping[str, Any] | None, spread: str | None) -> str:
+def _latency_text(cell: CellRecord | None, spread: str | None) -> str:
     """Median in ms with its spread; the status for a failed cell; a dash for an absent one."""
     if cell is None:
         return MISSING
     if not is_ok(cell):
-        return str(cell.get("status") or "error")
-    text = _fmt_ms(as_float(cell["latency_median_s"]))
+        return str(cell.status or "error")
+    text = _fmt_ms(as_float(cell.latency_median_s))
     if spread == "95% CI" and (interval := ci95(cell)):
         text += f" [{_fmt_ms(interval[0])}, {_fmt_ms(interval[1])}]"
     elif spread == "IQR" and (width := iqr(cell)) is not None:
@@ -134,33 +134,39 @@ def _speedup_text(row: PairedCell) -> str:
     if found is None:
         return MISSING if row.pt is None or row.ort is None else ""
     mark = "~" if compare_medians(row.pt, row.ort) == "same" else ""
-    drift = " drift" if any(c and c.get("drift") is True for c in (row.pt, row.ort)) else ""
+    drift = " drift" if any(c and c.drift is True for c in (row.pt, row.ort)) else ""
     interval = f" [{found.ci[0]:.2f}, {found.ci[1]:.2f}]" if found.ci else ""
     return f"{mark}{found.value:.2f}×{interval}{drift}"
 
 
-def _shared_value(row: PairedCell, key: str) -> Any:
-    """A per-input quantity (MACs) that either runtime's record may carry."""
+def _shared_macs(row: PairedCell) -> int | None:
+    """MACs, a per-input quantity that either runtime's record may carry."""
     for cell in (row.ort, row.pt):
-        if cell and as_float(cell.get(key)) is not None:
-            return cell.get(key)
+        if cell and as_float(cell.macs) is not None:
+            return cell.macs
     return None
 
 
-def _per_runtime(key: str, fmt: Callable[[Any], str]) -> Callable[[Mapping[str, Any] | None], str]:
+def _per_runtime(value: Callable[[CellRecord], Any],
+                 fmt: Callable[[Any], str]) -> Callable[[CellRecord | None], str]:
     """A column getter that leaves failed and absent cells blank (their status is shown once)."""
-    def get(cell: Mapping[str, Any] | None) -> str:
-        if not is_ok(cell):
+    def get(cell: CellRecord | None) -> str:
+        if cell is None or not is_ok(cell):
             return ""
-        return fmt(cell.get(key))
+        return fmt(value(cell))
     return get
 
 
-OPTIONAL_COLUMNS: tuple[tuple[str, str, Any], ...] = (
+def _gflops(value: Any) -> str:
+    v = as_float(value)
+    return fmt_num(None if v is None else v / 1e9)
+
+
+OPTIONAL_COLUMNS: tuple[tuple[str, Callable[[CellRecord], Any], Callable[[Any], str]], ...] = (
     # (header, record field, formatter): per-runtime columns, shown only when some value is non-null
-    ("GFLOP/s", "achieved_flops_per_s", lambda v: fmt_num(None if as_float(v) is None else as_float(v) / 1e9)),
-    ("peak mem", "peak_memory_bytes", fmt_bytes),
-    ("J/inference", "energy_j", fmt_num),
+    ("GFLOP/s", lambda c: c.achieved_flops_per_s, _gflops),
+    ("peak mem", lambda c: c.peak_memory_bytes, fmt_bytes),
+    ("J/inference", lambda c: c.energy_j, fmt_num),
 )
 
 
@@ -175,7 +181,7 @@ def _setup_label(row: PairedCell, varying: list[int]) -> str:
     return " · ".join(parts) if parts else MISSING
 
 
-def comparison_table(cells: Iterable[Mapping[str, Any]], fmt: str = "simple",
+def comparison_table(cells: Iterable[CellRecord], fmt: str = "simple",
                      legend: bool = True) -> str:
     """The runtime comparison: per model and cell, PyTorch vs ONNX Runtime, as tabulate text.
 
@@ -224,9 +230,9 @@ def comparison_table(cells: Iterable[Mapping[str, Any]], fmt: str = "simple",
 def _optional_columns(rows: list[PairedCell]) -> tuple[list[str], list[list[str]]]:
     """MACs and the per-runtime extras, keeping only columns with at least one value."""
     candidates: list[tuple[str, list[str]]] = [
-        ("MACs", [fmt_count(_shared_value(r, "macs")) for r in rows])]
-    for header, key, fmt in OPTIONAL_COLUMNS:
-        getter = _per_runtime(key, fmt)
+        ("MACs", [fmt_count(_shared_macs(r)) for r in rows])]
+    for header, value, fmt in OPTIONAL_COLUMNS:
+        getter = _per_runtime(value, fmt)
         for runtime in (PYTORCH, ORT):
             values = [getter(r.pt if runtime == PYTORCH else r.ort) for r in rows]
             candidates.append((f"{header} {SHORT_LABELS[runtime]}", values))
@@ -239,7 +245,7 @@ def _optional_columns(rows: list[PairedCell]) -> tuple[list[str], list[list[str]
 def _legend(spread: str | None, estimators: list[str]) -> str:
     """The legend under the table: what the spread is, and which estimate the speed-up is."""
     what = {"95% CI": "[low, high] is the 95% confidence interval of the median",
-            "IQR": "IQR is the interquartile range of the samples"}.get(spread, "no spread recorded")
+            "IQR": "IQR is the interquartile range of the samples"}.get(spread or "", "no spread recorded")
     speed = f"speed-up = {estimator_legend(estimators or [MEDIANS])} (above 1: ONNX Runtime faster)"
     if PAIRED in estimators:
         speed += ("; [low, high] after it = the 95% CI of that paired median ratio, from the same "
@@ -256,7 +262,7 @@ def _legend(spread: str | None, estimators: list[str]) -> str:
 # --------------------------------------------------------------------------- summary.csv
 
 
-def summary_columns(cells: Iterable[Mapping[str, Any]]) -> list[str]:
+def summary_columns(cells: Iterable[CellRecord]) -> list[str]:
     """The record's scalar fields in schema order, then any other scalar keys found, sorted.
 
     Unknown keys (a newer writer's fields, a runner's ``extra``) get their own columns so nothing
@@ -265,7 +271,7 @@ def summary_columns(cells: Iterable[Mapping[str, Any]]) -> list[str]:
     base = [f.name for f in fields(CellRecord) if f.name not in NON_SCALAR_FIELDS]
     others: set[str] = set()
     for cell in cells:
-        for key, value in _flat_items(cell):
+        for key, value in _flat_items(cell.to_dict()):
             if key not in base and _is_scalar(value):
                 others.add(key)
     return base + sorted(others)
@@ -275,8 +281,10 @@ def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def _flat_items(cell: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
-    """Top-level keys, with the ``extra`` dict's keys lifted (``extra.<key>`` on a name clash)."""
+def _flat_items(cell: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Top-level keys of a record's :meth:`~runstore.records.CellRecord.to_dict` (the one place
+    the summary reads a record by field name), with the ``extra`` dict's keys lifted
+    (``extra.<key>`` on a name clash)."""
     for key, value in cell.items():
         if key == "extra" and isinstance(value, Mapping):
             for k, v in value.items():
@@ -285,7 +293,7 @@ def _flat_items(cell: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
             yield key, value
 
 
-def write_summary_csv(cells: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+def write_summary_csv(cells: Iterable[CellRecord], path: str | Path) -> Path:
     """One row per cell with every scalar field, stable column order; null is an empty field."""
     cells = list(cells)
     columns = summary_columns(cells)
@@ -295,7 +303,7 @@ def write_summary_csv(cells: Iterable[Mapping[str, Any]], path: str | Path) -> P
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for cell in cells:
-            flat = {k: v for k, v in _flat_items(cell) if _is_scalar(v)}
+            flat = {k: v for k, v in _flat_items(cell.to_dict()) if _is_scalar(v)}
             writer.writerow({k: ("" if flat.get(k) is None else flat[k]) for k in columns})
     return path
 
@@ -303,9 +311,12 @@ def write_summary_csv(cells: Iterable[Mapping[str, Any]], path: str | Path) -> P
 # --------------------------------------------------------------------------- parameters
 
 
-def params_table(cells_or_manifest: Any, fmt: str = "simple") -> str:
-    """Per model: total / unique / used parameters, PyTorch and ONNX sizes, human-readable."""
-    rows = model_sizes(cells_or_manifest)
+def params_table(cells: Iterable[CellRecord], fmt: str = "simple", manifest: Any = None) -> str:
+    """Per model: total / unique / used parameters, PyTorch and ONNX sizes, human-readable.
+
+    From the cells, the run's per-model ``manifest`` (``run.json`` ``models``) filling the gaps.
+    """
+    rows = sizes_with_manifest(cells, manifest)
     if not rows:
         return "(no parameter counts recorded)"
     headers = ["model", "params total", "params unique", "params used", "model size", "ONNX size"]
@@ -319,41 +330,40 @@ def params_table(cells_or_manifest: Any, fmt: str = "simple") -> str:
 # --------------------------------------------------------------------------- variants
 
 
-def _reference(cells: list[Mapping[str, Any]], cell: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def _reference(cells: list[CellRecord], cell: CellRecord) -> CellRecord | None:
     """The fp32 PyTorch cell of the same model, input and threads: every variant's yardstick."""
     for c in cells:
-        if (c.get("runtime") == "pytorch" and c.get("variant") == "fp32" and is_ok(c)
-                and c.get("model") == cell.get("model") and c.get("batch_size") == cell.get("batch_size")
-                and c.get("duration_s") == cell.get("duration_s") and c.get("threads") == cell.get("threads")):
+        if (c.runtime == "pytorch" and c.variant == "fp32" and is_ok(c)
+                and c.model == cell.model and c.batch_size == cell.batch_size
+                and c.duration_s == cell.duration_s and c.threads == cell.threads):
             return c
     return None
 
 
-def has_variants(cells: Iterable[Mapping[str, Any]]) -> bool:
-    return any(c.get("variant", "fp32") != "fp32" for c in cells)
+def has_variants(cells: Iterable[CellRecord]) -> bool:
+    return any(c.variant != "fp32" for c in cells)
 
 
-def variants_table(cells: Iterable[Mapping[str, Any]], fmt: str = "simple") -> str:
+def variants_table(cells: Iterable[CellRecord], fmt: str = "simple") -> str:
     """Variants grouped under their model and runtime: median latency, speed-up against fp32
     PyTorch measured in the same run, and the output's distance from fp32 PyTorch (max abs
     error, cosine of the last hidden state), so a fast but wrong variant shows."""
     cells = list(cells)
     order = {"pytorch": 0, "onnxruntime": 1}
-    models = list(dict.fromkeys(c.get("model") for c in cells))
+    models = list(dict.fromkeys(c.model for c in cells))
     rows = []
-    for c in sorted(cells, key=lambda c: (models.index(c.get("model")), sort_num(c.get("batch_size")),
-                                          sort_num(c.get("duration_s")), sort_num(c.get("threads")),
-                                          order.get(c.get("runtime"), 9), str(c.get("provider")),
-                                          str(c.get("variant")))):
+    for c in sorted(cells, key=lambda c: (models.index(c.model), sort_num(c.batch_size),
+                                          sort_num(c.duration_s), sort_num(c.threads),
+                                          order.get(c.runtime, 9), str(c.provider), str(c.variant))):
         ref = _reference(cells, c)
         ok = is_ok(c)
-        speed = (as_float(ref.get("latency_median_s")) / as_float(c.get("latency_median_s"))
-                 if ok and ref and as_float(c.get("latency_median_s")) else None)
-        err, cos = as_float(c.get("output_max_abs_err")), as_float(c.get("output_cosine"))
+        median, ref_median = as_float(c.latency_median_s), as_float(ref.latency_median_s) if ref else None
+        speed = ref_median / median if ok and ref_median is not None and median else None
+        err, cos = as_float(c.output_max_abs_err), as_float(c.output_cosine)
         rows.append([
-            c.get("model"), c.get("runtime"), c.get("provider"), c.get("variant"), c.get("threads"),
-            c.get("batch_size"), _fmt_duration(c.get("duration_s")),
-            _fmt_ms(as_float(c.get("latency_median_s"))) if ok else c.get("status"),
+            c.model, c.runtime, c.provider, c.variant, c.threads,
+            c.batch_size, _fmt_duration(c.duration_s),
+            _fmt_ms(median) if ok else c.status,
             f"{speed:.2f}×" if speed else "—",
             "—" if err is None else f"{err:.2e}", "—" if cos is None else f"{cos:.6f}",
         ])

@@ -16,9 +16,9 @@ def latency(median: float, rel_ci: float = 0.02) -> dict[str, float]:
             "latency_ci95_high_s": median * (1 + rel_ci)}
 
 
-def record(model: str, runtime: str, b: int, d: float, status: str, fields: dict[str, Any]) -> dict:
-    """A cell record as a runner writes it (every field present), with ``fields`` set."""
+def record(model: str, runtime: str, b: int, d: float, status: str, fields: dict[str, Any]) -> CellRecord:
+    """A cell record as the run store reads it back, with ``fields`` set."""
     base = dict(run_id="r", timestamp="t", host="h", device="cpu", device_name="test cpu",
                 model=model, runtime=runtime, provider=PROVIDERS[runtime], variant="fp32",
                 weights="random", batch_size=b, duration_s=d, threads=2, status=status)
-    return CellRecord(**{**base, **fields}).to_dict()
+    return CellRecord(**{**base, **fields})

@@ -18,10 +18,11 @@ from report.discussion import (
     runtime_verdicts,
     spearman,
 )
+from runstore.records import CellRecord
 
 
 def cell(model: str, runtime: str = "pytorch", b: int = 1, d: float = 1.0, median: float = 0.01,
-         rel_ci: float = 0.02, status: str = "ok", **fields) -> dict:
+         rel_ci: float = 0.02, status: str = "ok", **fields) -> CellRecord:
     ok = {**latency(median, rel_ci), "latency_iqr_s": median * 0.04} if status == "ok" else {}
     return record(model, runtime, b, d, status, {**ok, **fields})
 
@@ -52,7 +53,7 @@ def test_loglog_slope_linear_and_quadratic() -> None:
     assert loglog_slope([1, 1], [1, 2]) is None
 
 
-def _sweep(model: str, runtime: str, per_s: float, power: float) -> list[dict]:
+def _sweep(model: str, runtime: str, per_s: float, power: float) -> list[CellRecord]:
     """A default sweep (durations at batch 1, batches at 1 s) with latency = per_s * (b*d)**power."""
     out = [cell(model, runtime, 1, d, per_s * d ** power) for d in (1.0, 2.0, 4.0, 8.0)]
     out += [cell(model, runtime, b, 1.0, per_s * b ** power) for b in (2, 4)]
@@ -130,7 +131,7 @@ def test_noisy_cells_flag_and_iqr() -> None:
     cells = [cell("calm", median=0.01),
              cell("flagged", median=0.01, latency_noisy=True),
              cell("wide", median=0.01, latency_iqr_s=0.002)]
-    assert [c["model"] for c, _ in noisy_cells(cells)] == ["flagged", "wide"]
+    assert [c.model for c, _ in noisy_cells(cells)] == ["flagged", "wide"]
     text = discussion(cells)
     assert "2 of 3 ok cells are noisy" in text
     assert "  - wide / PyTorch (batch 1, 1 s): IQR/median 20%" in text.splitlines()
@@ -142,7 +143,7 @@ def test_no_ok_cells() -> None:
 
 def test_slope_through_noisy_cells_is_marked() -> None:
     cells = _sweep("quad", "pytorch", 0.01, 2.0)
-    cells[1]["latency_noisy"] = True  # batch 1, 2 s
+    cells[1].latency_noisy = True  # batch 1, 2 s
     slope = next(s for s in growth_slopes(cells, "duration_s") if s.model == "quad")
     assert slope.noisy
     text = discussion(cells)

@@ -5,16 +5,17 @@ from __future__ import annotations
 from cell_factory import latency, record
 
 from report.plots import write_plots
+from runstore.records import CellRecord
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def cell(model: str, runtime: str, b: int = 1, d: float = 1.0, median: float = 0.01,
-         status: str = "ok", **fields) -> dict:
+         status: str = "ok", **fields) -> CellRecord:
     return record(model, runtime, b, d, status, {**(latency(median) if status == "ok" else {}), **fields})
 
 
-def sweep(**fields) -> list[dict]:
+def sweep(**fields) -> list[CellRecord]:
     out = []
     for model, per_s in (("small", 0.001), ("big", 0.05)):
         for runtime in ("pytorch", "onnxruntime"):

@@ -14,8 +14,9 @@ from report.run_report import load_cells, main, write_report
 
 def cell(model: str, runtime: str = "pytorch", b: int = 1, d: float = 1.0, median: float = 0.01,
          status: str = "ok", **fields) -> dict:
+    """A cell record as a line of ``cells.jsonl`` holds it."""
     ok = {**latency(median), "latency_samples_s": [median] * 10} if status == "ok" else {}
-    return record(model, runtime, b, d, status, {**ok, **fields})
+    return record(model, runtime, b, d, status, {**ok, **fields}).to_dict()
 
 
 def write_run(run_dir: Path, cells: list[dict], status: str = "complete", tail: str = "",
@@ -38,20 +39,20 @@ def test_latest_record_wins_and_truncated_last_line_is_skipped(tmp_path) -> None
     cells = [cell("a", median=0.010), cell("b", median=0.5), cell("a", median=0.020)]
     write_run(tmp_path, cells, tail='{"run_id": "r", "model": "c", "runt')
     loaded = load_cells(tmp_path)
-    assert [(c["model"], c["latency_median_s"]) for c in loaded] == [("a", 0.020), ("b", 0.5)]
+    assert [(c.model, c.latency_median_s) for c in loaded] == [("a", 0.020), ("b", 0.5)]
 
 
 def test_record_appended_to_a_truncated_line_is_recovered(tmp_path) -> None:
     text = json.dumps(cell("a")) + "\n" + '{"run_id": "r", "mo' + json.dumps(cell("b")) + "\n"
     (tmp_path / "cells.jsonl").write_text(text)
-    assert [c["model"] for c in load_cells(tmp_path)] == ["a", "b"]
+    assert [c.model for c in load_cells(tmp_path)] == ["a", "b"]
 
 
 def test_garbage_in_the_middle_warns(tmp_path) -> None:
     (tmp_path / "cells.jsonl").write_text(
         json.dumps(cell("a")) + "\nnot json\n" + json.dumps(cell("b")) + "\n")
     with pytest.warns(UserWarning, match="unreadable record"):
-        assert [c["model"] for c in load_cells(tmp_path)] == ["a", "b"]
+        assert [c.model for c in load_cells(tmp_path)] == ["a", "b"]
     assert load_cells(tmp_path / "nowhere") == []
 
 

@@ -18,7 +18,7 @@ import pytest
 from compare import build_comparison, load_results
 from compare.stats import bootstrap_ratio_ci, compare_samples, mann_whitney_u
 from report.discussion import energy_paragraph, rank_correlations, ranks, spearman
-from runstore.folder import read_cells, read_run
+from runstore.folder import read_records, read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = json.loads((ROOT / "tests/fixtures/hand_statistics_outputs.json").read_text())
@@ -80,7 +80,7 @@ def test_spearman_and_ranks_are_unchanged():
 
 @pytest.mark.parametrize("folder", ["docs/bench-report", "docs/variants-report"])
 def test_report_rank_correlations_of_committed_runs_are_unchanged(folder):
-    cells = read_cells(ROOT / folder)
+    cells = read_records(ROOT / folder)
     models = read_run(ROOT / folder).get("models")
     found = rank_correlations(cells, models)
     expected = EXPECTED["report"][folder]

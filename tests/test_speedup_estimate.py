@@ -24,7 +24,8 @@ from compare.tables import fmt_ci, fmt_ratio
 from report.cells import MEDIANS, PAIRED, pair_cells, speedup_estimate
 from report.discussion import runtime_paragraph, runtime_verdicts
 from report.tables import comparison_table
-from runstore.folder import read_cells
+from runstore.folder import read_records
+from runstore.records import CellRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ["docs/bench-report", "docs/variants-report", "docs/examples/compare/results/cpu/20261129-073942-92c06b930d",
@@ -38,7 +39,7 @@ def _printed_points_and_cis(text: str) -> list[tuple[float, float, float]]:
 
 @pytest.mark.parametrize("run", RUNS)
 def test_every_printed_point_lies_inside_its_printed_ci(run):
-    cells = read_cells(ROOT / run)
+    cells = read_records(ROOT / run)
     text = comparison_table(cells)
     for point, low, high in _printed_points_and_cis(text):
         assert low <= point <= high, (run, point, low, high)
@@ -50,7 +51,7 @@ def test_every_printed_point_lies_inside_its_printed_ci(run):
 
 
 def test_the_two_known_offenders_print_the_paired_median():
-    cells = read_cells(ROOT / "docs/bench-report")
+    cells = read_records(ROOT / "docs/bench-report")
     text = comparison_table(cells)
     lines = {tuple(line.split()[:3]): line for line in text.splitlines()}
     # the ratio of the medians (2.09, 1.55) lay outside these intervals; the paired medians do not
@@ -63,7 +64,7 @@ def test_the_two_known_offenders_print_the_paired_median():
 def test_the_committed_table_txt_is_what_the_report_prints():
     for run in ("docs/bench-report", "docs/variants-report"):
         committed = (ROOT / run / "table.txt").read_text()
-        assert comparison_table(read_cells(ROOT / run)) in committed
+        assert comparison_table(read_records(ROOT / run)) in committed
         for point, low, high in _printed_points_and_cis(committed):
             assert low <= point <= high
 
@@ -78,7 +79,7 @@ def test_summary_csv_point_and_ci_belong_together(run):
 
 
 def test_the_discussion_sentence_uses_the_printed_estimate():
-    cells = read_cells(ROOT / "docs/bench-report")
+    cells = read_records(ROOT / "docs/bench-report")
     verdicts = runtime_verdicts(cells)
     text = " ".join(runtime_paragraph(verdicts))
     values = [v for v, _ in verdicts.speedups]
@@ -93,7 +94,7 @@ def test_the_discussion_sentence_uses_the_printed_estimate():
 # --------------------------------------------------------------------------- synthetic records
 
 
-def _pair(pt_median: float, ort_median: float, **ort_fields) -> list[dict]:
+def _pair(pt_median: float, ort_median: float, **ort_fields) -> list[CellRecord]:
     return [record("m", "pytorch", 1, 1.0, "ok", latency(pt_median)),
             record("m", "onnxruntime", 1, 1.0, "ok", {**latency(ort_median), **ort_fields})]
 

@@ -16,10 +16,11 @@ from report.tables import (
     summary_columns,
     write_summary_csv,
 )
+from runstore.records import CellRecord
 
 
 def cell(model: str, runtime: str, b: int = 1, d: float = 1.0, median: float | None = 0.01,
-         rel_ci: float = 0.02, status: str = "ok", **fields) -> dict:
+         rel_ci: float = 0.02, status: str = "ok", **fields) -> CellRecord:
     """A cell record as a runner writes it; the CI is median × (1 ± rel_ci)."""
     ok = ({**latency(median, rel_ci), "latency_iqr_s": median * 0.04, "latency_samples_s": [median] * 10,
            "latency_n": 10, "rtf": median / (b * d)} if status == "ok" and median is not None else {})
@@ -131,7 +132,7 @@ def test_params_table_from_cells_and_manifest() -> None:
     assert "94.37 M" in text and "361 MB" in text and "378 MB" in text
     assert text.splitlines()[2].split()[0] == "wav2vec2-base"
     manifest = {"models": {"apc": {"params_total": 4_105_296, "onnx_bytes": 16_500_000}}}
-    text = params_table(manifest)
+    text = params_table([], manifest=manifest)
     assert "apc" in text and "4.11 M" in text and "16.5 MB" in text
     assert "no parameter counts" in params_table([])
 
