@@ -21,6 +21,7 @@ import statistics
 from typing import Any, Iterable, Mapping, Sequence
 
 from runstore.identity import differences, fingerprint_hash, identity
+from runstore.records import CellRecord
 
 from .load import Run
 
@@ -37,10 +38,10 @@ class MixedSoftware(ValueError):
     """A group would pool cells measured under different software stacks."""
 
 
-def cell_identity(run: Run, record: Mapping[str, Any]) -> dict[str, Any]:
+def cell_identity(run: Run, record: CellRecord) -> dict[str, Any]:
     """The identity (host, software, hardware) a cell was measured with."""
     recorded = run.meta.get("fingerprints")
-    fp = record.get("fingerprint") or run.meta.get("fingerprint")
+    fp = record.fingerprint or run.meta.get("fingerprint")
     if isinstance(recorded, Mapping) and fp in recorded:
         return dict(recorded[fp])
     return identity(run.host, run.environment)  # a run from before fingerprints
@@ -58,7 +59,7 @@ def _label(run: Run) -> str:
     return run.label or f"{run.device}/{run.run_id}"
 
 
-def check_software(by: str, groups: Sequence[tuple[str, Iterable[tuple[Run, Mapping[str, Any]]]]]) -> list[str]:
+def check_software(by: str, groups: Sequence[tuple[str, Iterable[tuple[Run, CellRecord]]]]) -> list[str]:
     """Notes on software across groups; raises :class:`MixedSoftware` when one group mixes stacks.
 
     ``groups``: (label, [(run, cell record), ...]) per group.
@@ -102,9 +103,9 @@ def gemm_rates(run: Run) -> dict[str, float]:
         return rates
     derived: dict[str, list[float]] = {}
     for cell in run.cells.values():
-        achieved, share = cell.get("achieved_flops_per_s"), cell.get("utilization")
+        achieved, share = cell.achieved_flops_per_s, cell.utilization
         if isinstance(achieved, (int, float)) and isinstance(share, (int, float)) and share > 0:
-            derived.setdefault(f"{cell.get('runtime')}|{cell.get('threads')}", []).append(achieved / share)
+            derived.setdefault(f"{cell.runtime}|{cell.threads}", []).append(achieved / share)
     return {key: statistics.median(values) for key, values in derived.items()}
 
 

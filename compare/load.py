@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runstore.folder import CELLS_FILE, scan_cells
-from runstore.records import cell_key
+from runstore.records import CellRecord, cell_key
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 REQUIRED_RUN_FIELDS = ("schema_version", "run_id", "device")
@@ -27,11 +27,11 @@ class ResultError(Exception):
 
 @dataclass
 class Run:
-    """One run folder: its ``run.json`` and its cells (the latest record per cell key)."""
+    """One run folder: its ``run.json`` and its cells (the latest typed record per cell key)."""
 
     path: Path
     meta: dict[str, Any]
-    cells: dict[tuple, dict[str, Any]]
+    cells: dict[tuple, CellRecord]
     label: str | None = None  # explicit label given on the command line (NAME=DIR)
     skipped_lines: int = 0
     order: int = 0  # position among the inputs, for stable group ordering
@@ -67,7 +67,7 @@ class Run:
         for key in ("started", "started_at", "timestamp", "created"):
             if self.meta.get(key):
                 return str(self.meta[key])
-        stamps = [c.get("timestamp") for c in self.cells.values() if c.get("timestamp")]
+        stamps = [c.timestamp for c in self.cells.values() if c.timestamp]
         return min(stamps) if stamps else self.run_id
 
 
@@ -95,8 +95,8 @@ def read_run_json(folder: Path) -> dict[str, Any]:
     return meta
 
 
-def read_cells(folder: Path) -> tuple[dict[tuple, dict[str, Any]], int]:
-    """The latest record per cell key (through the run store), and the skipped torn last line.
+def read_cells(folder: Path) -> tuple[dict[tuple, CellRecord], int]:
+    """The latest typed record per cell key (through the run store), and the skipped torn last line.
 
     A truncated last line (a run killed mid-write) is skipped; a damaged line elsewhere is an
     error: a comparison of a half-read run would mislead.
@@ -113,7 +113,7 @@ def read_cells(folder: Path) -> tuple[dict[tuple, dict[str, Any]], int]:
         lineno, _ = scan.damaged[0]
         raise ResultError(f"{path}:{lineno}: not a wavebench cell record (expected a JSON object "
                           "with model, runtime, ...)")
-    return {cell_key(r): r for r in scan.records}, int(scan.torn_last_line)
+    return {cell_key(r): r for r in scan.cells}, int(scan.torn_last_line)
 
 
 def load_run(folder: str | Path, label: str | None = None) -> Run:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runstore.records import CELL_KEY_FIELDS, RUNTIMES
+from runstore.records import RUNTIMES, CellRecord, cell_key
 from runstore.verdict import quartiles
 
 from .fingerprints import check_software, hardware_notes
@@ -48,16 +48,23 @@ SETTING_FIELDS = {
 VARIANT_ORDER = ("fp32", "fp16", "bf16", "int8")
 
 
+def record_value(record: CellRecord, name: str) -> Any:
+    """A record's field by name, for the fields an axis matches or groups on (:data:`MATCH_FIELDS`,
+    :data:`SETTING_FIELDS`, ``--by``): the one place compare reads a record by field name; a name
+    that is not a field of :class:`CellRecord` raises ``AttributeError``."""
+    return getattr(record, name)
+
+
 @dataclass
 class Entry:
     """One group's cell in a row."""
 
-    record: dict[str, Any]
+    record: CellRecord
     run: Run
 
     @property
     def status(self) -> str:
-        return str(self.record.get("status") or "ok")
+        return str(self.record.status or "ok")
 
     @property
     def ok(self) -> bool:
@@ -65,24 +72,25 @@ class Entry:
 
     @property
     def samples(self) -> list[float]:
-        return [float(s) for s in (self.record.get("latency_samples_s") or []) if s is not None]
+        return [float(s) for s in self.record.latency_samples_s if s is not None]
 
     @property
     def median(self) -> float | None:
         s = self.samples
         if s:
             return quartiles(s)[1]
-        return self.record.get("latency_median_s")
+        return self.record.latency_median_s
 
     @property
     def quartiles(self) -> tuple[float | None, float | None, float | None]:
         s = self.samples
         if len(s) >= 2:
             return quartiles(s)
-        return None, self.record.get("latency_median_s"), None
+        return None, self.record.latency_median_s, None
 
-    def get(self, name: str) -> Any:
-        return self.record.get(name)
+    def value(self, name: str) -> Any:
+        """The record's field ``name`` (see :func:`record_value`)."""
+        return record_value(self.record, name)
 
 
 @dataclass
@@ -188,7 +196,7 @@ def _sort_key(row: Row) -> tuple:
 def _settings_text(setting_fields: tuple, entries: list[Entry | None]) -> str:
     parts = []
     for name in setting_fields:
-        vals = [None if e is None else e.get(name) for e in entries]
+        vals = [None if e is None else e.value(name) for e in entries]
         present = [v for v in vals if v is not None]
         if not present:
             continue
@@ -231,14 +239,14 @@ def build_comparison(runs: list[Run], by: str = "device", *, base: str | None = 
                 add(label, cell_label_key(rec, None), Entry(rec, r))
         context_label = None
     else:
-        values = {rec.get(by) for r in runs for rec in r.cells.values()}
+        values = {record_value(rec, by) for r in runs for rec in r.cells.values()}
         for value in _value_order(by, values):
             cells[str(value)] = {}
             group_labels.append(str(value))
         for r in runs:
             ctx = run_label(r)
             for rec in r.cells.values():
-                label = str(rec.get(by))
+                label = str(record_value(rec, by))
                 group_runs.setdefault(label, [])
                 if r not in group_runs[label]:
                     group_runs[label].append(r)
@@ -262,7 +270,7 @@ def build_comparison(runs: list[Run], by: str = "device", *, base: str | None = 
     by_match: dict[tuple, list[list[Entry]]] = {}
     for gi, label in enumerate(group_labels):
         for (ctx, _), entry in cells[label].items():
-            mkey = (ctx,) + tuple(entry.get(f) for f in match_fields)
+            mkey = (ctx,) + tuple(entry.value(f) for f in match_fields)
             by_match.setdefault(mkey, [[] for _ in group_labels])[gi].append(entry)
 
     rows: list[Row] = []
@@ -277,7 +285,7 @@ def build_comparison(runs: list[Run], by: str = "device", *, base: str | None = 
             subkeys: list[tuple] = []
             for gi in multi:
                 for e in per_group[gi]:
-                    sk = tuple(e.get(f) for f in setting_fields)
+                    sk = tuple(e.value(f) for f in setting_fields)
                     if sk not in subkeys:
                         subkeys.append(sk)
             combos = []
@@ -287,7 +295,7 @@ def build_comparison(runs: list[Run], by: str = "device", *, base: str | None = 
                     if len(es) == 1:
                         combo.append(es[0])
                     elif len(es) > 1:
-                        combo.append(next((e for e in es if tuple(e.get(f) for f in setting_fields)
+                        combo.append(next((e for e in es if tuple(e.value(f) for f in setting_fields)
                                            == sk), None))
                     else:
                         combo.append(None)
@@ -300,20 +308,20 @@ def build_comparison(runs: list[Run], by: str = "device", *, base: str | None = 
     for row in rows:
         base_entry = row.entries[0]
         row.ratios = [None]
-        for entry in row.entries[1:]:
-            if base_entry is None or entry is None or not base_entry.ok or not entry.ok:
+        for other in row.entries[1:]:
+            if base_entry is None or other is None or not base_entry.ok or not other.ok:
                 row.ratios.append(None)
                 continue
             kwargs = {"seed": seed} if seed is not None else {}
-            row.ratios.append(compare_samples(base_entry.samples, entry.samples,
+            row.ratios.append(compare_samples(base_entry.samples, other.samples,
                                               base_median=base_entry.median,
-                                              other_median=entry.median, **kwargs))
+                                              other_median=other.median, **kwargs))
     if len(groups) < 2:
         warnings.append(f"only one group ({groups[0].label if groups else 'none'}) along "
                         f"--by {by}: nothing to compare against; showing it alone")
     return Comparison(by, groups, rows, context_label, warnings)
 
 
-def cell_label_key(record: dict[str, Any], context: str | None) -> tuple:
+def cell_label_key(record: CellRecord, context: str | None) -> tuple:
     """(context, full cell key): the identity of a cell inside a group."""
-    return (context, tuple(record.get(k) for k in CELL_KEY_FIELDS))
+    return (context, cell_key(record))

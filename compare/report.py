@@ -286,7 +286,7 @@ def comparison_json(comp: Comparison) -> dict[str, Any]:
             q25, med, q75 = e.quartiles
             groups.append({"group": comp.groups[gi].label, "missing": False, "status": e.status,
                            "run_id": e.run.run_id, "device": e.run.device,
-                           "provider": e.get("provider"), "threads": e.get("threads"),
+                           "provider": e.record.provider, "threads": e.record.threads,
                            "median_s": med, "q25_s": q25, "q75_s": q75, "n": len(e.samples),
                            "ratio": row.ratios[gi].to_dict() if row.ratios[gi] else None})
         rows.append({"cell": {k: v for k, v in row.fields.items()}, "settings": row.settings,

@@ -109,7 +109,7 @@ def latency_cell(entry: Entry | None) -> Cell:
     if entry is None:
         return Cell(MISSING, sort=math.inf, css="missing", title="no such cell in this group")
     if entry.status != "ok":
-        err = entry.get("error")
+        err = entry.record.error
         return Cell(entry.status, sort=math.inf, css="status",
                     title=str(err) if err else f"status {entry.status}")
     q25, med, q75 = entry.quartiles

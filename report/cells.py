@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeGuard
 
 from runstore.records import CellRecord
 from runstore.verdict import NOISY_IQR_RATIO, excludes_one, is_noisy_spread
@@ -39,7 +39,7 @@ SIZE_FIELDS = ("params_total", "params_unique", "params_used", "model_bytes", "o
 # --------------------------------------------------------------------------- cell accessors
 
 
-def is_ok(cell: CellRecord | None) -> bool:
+def is_ok(cell: CellRecord | None) -> TypeGuard[CellRecord]:
     """A cell whose median can be used: status ``ok`` *and* a median (a half-written record is not)."""
     return cell is not None and cell.status == "ok" and as_float(cell.latency_median_s) is not None
 

@@ -155,7 +155,7 @@ def test_latest_record_per_cell_wins_inside_a_run(tmp_path):
         make_cell("apc", median_s=0.5, seed=1), make_cell("apc", median_s=0.1, seed=2)])
     run = load_results([str(folder)])[0]
     assert len(run.cells) == 1
-    assert next(iter(run.cells.values()))["latency_median_s"] == pytest.approx(0.1)
+    assert next(iter(run.cells.values())).latency_median_s == pytest.approx(0.1)
 
 
 def test_later_run_of_a_device_wins(tmp_path):
