@@ -27,7 +27,7 @@ from report.discussion import noisy_paragraph
 from report.tables import comparison_table
 from runners.canary import DRIFT_THRESHOLD, canary_change, is_drift, onnx_canary_model, read_canary
 from runners.stopping import MIN_ROUNDS
-from runstore.folder import read_cells
+from runstore.folder import read_cells, read_records
 from runstore.records import cell_key
 from worker.fake_timing import FakeTiming
 
@@ -47,9 +47,9 @@ def fake_settings(tmp_path, order, **kw):
 
 def measured(tmp_path, order):
     outcome = run_suite(fake_settings(tmp_path, order), progress=False, log=lambda m: None, environment={})
-    cells = {c["runtime"]: c for c in read_cells(outcome.run_dir)}
+    cells = {c.runtime: c for c in read_records(outcome.run_dir)}
     assert set(cells) == {"pytorch", "onnxruntime"}
-    assert all(c["status"] == "ok" for c in cells.values()), cells
+    assert all(c.status == "ok" for c in cells.values()), cells
     return outcome, cells["pytorch"], cells["onnxruntime"]
 
 
@@ -65,42 +65,42 @@ def grouped(tmp_path_factory):
 
 def test_interleaved_rounds_alternate_and_the_slowdown_cancels_out(interleaved):
     _, pt, ort = interleaved
-    assert pt["order"] == ort["order"] == "interleaved"
+    assert pt.order == ort.order == "interleaved"
     # PyTorch measured on the even ticks, ONNX Runtime on the odd ones: A, B, A, B ...
-    assert pt["extra"]["round_ticks"] == [0, 2, 4, 6, 8, 10]
-    assert ort["extra"]["round_ticks"] == [1, 3, 5, 7, 9, 11]
+    assert pt.extra["round_ticks"] == [0, 2, 4, 6, 8, 10]
+    assert ort.extra["round_ticks"] == [1, 3, 5, 7, 9, 11]
     # rounds 0-1 fast, 2-5 three times slower: both runtimes saw it alike
-    assert pt["round_medians_s"] == pytest.approx([PT_CALL] * 2 + [PT_CALL * FACTOR] * 4)
-    assert ort["round_medians_s"] == pytest.approx([ORT_CALL] * 2 + [ORT_CALL * FACTOR] * 4)
+    assert pt.round_medians_s == pytest.approx([PT_CALL] * 2 + [PT_CALL * FACTOR] * 4)
+    assert ort.round_medians_s == pytest.approx([ORT_CALL] * 2 + [ORT_CALL * FACTOR] * 4)
     true_speedup = PT_CALL / ORT_CALL
     assert speedup(pt, ort) == pytest.approx(true_speedup)
-    assert ort["speedup_paired"] == pytest.approx(true_speedup)
-    assert (ort["speedup_ci95_low"], ort["speedup_ci95_high"]) == pytest.approx((true_speedup, true_speedup))
-    assert pt["speedup_paired"] is None  # the pair's speed-up lives on the ONNX Runtime record
+    assert ort.speedup_paired == pytest.approx(true_speedup)
+    assert (ort.speedup_ci95_low, ort.speedup_ci95_high) == pytest.approx((true_speedup, true_speedup))
+    assert pt.speedup_paired is None  # the pair's speed-up lives on the ONNX Runtime record
     assert compare_medians(pt, ort) == "faster"
 
 
 def test_grouped_order_takes_the_slowdown_into_the_ratio(grouped):
     _, pt, ort = grouped
-    assert pt["order"] == ort["order"] == "grouped"
-    assert pt["extra"]["round_ticks"] == [0, 1, 2, 3, 4, 5]  # all PyTorch rounds first
-    assert ort["extra"]["round_ticks"] == [6, 7, 8, 9, 10, 11]
+    assert pt.order == ort.order == "grouped"
+    assert pt.extra["round_ticks"] == [0, 1, 2, 3, 4, 5]  # all PyTorch rounds first
+    assert ort.extra["round_ticks"] == [6, 7, 8, 9, 10, 11]
     # PyTorch mostly ran before the slowdown, ONNX Runtime entirely after it
-    assert pt["latency_median_s"] == pytest.approx(PT_CALL)
-    assert ort["latency_median_s"] == pytest.approx(ORT_CALL * FACTOR)
+    assert pt.latency_median_s == pytest.approx(PT_CALL)
+    assert ort.latency_median_s == pytest.approx(ORT_CALL * FACTOR)
     assert speedup(pt, ort) == pytest.approx(PT_CALL / (ORT_CALL * FACTOR))
-    assert ort["speedup_paired"] is None  # rounds far apart in time are not paired
+    assert ort.speedup_paired is None  # rounds far apart in time are not paired
 
 
 def test_the_canary_flags_the_slowdown_in_both_orders(interleaved, grouped):
     for _, pt, ort in (interleaved, grouped):
-        assert pt["canary_before_s"] == pytest.approx(CANARY)
-        assert pt["canary_after_s"] == pytest.approx(CANARY * FACTOR)
-        assert pt["drift"] is True
-        assert pt["extra"]["canary_change"] == pytest.approx(FACTOR - 1)
+        assert pt.canary_before_s == pytest.approx(CANARY)
+        assert pt.canary_after_s == pytest.approx(CANARY * FACTOR)
+        assert pt.drift is True
+        assert pt.extra["canary_change"] == pytest.approx(FACTOR - 1)
     # interleaved: ONNX Runtime's canary brackets the same stretch; grouped: it ran after the change
-    assert interleaved[2]["drift"] is True
-    assert grouped[2]["drift"] is False and grouped[2]["canary_before_s"] == pytest.approx(CANARY * FACTOR)
+    assert interleaved[2].drift is True
+    assert grouped[2].drift is False and grouped[2].canary_before_s == pytest.approx(CANARY * FACTOR)
 
 
 def test_drift_reaches_the_report_and_the_run_offers_to_remeasure(interleaved):
