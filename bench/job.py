@@ -28,6 +28,11 @@ class CellShape:
     def to_dict(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "duration_s": self.duration_s}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CellShape":
+        """The shape a protocol message or a job names: parsed once, where it arrives."""
+        return cls(int(data["batch_size"]), float(data["duration_s"]))
+
 
 @dataclass
 class WorkerJob:
@@ -73,7 +78,7 @@ class WorkerJob:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def base_record(self, cell: dict[str, Any]) -> CellRecord:
+    def base_record(self, cell: CellShape) -> CellRecord:
         """The record of one of this job's cells before anything is measured: identity and size.
         The worker fills it in; the parent writes it as it is when the cell failed."""
         entry = self.manifest_entry or {}
@@ -81,8 +86,8 @@ class WorkerJob:
             run_id=self.run_id, timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"), host=self.host,
             device=self.device, device_name=self.device_name, model=self.model,
             runtime=self.runtime, provider=self.provider, variant=self.variant,
-            weights=self.weights, batch_size=int(cell["batch_size"]),
-            duration_s=float(cell["duration_s"]), threads=self.threads,
+            weights=self.weights, batch_size=cell.batch_size,
+            duration_s=cell.duration_s, threads=self.threads,
             params_total=entry.get("params_total"), params_unique=entry.get("params_unique"),
             params_used=entry.get("params_used"), model_bytes=entry.get("model_bytes"),
             onnx_bytes=entry.get("onnx_bytes"),
@@ -97,7 +102,7 @@ class WorkerJob:
             raise ValueError(f"unknown worker job field(s): {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         kwargs = dict(data)
         if "cells" in data:  # absent: refused below like any other missing field
-            kwargs["cells"] = [CellShape(int(c["batch_size"]), float(c["duration_s"])) for c in data["cells"]]
+            kwargs["cells"] = [CellShape.from_dict(c) for c in data["cells"]]
         if isinstance(data.get("policy"), dict):
             kwargs["policy"] = TimingPolicy.from_dict(data["policy"])
         try:

@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.job import WorkerJob
+from bench.job import CellShape, WorkerJob
+from bench.plan import PlannedCell, RuntimeConfig
 from bench.supervisor import WorkerSupervisor
 from runners.canary import canary_change, is_drift
 from runners.harness import TimingPolicy
@@ -57,15 +58,11 @@ CANARY_REUSE_S = 0.5
 Record = dict[str, Any]  # a stored record as the run store reads it (cells.jsonl)
 Message = dict[str, Any]  # one JSON line of the worker protocol
 OnRecord = Callable[[Record], None]
-OnStart = Callable[[dict[str, Any]], None]
+OnStart = Callable[[CellShape], None]
 PARENT_COSTS = ("worker_start", "canary", "settle", "rounds", "finish")  # the parent's clock, per side
 
 
-def shape_key(cell: dict[str, Any]) -> tuple:
-    return (cell["batch_size"], float(cell["duration_s"]))
-
-
-def failed_record(job: WorkerJob, cell: dict[str, Any], status: str, message: str) -> Record:
+def failed_record(job: WorkerJob, cell: CellShape, status: str, message: str) -> Record:
     rec: CellRecord = job.base_record(cell)
     rec.status, rec.error = status, message
     return rec.to_dict()
@@ -134,7 +131,7 @@ class Side:
         self.log_path = log_dir / (re.sub(r"[^A-Za-z0-9._-]+", "_", job.name).strip("_") + ".log")
         self.sup: WorkerSupervisor | None = None
         self.unsupported: str | None = None
-        self.shapes = {shape_key(c.to_dict()) for c in job.cells}
+        self.shapes = set(job.cells)
         self.start_s = 0.0  # wall time of the last worker start, charged to the cell it was started for
         self.last_canary: tuple[WorkerSupervisor, float, Message] | None = None  # (worker, when, reading)
 
@@ -146,10 +143,10 @@ class Side:
     def pid(self) -> int | None:
         return self.sup.pid if self.sup is not None else None
 
-    def fail(self, cell: dict[str, Any], status: str, message: str) -> None:
+    def fail(self, cell: CellShape, status: str, message: str) -> None:
         self.on_record(failed_record(self.job, cell, status, message))
 
-    def ensure_worker(self, cell: dict[str, Any]) -> bool:
+    def ensure_worker(self, cell: CellShape) -> bool:
         """A live, loaded worker for ``cell``; False (and the cell's record written) when none."""
         if self.unsupported is not None:
             self.fail(cell, "unsupported", self.unsupported)
@@ -172,7 +169,7 @@ class Side:
             return False
         return True
 
-    def ask(self, command: dict[str, Any], expect: set[str], cell: dict[str, Any]) -> Message | None:
+    def ask(self, command: dict[str, Any], expect: set[str], cell: CellShape) -> Message | None:
         """Send a command and wait for its answer; on a crash or timeout the cell's failure record
         is written, the worker is gone (the next cell starts a new one) and None comes back."""
         assert self.sup is not None
@@ -180,7 +177,7 @@ class Side:
             return self._wait(expect, self.cell_timeout_s, cell, "")  # reads the end of stream
         return self._wait(expect, self.cell_timeout_s, cell, f"cell exceeded {self.cell_timeout_s:g}s")
 
-    def _wait(self, expect: set[str], timeout: float, cell: dict[str, Any], timeout_text: str) -> Message | None:
+    def _wait(self, expect: set[str], timeout: float, cell: CellShape, timeout_text: str) -> Message | None:
         assert self.sup is not None
         while True:
             message = self.sup.next_message(timeout)
@@ -196,7 +193,7 @@ class Side:
                 return None
             kind = message.get("type")
             if kind == "start":
-                self.on_start(message["cell"])
+                self.on_start(CellShape.from_dict(message["cell"]))
                 continue
             if kind in expect:
                 return message
@@ -224,11 +221,11 @@ class Comparison:
         self.sides, self.order, self.policy = sides, order, policy
         self.ticker = ticker  # one tick per round ordered in the whole run (shared by comparisons)
 
-    def shapes(self, sides: list[Side]) -> list[dict[str, Any]]:
+    def shapes(self, sides: list[Side]) -> list[CellShape]:
         """Every shape any of ``sides`` measures, smallest input first (allocator arenas then never
         hold more than the cell needs)."""
-        cells = {shape_key(cell): cell for cell in (c.to_dict() for s in sides for c in s.job.cells)}
-        return sorted(cells.values(), key=lambda c: (c["batch_size"] * c["duration_s"], c["duration_s"]))
+        cells = {shape for side in sides for shape in side.job.cells}
+        return sorted(cells, key=lambda c: (c.batch_size * c.duration_s, c.duration_s))
 
     def run(self) -> None:
         try:
@@ -241,7 +238,7 @@ class Comparison:
                         side.stop()
             else:
                 for cell in self.shapes(self.sides):
-                    self.measure_cell([s for s in self.sides if shape_key(cell) in s.shapes], cell)
+                    self.measure_cell([s for s in self.sides if cell in s.shapes], cell)
                 for side in self.sides:
                     side.stop()  # the worker closes its energy meter and exits
         finally:
@@ -259,7 +256,7 @@ class Comparison:
         self.ticker[0] += 1
         return self.ticker[0] - 1
 
-    def canary(self, side: Side, p: CellProgress, cell: dict[str, Any], tick: int, reuse: bool) -> Message | None:
+    def canary(self, side: Side, p: CellProgress, cell: CellShape, tick: int, reuse: bool) -> Message | None:
         """A canary reading of ``side`` with the others quiet; before a cell, the reading taken
         after the side's previous cell when it is fresh (:data:`CANARY_REUSE_S`, same worker)."""
         last = side.last_canary
@@ -283,7 +280,7 @@ class Comparison:
             return []
         return [(progress[id(reference[0])], progress[id(s)]) for s in live if s is not reference[0]]
 
-    def measure_cell(self, sides: list[Side], cell: dict[str, Any]) -> None:
+    def measure_cell(self, sides: list[Side], cell: CellShape) -> None:
         """Canary, rounds in order until the stopping rule says the cell is done, canary, records."""
         live = [s for s in sides if s.ensure_worker(cell)]
         progress: dict[int, CellProgress] = {}
@@ -312,7 +309,7 @@ class Comparison:
             if canary is None:
                 continue
             started = time.perf_counter()
-            reply = side.ask({"op": "finish", "cell": cell}, {"cell"}, cell)
+            reply = side.ask({"op": "finish", "cell": cell.to_dict()}, {"cell"}, cell)
             p.costs["finish"] += time.perf_counter() - started
             if reply is None:
                 continue
@@ -324,14 +321,14 @@ class Comparison:
                 add_paired_speedup(pytorch_record, record)
             side.on_record(record.to_dict())
 
-    def measure_round(self, side: Side, p: CellProgress, cell: dict[str, Any]) -> bool:
+    def measure_round(self, side: Side, p: CellProgress, cell: CellShape) -> bool:
         """One round of ``side`` with the others quiet; False when the side's cell ended (its
         record is then written: unsupported, out of memory, crashed)."""
         others = [o.pid for o in self.sides if o is not side and o.pid is not None]
         p.costs["settle"] += self.quiet_others(side)
         idle_before = [cpu_seconds(pid) for pid in others]
         started = time.perf_counter()
-        reply = side.ask({"op": "round", "cell": cell, "tick": self._tick()}, {"round", "cell"}, cell)
+        reply = side.ask({"op": "round", "cell": cell.to_dict(), "tick": self._tick()}, {"round", "cell"}, cell)
         p.costs["rounds"] += time.perf_counter() - started
         idle_after = [cpu_seconds(pid) for pid in others]
         p.idle_side_cpu_s += sum(b - a for a, b in zip(idle_before, idle_after) if a is not None and b is not None)
@@ -412,17 +409,13 @@ def add_paired_speedup(pytorch_record: CellRecord, record: CellRecord) -> None:
         record.speedup_paired, record.speedup_ci95_low, record.speedup_ci95_high = found
 
 
-GROUP_FIELDS = ("model", "runtime", "provider", "variant", "threads")  # one worker
-COMPARISON_FIELDS = ("model", "variant", "threads")  # the workers measured against each other
-
-
-def comparisons(cells: list[dict[str, Any]]) -> list[list[tuple[dict[str, Any], list[dict[str, Any]]]]]:
-    """The plan's cells as comparisons, each a list of (worker group, its cells), first-seen order."""
-    out: dict[tuple, dict[tuple, list[dict[str, Any]]]] = {}
+def comparisons(cells: list[PlannedCell]) -> list[list[tuple[RuntimeConfig, list[CellShape]]]]:
+    """The plan's cells as comparisons (every runtime of one model, variant and threads), each a
+    list of (worker, the shapes it measures), in first-seen order."""
+    out: dict[tuple, dict[RuntimeConfig, list[CellShape]]] = {}
     for cell in cells:
-        unit = out.setdefault(tuple(cell[f] for f in COMPARISON_FIELDS), {})
-        unit.setdefault(tuple(cell[f] for f in GROUP_FIELDS), []).append(cell)
-    return [[(dict(zip(GROUP_FIELDS, key)), group) for key, group in unit.items()] for unit in out.values()]
+        out.setdefault(cell.comparison, {}).setdefault(cell.config, []).append(cell.shape)
+    return [list(unit.items()) for unit in out.values()]
 
 
 def drifted(records: list[Record]) -> list[Record]:

@@ -14,6 +14,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+from bench.plan import PlannedCell
 from bench.profiles import Accelerators, DeviceProfile, profile_gaps
 from bench.schedule import ORDERS
 from energy import EnergyConfigError, parse_spec
@@ -94,7 +95,7 @@ class Settings:
         pairs += [(first_b, d) for d in self.durations if (first_b, d) not in pairs]
         return pairs
 
-    def plan(self) -> list[dict[str, Any]]:
+    def plan(self) -> list[PlannedCell]:
         """Every cell, grouped so that one worker measures one model × runtime configuration."""
         cells = []
         for model in self.models:
@@ -106,9 +107,9 @@ class Settings:
                 variants = [variant_name(v, o) for v in self.variants for o in opts]
                 for provider, variant, threads in product(providers, variants, self.threads):
                     for batch, duration in self.sweep():
-                        cells.append({"model": model, "runtime": runtime, "provider": provider,
-                                      "variant": variant, "threads": threads,
-                                      "batch_size": batch, "duration_s": float(duration)})
+                        cells.append(PlannedCell(model=model, runtime=runtime, provider=provider,
+                                                 variant=variant, threads=threads,
+                                                 batch_size=batch, duration_s=float(duration)))
         return cells
 
 

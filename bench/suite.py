@@ -12,11 +12,12 @@ import shlex
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from bench.job import CellShape, WorkerJob
+from bench.plan import RuntimeConfig
 from bench.profiles import board_mismatch
 from bench.schedule import Comparison, Side, comparisons, failed_record, remeasure_hint, remeasure_keys
 from bench.settings import Settings
@@ -33,6 +34,7 @@ from runners.runtimes import ONNX_RUNTIMES
 from runstore.folder import SCHEMA_VERSION, OpenedRun, RunFolder, open_run, portable_text
 from runstore.identity import fingerprint_hash, identity
 from runstore.records import DEFAULT_RUNTIMES, cell_key
+from runstore.run_record import RunRecord, RunSession
 
 
 @dataclass
@@ -92,18 +94,18 @@ def export_models(settings: Settings, log: Callable[[str], None]) -> dict[str, d
 
 
 def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
-             group: dict[str, Any], cells: list[dict[str, Any]], manifest: dict[str, Any]) -> WorkerJob:
-    base_variant, _ = parse_variant(group["variant"])
+             config: RuntimeConfig, shapes: list[CellShape], manifest: dict[str, Any]) -> WorkerJob:
+    base_variant, _ = parse_variant(config.variant)
     files = manifest.get("variant_files", {})
-    tensorrt = group["provider"] == "TensorrtExecutionProvider"  # builds its own engine from fp32
+    tensorrt = config.provider == "TensorrtExecutionProvider"  # builds its own engine from fp32
     return WorkerJob(
-        model=group["model"], runtime=group["runtime"], provider=group["provider"], variant=group["variant"],
-        threads=group["threads"], run_id=folder.run_id, device=settings.device, device_name=device_name,
-        host=host, cells=[CellShape(int(c["batch_size"]), float(c["duration_s"])) for c in cells],
+        model=config.model, runtime=config.runtime, provider=config.provider, variant=config.variant,
+        threads=config.threads, run_id=folder.run_id, device=settings.device, device_name=device_name,
+        host=host, cells=list(shapes),
         weights=manifest.get("weights", "random"), weights_source=settings.weights, tiny=settings.tiny,
         onnx_path=files.get("fp32") if tensorrt else files.get(base_variant),
         flops_onnx_path=files.get("fp32"), trt_cache=str(Path(settings.results_dir) / "trt_cache"),
-        artifact_dir=str(Path(settings.onnx_dir) / group["runtime"]) if group["runtime"] in ARTIFACT_CACHES else None,
+        artifact_dir=str(Path(settings.onnx_dir) / config.runtime) if config.runtime in ARTIFACT_CACHES else None,
         manifest_entry=manifest, policy=settings.policy(), energy=settings.energy,
         energy_preferred=list(settings.energy_preferred),
         fake_timing=settings.extra.get("fake_timing"),  # tests only (worker/fake_timing.py)
@@ -142,38 +144,21 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         again = remeasure_keys(folder.cells())
         done -= again
         log(f"REMEASURE=drift: {len(again)} cell(s) of drifted comparisons will be measured again")
-    base = {"run_id": folder.run_id, "device": settings.device}
-    todo = [c for c in plan if cell_key({**base, **c}) not in done]
+    todo = [c for c in plan if cell_key(c) not in done]
     if resumed:
         log(f"resuming {folder.path}: {len(plan) - len(todo)} of {len(plan)} cells already measured"
             + ("" if todo else " (nothing to do; FRESH=1 measures again)"))
-    run_info = folder.read_run() if resumed else {}
-    run_info.update({
-        "schema_version": SCHEMA_VERSION, "wavebench_version": wavebench_version(),
-        "run_id": folder.run_id, "device": settings.device, "device_name": device_name, "host": host,
-        "settings": settings.to_dict(), "settings_hash": settings.settings_hash(),
-        "profile_note": profile_note, "hardware_note": hardware_note, "environment": environment,
-        "status": "running",
-        "started": run_info.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": command or typed_command(sys.argv[1:]),
-        "throttle": {"before": _throttle_snapshot()},
-    })
-    # one run = one host, software and hardware; each session (a start or a resume) is kept
-    if resumed and run_info.get("sessions"):
-        run_info["environment"] = run_info["sessions"][0].get("environment")
-    run_info["fingerprint"] = fingerprint
-    run_info["fingerprints"] = {**(run_info.get("fingerprints") or {}), fingerprint: run_identity}
-    run_info["sessions"] = [*(run_info.get("sessions") or []), {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running",
-        "fingerprint": fingerprint, "command": run_info.get("command"), "environment": environment}]
-    folder.write_run(run_info)
+    folder.write_run(session_record(
+        folder.read_run() if resumed else RunRecord(), settings, run_id=folder.run_id, host=host,
+        device_name=device_name, environment=environment, run_identity=run_identity, fingerprint=fingerprint,
+        profile_note=profile_note, hardware_note=hardware_note, command=command or typed_command(sys.argv[1:])))
     gemm_rates: dict[str, float] = {}
     try:
         manifest = export_models(settings, log) if todo else {}
         return_freed_memory()  # the exported models are gone: give their memory back before the workers start
     except KeyboardInterrupt:
         log("interrupted during export: nothing was measured; run the same command again to resume")
-        folder.update_run(status="interrupted", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        folder.update_run(status="interrupted", finished=_now())
         _close_session(folder, "interrupted", gemm_rates, settings)
         folder.release()
         return RunOutcome(folder.path, "interrupted", {})
@@ -199,27 +184,26 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         ticker = [0]
         for sides_of in comparisons(todo):
             sides = []
-            for group, cells in sides_of:
-                entry = manifest.get(group["model"], {})
-                job = make_job(settings, folder, host, device_name, group, cells, entry)
-                job.gemm_peak, job.gemm_peak_reason = gemm_peak(settings, group, log)
+            for config, shapes in sides_of:
+                entry = manifest.get(config.model, {})
+                job = make_job(settings, folder, host, device_name, config, shapes, entry)
+                job.gemm_peak, job.gemm_peak_reason = gemm_peak(settings, config, log)
                 peak = (job.gemm_peak or {}).get("flops_per_s")
                 if peak:
-                    gemm_rates[f"{group['runtime']}|{group['threads']}"] = peak
+                    gemm_rates[f"{config.runtime}|{config.threads}"] = peak
                 job.reference_path, job.reference_error = reference(job, folder, references)
-                if group["runtime"] in ONNX_RUNTIMES and "error" in entry:
+                if config.runtime in ONNX_RUNTIMES and "error" in entry:
                     for shape in job.cells:
-                        on_record(failed_record(job, shape.to_dict(), "error", f"ONNX export failed: {entry['error']}"))
+                        on_record(failed_record(job, shape, "error", f"ONNX export failed: {entry['error']}"))
                     continue
                 variant_error = entry.get("variant_errors", {}).get(job.variant.split("+")[0])
-                if group["runtime"] == "onnxruntime" and variant_error:
+                if config.runtime == "onnxruntime" and variant_error:
                     for shape in job.cells:
-                        on_record(failed_record(job, shape.to_dict(), "unsupported",
-                                                f"variant not available: {variant_error}"))
+                        on_record(failed_record(job, shape, "unsupported", f"variant not available: {variant_error}"))
                     continue
 
-                def on_start(cell: dict[str, Any], g=group) -> None:
-                    bar.set_description(f"{g['model']} {g['runtime']} b{cell['batch_size']} {cell['duration_s']:g}s")
+                def on_start(shape: CellShape, c: RuntimeConfig = config) -> None:
+                    bar.set_description(f"{c.model} {c.runtime} b{shape.batch_size} {shape.duration_s:g}s")
 
                 sides.append(Side(job, folder.path / "logs", settings.cell_timeout_s, on_record, on_start))
             Comparison(sides, settings.order, settings.policy(), ticker).run()
@@ -231,10 +215,8 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         counts: dict[str, int] = {}
         for record in folder.cells():
             counts[record.get("status", "?")] = counts.get(record.get("status", "?"), 0) + 1
-        throttle = folder.read_run().get("throttle", {})
-        throttle["after"] = _throttle_snapshot()
-        folder.update_run(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), counts=counts,
-                          throttle=throttle)
+        throttle = {**(folder.read_run().throttle or {}), "after": _throttle_snapshot()}
+        folder.update_run(status=status, finished=_now(), counts=counts, throttle=throttle)
         _close_session(folder, status, gemm_rates, settings)
         outcome.status, outcome.counts = status, counts
         hint = remeasure_hint(folder.cells(), DRIFT_THRESHOLD)
@@ -246,18 +228,40 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
     return outcome
 
 
+def session_record(previous: RunRecord, settings: Settings, *, run_id: str, host: str, device_name: str,
+                   environment: dict[str, Any], run_identity: dict[str, Any], fingerprint: str,
+                   profile_note: str | None, hardware_note: str | None, command: str) -> RunRecord:
+    """run.json as a session starts: a new run's record, or the resumed run's (``previous``) with
+    this session added.  One run = one host, software and hardware: a resumed run keeps its first
+    session's environment and start time, and every session (a start or a resume) is kept."""
+    now = _now()
+    sessions = previous.sessions or []
+    return replace(
+        previous, schema_version=SCHEMA_VERSION, wavebench_version=wavebench_version(), run_id=run_id,
+        device=settings.device, device_name=device_name, host=host, settings=settings.to_dict(),
+        settings_hash=settings.settings_hash(), profile_note=profile_note, hardware_note=hardware_note,
+        environment=sessions[0].environment if sessions else environment, status="running",
+        started=previous.started or now, command=command, throttle={"before": _throttle_snapshot()},
+        fingerprint=fingerprint, fingerprints={**(previous.fingerprints or {}), fingerprint: run_identity},
+        sessions=[*sessions, RunSession(started=now, status="running", fingerprint=fingerprint, command=command,
+                                        environment=environment)])
+
+
 def _close_session(folder: RunFolder, status: str, gemm_rates: dict[str, float], settings: Settings) -> None:
     """End this session's entry in run.json: status, time and the GEMM rates it measured with
     (the attainable rate per ``runtime|threads``; part of the hardware fingerprint, but not of
     its hash, because it is a measurement)."""
-    run = folder.read_run()
-    sessions = run.get("sessions") or [{}]
-    sessions[-1].update(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        gemm_flops_per_s=dict(gemm_rates))
+    sessions = folder.read_run().sessions or [RunSession()]
+    session = sessions[-1]
+    session.status, session.finished, session.gemm_flops_per_s = status, _now(), dict(gemm_rates)
     if not gemm_rates:
-        sessions[-1]["gemm_reason"] = ("not measured (NO_PEAK=1)" if not settings.measure_peak
-                                       else "no CPU cell measured in this session")
+        session.gemm_reason = ("not measured (NO_PEAK=1)" if not settings.measure_peak
+                               else "no CPU cell measured in this session")
     folder.update_run(sessions=sessions)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def typed_command(args: list[str]) -> str:
@@ -309,23 +313,24 @@ PEAK_RECORD = ("flops_per_s", "measured_at", "load_average", "others_cpu_share",
                "cached", "remeasured_because")
 
 
-def gemm_peak(settings: Settings, group: dict[str, Any], log: Callable[[str], None]) -> tuple[dict[str, Any] | None, str | None]:
-    """The attainable dense-matmul FLOP/s for this group's runtime and threads, with when and
+def gemm_peak(settings: Settings, config: RuntimeConfig,
+              log: Callable[[str], None]) -> tuple[dict[str, Any] | None, str | None]:
+    """The attainable dense-matmul FLOP/s for this worker's runtime and threads, with when and
     under what load it was measured, or why there is none: ``(gemm_peak, gemm_peak_reason)``."""
-    if group["runtime"] not in DEFAULT_RUNTIMES:
-        return None, f"no GEMM peak for {group['runtime']} (measured with PyTorch's and ONNX Runtime's GEMM only)"
-    if group["provider"] not in ("cpu", "CPUExecutionProvider") or not settings.measure_peak:
+    if config.runtime not in DEFAULT_RUNTIMES:
+        return None, f"no GEMM peak for {config.runtime} (measured with PyTorch's and ONNX Runtime's GEMM only)"
+    if config.provider not in ("cpu", "CPUExecutionProvider") or not settings.measure_peak:
         return None, None  # GPU peaks: PyTorch only and not for ORT; kept to the CPU here
     try:
-        entry = gemm_peak_entry(int(group["threads"] or 1), "float32", group["runtime"],
+        entry = gemm_peak_entry(int(config.threads or 1), "float32", config.runtime,
                                 cache_path=Path(settings.results_dir) / "gemm_peak.json")
     except Exception as exc:
         log(f"GEMM peak not measured: {exc}")
         return None, f"GEMM peak not measured: {type(exc).__name__}: {exc}"
     if entry.get("remeasured_because"):
-        log(f"GEMM peak ({group['runtime']}, {group['threads']} threads) measured again: {entry['remeasured_because']}")
+        log(f"GEMM peak ({config.runtime}, {config.threads} threads) measured again: {entry['remeasured_because']}")
     if entry.get("under_load"):
-        log(f"GEMM peak ({group['runtime']}, {group['threads']} threads) measured under load "
+        log(f"GEMM peak ({config.runtime}, {config.threads} threads) measured under load "
             f"(load average {entry.get('load_average')}): utilisation figures are overstated")
     return {k: entry.get(k) for k in PEAK_RECORD}, None
 

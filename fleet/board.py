@@ -184,7 +184,7 @@ class BoardDriver:
         local = fetch_run(self.remote, status.run_dir, self.options.results, self.board)
         self.outcome.local_run = local
         try:
-            self.outcome.counts = read_run(local).get("counts") or {}
+            self.outcome.counts = read_run(local).counts or {}
         except (OSError, ValueError):
             self.outcome.counts = {}
         self.outcome.state = "finished"

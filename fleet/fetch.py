@@ -100,7 +100,7 @@ def fetch_run(remote: Remote, run_dir: str, results: Path, board: Board) -> Path
 def same_board(old: Path, new: Path) -> bool:
     def host(p: Path) -> object:
         try:
-            return read_run(p).get("host")
+            return read_run(p).host
         except (OSError, ValueError):
             return None
     return host(old) == host(new)

@@ -38,7 +38,7 @@ from report.tables import (
     write_summary_csv,
 )
 from runstore.folder import read_records as load_cells  # noqa: F401  (public name)
-from runstore.folder import read_run as load_run  # noqa: F401  (public name)
+from runstore.folder import read_run_dict as load_run  # noqa: F401  (public name)
 from runstore.identity import hardware_label, software_label
 from runstore.lock import Holder, holder_of
 from runstore.records import CellRecord

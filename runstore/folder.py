@@ -25,6 +25,7 @@ from typing import Any
 from runstore.identity import differences
 from runstore.lock import Holder, RunInProgress, RunLock, live_runs, opening
 from runstore.records import CellRecord, cell_key
+from runstore.run_record import RUN_FIELDS, RunRecord
 
 SCHEMA_VERSION = 1
 RUN_FILE, CELLS_FILE = "run.json", "cells.jsonl"
@@ -269,17 +270,25 @@ def read_cells(run_dir: str | Path) -> list[dict]:
     return [cell.to_dict() for cell in read_records(run_dir)]
 
 
-def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """``run.json`` as a dict; an empty dict when it is missing (cells alone can be reported).
+def read_run(run_dir: str | Path) -> RunRecord:
+    """``run.json`` as a typed :class:`RunRecord`, whichever version wrote it (fields it lacks are
+    ``None``, keys this version does not know are in ``extra``); an empty record when the file is
+    missing (cells alone can be reported).
 
     Raises ``ValueError`` when it is not a JSON object."""
     path = Path(run_dir) / RUN_FILE
     if not path.exists():
-        return {}
+        return RunRecord.from_dict({})
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
+    return RunRecord.from_dict(data)
+
+
+def read_run_dict(run_dir: str | Path) -> dict[str, Any]:
+    """:func:`read_run` as the plain object of the file, for readers that tabulate it by key (the
+    report's settings and environment tables); an empty dict when the file is missing."""
+    return read_run(run_dir).to_dict()
 
 
 class RunFolder:
@@ -301,20 +310,25 @@ class RunFolder:
     def run_id(self) -> str:
         return self.path.name
 
-    def read_run(self) -> dict[str, Any]:
+    def read_run(self) -> RunRecord:
         return read_run(self.path)
 
-    def write_run(self, data: dict[str, Any]) -> None:
+    def write_run(self, record: RunRecord) -> None:
         """Write run.json atomically, with no absolute path of this machine in it."""
         tmp = self.path / (RUN_FILE + ".tmp")
+        data = record.to_dict()
         tmp.write_text(json.dumps(portable(json.loads(json.dumps(data, default=str))), indent=2))
         tmp.replace(self.path / RUN_FILE)
 
-    def update_run(self, **changes: Any) -> dict[str, Any]:
-        data = self.read_run()
-        data.update(changes)
-        self.write_run(data)
-        return data
+    def update_run(self, **changes: Any) -> RunRecord:
+        """Set fields of the stored run record (``TypeError`` for a name that is not one)."""
+        record = self.read_run()
+        for name, value in changes.items():
+            if name not in RUN_FIELDS:
+                raise TypeError(f"run.json has no field {name!r}; add it to runstore.run_record.RunRecord")
+            setattr(record, name, value)
+        self.write_run(record)
+        return record
 
     def end_partial_line(self) -> str | None:
         """Keep ``cells.jsonl`` one JSON object per line for every other reader (pandas, jq).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Protocol
 
 STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "interrupted")
 # every runtime a record may name; the first two are the default comparison (make bench), the
@@ -174,8 +174,23 @@ CELL_FIELDS = ("model", "runtime", "batch_size", "duration_s")  # what makes a r
 CELL_KEY_FIELDS = ("model", "runtime", "provider", "variant", "batch_size", "duration_s", "threads")
 
 
-def cell_key(record: dict[str, Any] | CellRecord) -> tuple:
+class KeyedCell(Protocol):
+    """Anything with a cell's identity as attributes: a :class:`CellRecord`, or a cell of the
+    plan (``bench.plan.PlannedCell``), so that resume compares plan and records field by field."""
+
+    model: str
+    runtime: str
+    provider: str
+    variant: str
+    batch_size: int
+    duration_s: float
+
+    @property
+    def threads(self) -> int | None: ...
+
+
+def cell_key(record: dict[str, Any] | KeyedCell) -> tuple:
     """The identity of a cell inside a run: used to resume and to match across runs."""
-    if isinstance(record, CellRecord):  # its fields, not a deep copy of every sample (to_dict)
-        return tuple(getattr(record, k) for k in CELL_KEY_FIELDS)
-    return tuple(record.get(k) for k in CELL_KEY_FIELDS)
+    if isinstance(record, dict):
+        return tuple(record.get(k) for k in CELL_KEY_FIELDS)
+    return tuple(getattr(record, k) for k in CELL_KEY_FIELDS)  # fields, not a deep copy (to_dict)

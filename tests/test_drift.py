@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+from bench.job import CellShape
 from bench.profiles import load_profile
 from bench.schedule import (
     comparisons,
@@ -185,9 +186,9 @@ def test_comparisons_pair_the_runtimes_of_a_model():
     units = comparisons(plan)
     assert len(units) == 4  # 2 models × 2 thread counts
     first = units[0]
-    assert [g["runtime"] for g, _ in first] == ["pytorch", "onnxruntime"]
-    assert {(g["model"], g["threads"]) for g, _ in first} == {("logmel", 1)}
-    assert all(len(cells) == 2 for _, cells in first)
+    assert [g.runtime for g, _ in first] == ["pytorch", "onnxruntime"]
+    assert {(g.model, g.threads) for g, _ in first} == {("logmel", 1)}
+    assert all(shapes == [CellShape(1, 1.0), CellShape(1, 2.0)] for _, shapes in first)
 
 
 def test_remeasure_keys_take_the_drifted_cell_and_its_partner():

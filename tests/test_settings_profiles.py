@@ -36,12 +36,12 @@ def test_default_sweep_is_two_lines_through_the_grid():
 
 def test_plan_groups_cells_by_model_and_runtime():
     s = settings(models="tera,apc", batch_sizes="1,2", durations="1")
-    keys = [(c["model"], c["runtime"], c["batch_size"]) for c in s.plan()]
+    keys = [(c.model, c.runtime, c.batch_size) for c in s.plan()]
     assert keys == [("tera", "pytorch", 1), ("tera", "pytorch", 2), ("tera", "onnxruntime", 1),
                     ("tera", "onnxruntime", 2), ("apc", "pytorch", 1), ("apc", "pytorch", 2),
                     ("apc", "onnxruntime", 1), ("apc", "onnxruntime", 2)]
-    assert {c["provider"] for c in s.plan() if c["runtime"] == "onnxruntime"} == {"CPUExecutionProvider"}
-    assert {c["provider"] for c in s.plan() if c["runtime"] == "pytorch"} == {"cpu"}
+    assert {c.provider for c in s.plan() if c.runtime == "onnxruntime"} == {"CPUExecutionProvider"}
+    assert {c.provider for c in s.plan() if c.runtime == "pytorch"} == {"cpu"}
 
 
 def test_quick_and_thread_sweep():
@@ -100,7 +100,7 @@ def test_gpu_profiles_on_a_machine_with_their_hardware():
     s = settings("jetson", **gpu_box(ALL))
     assert s.providers == ("CUDAExecutionProvider", "TensorrtExecutionProvider")
     assert s.pytorch_device == "cuda"
-    assert {c["provider"] for c in s.plan() if c["runtime"] == "pytorch"} == {"cuda"}
+    assert {c.provider for c in s.plan() if c.runtime == "pytorch"} == {"cuda"}
     # the GPU profile's TensorRT provider is optional: only when this onnxruntime has it
     assert settings("gpu", **gpu_box(["CUDAExecutionProvider", "CPUExecutionProvider"])).providers == \
         ("CUDAExecutionProvider",)

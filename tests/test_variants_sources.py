@@ -38,7 +38,7 @@ def test_plan_crosses_variants_with_ort_levels_for_onnxruntime_only(tmp_path):
     s = settings(tmp_path, variants="fp32,int8", ort_opts="basic,all")
     by_runtime = {}
     for c in s.plan():
-        by_runtime.setdefault(c["runtime"], []).append(c["variant"])
+        by_runtime.setdefault(c.runtime, []).append(c.variant)
     assert by_runtime["pytorch"] == ["fp32", "int8"]
     assert by_runtime["onnxruntime"] == ["fp32+opt=basic", "fp32", "int8+opt=basic", "int8"]
     with pytest.raises(SettingsError, match="unknown variant 'fp8'"):

@@ -2,10 +2,12 @@
 sends a wrong or incomplete job must be told which key, not see a crashed cell."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from bench.job import CellShape, WorkerJob
+from bench.plan import RuntimeConfig
 from bench.profiles import load_profile
 from bench.settings import build_settings
 from bench.suite import make_job
@@ -56,16 +58,15 @@ def test_suite_builds_the_job_from_settings_and_the_export_manifest(tmp_path):
                               variants="fp32,int8")
     folder = RunFolder(tmp_path / "results" / "cpu" / "r1")
     manifest = {"weights": "random", "variant_files": {"fp32": "onnx/logmel.onnx", "int8": "onnx/logmel.int8.onnx"}}
-    group = {"model": "logmel", "runtime": "onnxruntime", "provider": "CPUExecutionProvider",
-             "variant": "int8", "threads": 2}
-    cells = [{"batch_size": 1, "duration_s": 1.0, "model": "logmel"}, {"batch_size": 4, "duration_s": 1.0}]
-    job = make_job(settings, folder, "vm", "AMD EPYC", group, cells, manifest)
+    config = RuntimeConfig("logmel", "onnxruntime", "CPUExecutionProvider", "int8", 2)
+    shapes = [CellShape(1, 1.0), CellShape(4, 1.0)]
+    job = make_job(settings, folder, "vm", "AMD EPYC", config, shapes, manifest)
     assert (job.model, job.runtime, job.variant, job.threads) == ("logmel", "onnxruntime", "int8", 2)
     assert job.onnx_path == "onnx/logmel.int8.onnx"  # the variant's graph is what this worker loads
     assert job.flops_onnx_path == "onnx/logmel.onnx"  # MACs are counted on the fp32 graph
     assert job.cells == [CellShape(1, 1.0), CellShape(4, 1.0)]
     assert job.run_id == folder.run_id and job.energy == "none"
-    trt = make_job(settings, folder, "vm", "AMD EPYC", {**group, "provider": "TensorrtExecutionProvider"},
-                   cells, manifest)
+    trt = make_job(settings, folder, "vm", "AMD EPYC", replace(config, provider="TensorrtExecutionProvider"),
+                   shapes, manifest)
     assert trt.onnx_path == "onnx/logmel.onnx"  # TensorRT builds its own engine from the fp32 graph
     assert WorkerJob.from_dict(json.loads(json.dumps(job.to_dict()))) == job

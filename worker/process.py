@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from bench.job import WorkerJob
+from bench.job import CellShape, WorkerJob
+from energy import FIELDS as ENERGY_FIELDS
 from energy import open_meter_or_reason
 from export.variants import parse_variant
 from flops import macs_for
@@ -51,7 +52,7 @@ class CellMeasurement:
     """One cell measured in rounds: the parent decides when this runtime measures (its order)
     and when the cell is done; the worker keeps the samples and writes the record at the end."""
 
-    def __init__(self, job: WorkerJob, cell: dict[str, Any], runtime: Runtime, tracker: PeakRSSTracker,
+    def __init__(self, job: WorkerJob, cell: CellShape, runtime: Runtime, tracker: PeakRSSTracker,
                  policy: TimingPolicy, clock: Callable[[], int] = time.perf_counter_ns,
                  wrap: Callable[[Callable[[], Any]], Callable[[], Any]] = lambda c: c) -> None:
         self.job, self.cell, self.runtime, self.tracker, self.policy = job, cell, runtime, tracker, policy
@@ -169,14 +170,18 @@ class CellMeasurement:
             fields = meter.measure(self.call, audio_s_per_call=audio_s,
                                    min_window_s=self.job.energy_window_s,
                                    idle_power_w=idle_w, sync=runtime.sync)
-            for key, value in fields.items():
-                if hasattr(rec, key):
-                    setattr(rec, key, value)
-                else:
-                    rec.extra[key] = value
+            add_energy(rec, fields)
         else:
             rec.energy_reason = energy_reason
         return rec
+
+
+def add_energy(rec: CellRecord, fields: dict[str, Any]) -> None:
+    """The meter's fields onto the record: its declared energy fields (``energy.FIELDS``, each a
+    ``CellRecord`` field) as they are, anything else it reports (per-domain detail) into ``extra``."""
+    for name in ENERGY_FIELDS:
+        setattr(rec, name, fields.get(name))
+    rec.extra.update({k: v for k, v in fields.items() if k not in ENERGY_FIELDS})
 
 
 class CellEnded(Exception):
@@ -250,7 +255,7 @@ def serve(job: WorkerJob, commands: Iterable[str], emit: Callable[[dict[str, Any
     if meter is not None and meter.available:
         idle_w = meter.measure_idle(job.idle_s)
     emit({"type": "loaded", "load_time_s": runtime.load_time_s})
-    cells: dict[tuple, CellMeasurement] = {}
+    cells: dict[CellShape, CellMeasurement] = {}
     for line in commands:
         if not line.strip():
             continue
@@ -264,29 +269,28 @@ def serve(job: WorkerJob, commands: Iterable[str], emit: Callable[[dict[str, Any
             seconds = fake.canary() if fake else read_canary(canary) if canary else None
             emit({"type": "canary", "seconds": seconds, "error": canary_error})
             continue
-        cell = {"batch_size": command["cell"]["batch_size"], "duration_s": command["cell"]["duration_s"]}
-        key = (cell["batch_size"], cell["duration_s"])
+        cell = CellShape.from_dict(command["cell"])  # parsed once, where the command arrives
         try:
             if op == "round":
-                if key not in cells:
-                    emit({"type": "start", "cell": cell})
-                    cells[key] = CellMeasurement(job, cell, runtime, tracker, policy, clock, wrap)
-                    ended = cells[key].begin()
+                if cell not in cells:
+                    emit({"type": "start", "cell": cell.to_dict()})
+                    cells[cell] = CellMeasurement(job, cell, runtime, tracker, policy, clock, wrap)
+                    ended = cells[cell].begin()
                     if ended is not None:
                         raise CellEnded(ended)
-                measuring = cells[key]
+                measuring = cells[cell]
                 got = measuring.round(int(command.get("tick", 0)))
                 assert measuring.warm is not None and measuring.budget is not None
                 emit({"type": "round", "samples": got, "measured_s": sum(got) * measuring.warm.calls_per_sample,
                       "sample_s": measuring.budget.sample_s})
             elif op == "finish":
-                rec = cells.pop(key).finish(meter, energy_reason, idle_w, fidelity)
+                rec = cells.pop(cell).finish(meter, energy_reason, idle_w, fidelity)
                 emit({"type": "cell", "record": rec.to_dict()})
         except CellEnded as ended:
-            cells.pop(key, None)
+            cells.pop(cell, None)
             emit({"type": "cell", "record": ended.record.to_dict()})
         except Exception as exc:
-            cells.pop(key, None)
+            cells.pop(cell, None)
             rec = job.base_record(cell)
             rec.status, rec.error = "error", f"{type(exc).__name__}: {exc}"
             emit({"type": "cell", "record": rec.to_dict()})
