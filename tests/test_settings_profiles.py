@@ -1,13 +1,16 @@
 """Settings, the sweep plan, validation of bad input, and device profiles (incl. absent hardware)."""
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
+from bench.job import CellShape
+from bench.plan import PlannedCell, RuntimeConfig
 from bench.profiles import Accelerators, ProfileError, board_mismatch, load_profile, profile_names, resolve_profile
 from bench.settings import SettingsError, build_settings
 from energy.fakes import FakeRunner
 from runners.harness import time_callable
+from runstore.records import CellRecord, cell_key
 
 CPU_ONLY = ["CPUExecutionProvider"]
 ALL = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider", "OpenVINOExecutionProvider"]
@@ -197,3 +200,23 @@ def test_profile_energy_preferences_are_known_sensor_families(name):
     from energy import parse_spec
 
     assert parse_spec(",".join(load_profile(name).energy))
+
+
+def test_plan_cells_are_typed_frozen_and_in_order():
+    plan = settings(models="logmel,apc", batch_sizes="1,2", durations="1,4", threads="2").plan()
+    assert all(isinstance(c, PlannedCell) for c in plan)
+    assert plan[0] == PlannedCell(model="logmel", runtime="pytorch", provider="cpu", variant="fp32", threads=2,
+                                  batch_size=1, duration_s=1.0)
+    # model, then runtime, then the sweep (every batch at the first duration, then the durations)
+    assert [(c.model, c.runtime, c.batch_size, c.duration_s) for c in plan[:6]] == [
+        ("logmel", "pytorch", 1, 1.0), ("logmel", "pytorch", 2, 1.0), ("logmel", "pytorch", 1, 4.0),
+        ("logmel", "onnxruntime", 1, 1.0), ("logmel", "onnxruntime", 2, 1.0), ("logmel", "onnxruntime", 1, 4.0)]
+    assert plan[3].provider == "CPUExecutionProvider" and plan[-1].model == "apc"
+    assert plan[1].shape == CellShape(2, 1.0)
+    assert plan[1].config == RuntimeConfig("logmel", "pytorch", "cpu", "fp32", 2)
+    with pytest.raises(FrozenInstanceError):
+        plan[0].threads = 4  # type: ignore[misc]
+    # resume matches a planned cell and its stored record by the same key
+    stored = {"run_id": "r", "model": "logmel", "runtime": "pytorch", "provider": "cpu", "variant": "fp32",
+              "threads": 2, "batch_size": 1, "duration_s": 1.0, "status": "ok"}
+    assert cell_key(plan[0]) == cell_key(stored) == cell_key(CellRecord.from_dict(stored))

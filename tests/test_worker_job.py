@@ -2,7 +2,7 @@
 sends a wrong or incomplete job must be told which key, not see a crashed cell."""
 
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 
@@ -11,8 +11,11 @@ from bench.plan import RuntimeConfig
 from bench.profiles import load_profile
 from bench.settings import build_settings
 from bench.suite import make_job
+from energy import FIELDS as ENERGY_FIELDS
 from runners.harness import TimingPolicy
 from runstore.folder import RunFolder
+from runstore.records import CellRecord
+from worker.process import add_energy
 
 
 def a_job(**changes) -> WorkerJob:
@@ -70,3 +73,18 @@ def test_suite_builds_the_job_from_settings_and_the_export_manifest(tmp_path):
                    shapes, manifest)
     assert trt.onnx_path == "onnx/logmel.onnx"  # TensorRT builds its own engine from the fp32 graph
     assert WorkerJob.from_dict(json.loads(json.dumps(job.to_dict()))) == job
+
+
+def test_energy_fields_are_declared_record_fields_and_the_rest_goes_to_extra():
+    assert set(ENERGY_FIELDS) <= {f.name for f in fields(CellRecord)}
+    rec = a_job().base_record(CellShape(1, 1.0))
+    measured = {name: None for name in ENERGY_FIELDS}
+    measured.update(energy_j=0.5, energy_source="rapl", energy_domains={"package-0": {"calls": 3}})
+    add_energy(rec, measured)
+    assert (rec.energy_j, rec.energy_source, rec.energy_reason) == (0.5, "rapl", None)
+    assert rec.extra == {"energy_domains": {"package-0": {"calls": 3}}}
+
+
+def test_the_worker_parses_a_command_cell_once_into_a_shape():
+    assert CellShape.from_dict({"batch_size": "2", "duration_s": 4}) == CellShape(2, 4.0)
+    assert a_job().base_record(CellShape(2, 4.0)).duration_s == 4.0
