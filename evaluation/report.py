@@ -16,6 +16,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from evaluation.records import EvalRecord
 from runstore.folder import portable, portable_text
 
 SUMMARY_FIELDS = ("model", "runtime", "weights", "status", "eval_dataset", "eval_metric", "accuracy",
@@ -40,35 +41,36 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
-def _label(rec: dict[str, Any]) -> str:
-    return f"{rec['model']} ({rec['runtime']})"
-
-
-def cost_axes(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+def cost_axes(records: list[EvalRecord]) -> list[tuple[str, str, str]]:
     """(plot file stem, record field, axis label) for every cost that has values."""
     axes = [("pareto_latency", "real_clip_latency_median_s", "median latency per clip on the data (s)")]
-    if any(r.get("energy_per_audio_s_j") is not None for r in records):
+    if any(r.energy_per_audio_s_j is not None for r in records):
         axes.append(("pareto_energy", "energy_per_audio_s_j", "energy per audio second (J)"))
-    elif any(r.get("bench_energy_per_audio_s_j") is not None for r in records):
+    elif any(r.bench_energy_per_audio_s_j is not None for r in records):
         axes.append(("pareto_energy", "bench_energy_per_audio_s_j", "energy per audio second, bench cells (J)"))
-    if any(r.get("bench_macs_per_audio_s") for r in records):
+    if any(r.bench_macs_per_audio_s for r in records):
         axes.append(("pareto_macs", "bench_macs_per_audio_s", "MACs per audio second (bench cells)"))
-    elif any(r.get("macs_per_audio_s") for r in records):
+    elif any(r.macs_per_audio_s for r in records):
         axes.append(("pareto_macs", "macs_per_audio_s", "MACs per audio second (analytic, on the data)"))
     axes.append(("pareto_params", "params_total", "parameters"))
     return axes
 
 
-def fronts(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def _points(records: list[EvalRecord], key: str) -> list[EvalRecord]:
+    """The ok records with an accuracy and a value of the cost ``key``."""
+    return [r for r in records if r.ok and r.accuracy is not None and r.value(key) is not None]
+
+
+def fronts(records: list[EvalRecord]) -> dict[str, list[EvalRecord]]:
     out = {}
     for stem, key, _ in cost_axes(records):
-        pts = [r for r in records if r.get("status") == "ok" and r.get("accuracy") is not None and r.get(key) is not None]
-        idx = pareto_front([(float(r[key]), float(r["accuracy"])) for r in pts])
+        pts = _points(records, key)
+        idx = pareto_front([(float(r.value(key)), float(r.accuracy or 0.0)) for r in pts])
         out[key] = [pts[i] for i in idx]
     return out
 
 
-def plot_pareto(records: list[dict[str, Any]], key: str, xlabel: str, path: Path, dpi: int = 110) -> Path | None:
+def plot_pareto(records: list[EvalRecord], key: str, xlabel: str, path: Path, dpi: int = 110) -> Path | None:
     # deferred: matplotlib is heavy and optional: a board without it still gets its tables
     import matplotlib
 
@@ -76,25 +78,25 @@ def plot_pareto(records: list[dict[str, Any]], key: str, xlabel: str, path: Path
     # deferred: matplotlib is heavy and optional: a board without it still gets its tables
     import matplotlib.pyplot as plt
 
-    pts = [r for r in records if r.get("status") == "ok" and r.get("accuracy") is not None and r.get(key) is not None]
+    pts = _points(records, key)
     if len(pts) < 2:
         return None
-    xs = [max(float(r[key]), 1e-12) for r in pts]
-    ys = [float(r["accuracy"]) for r in pts]
+    xs = [max(float(r.value(key)), 1e-12) for r in pts]
+    ys = [float(r.accuracy or 0.0) for r in pts]
     front = pareto_front(list(zip(xs, ys)))
     fig, ax = plt.subplots(figsize=(7, 4.6))
     markers = {"pytorch": "o", "onnxruntime": "s"}
     rank = {i: k for k, i in enumerate(sorted(range(len(pts)), key=lambda i: (round(ys[i], 2), xs[i])))}
     for i, r in enumerate(pts):
         on = i in front
-        ax.scatter(xs[i], ys[i], marker=markers.get(r["runtime"], "^"), s=70 if on else 40,
+        ax.scatter(xs[i], ys[i], marker=markers.get(r.runtime, "^"), s=70 if on else 40,
                    facecolors="tab:red" if on else "none", edgecolors="tab:red" if on else "tab:blue", zorder=3)
         dy = (-12, 5, 14)[rank[i] % 3]  # stagger labels of neighbouring points
-        ax.annotate(_label(r).replace("onnxruntime", "ORT").replace("pytorch", "PT"), (xs[i], ys[i]),
+        ax.annotate(r.label.replace("onnxruntime", "ORT").replace("pytorch", "PT"), (xs[i], ys[i]),
                     textcoords="offset points", xytext=(4, dy), fontsize=6.5)
     fx, fy = [xs[i] for i in front], [ys[i] for i in front]
     ax.step(fx, fy, where="post", color="tab:red", lw=1.2, label="Pareto front")
-    chance = [r.get("chance_accuracy") for r in pts if r.get("chance_accuracy") is not None]
+    chance = [r.chance_accuracy for r in pts if r.chance_accuracy is not None]
     if chance:
         ax.axhline(max(chance), color="grey", ls=":", lw=1, label="chance (majority class)")
     if max(xs) / min(xs) > 20:
@@ -111,7 +113,7 @@ def plot_pareto(records: list[dict[str, Any]], key: str, xlabel: str, path: Path
     return path
 
 
-def plot_layers(records: list[dict[str, Any]], path: Path, dpi: int = 110) -> Path | None:
+def plot_layers(records: list[EvalRecord], path: Path, dpi: int = 110) -> Path | None:
     # deferred: matplotlib is heavy and optional: a board without it still gets its tables
     import matplotlib
 
@@ -119,13 +121,13 @@ def plot_layers(records: list[dict[str, Any]], path: Path, dpi: int = 110) -> Pa
     # deferred: matplotlib is heavy and optional: a board without it still gets its tables
     import matplotlib.pyplot as plt
 
-    ok = [r for r in records if r.get("status") == "ok" and r.get("accuracy_per_layer")]
+    ok = [r for r in records if r.ok and r.accuracy_per_layer]
     if not ok:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for r in ok:
-        ls = "-" if r["runtime"] == "pytorch" else "--"
-        ax.plot(range(len(r["accuracy_per_layer"])), r["accuracy_per_layer"], ls, marker=".", label=_label(r))
+        ls = "-" if r.runtime == "pytorch" else "--"
+        ax.plot(range(len(r.accuracy_per_layer)), r.accuracy_per_layer, ls, marker=".", label=r.label)
     ax.set_xlabel("layer (0 = first output)")
     ax.set_ylabel("probe accuracy")
     ax.grid(alpha=0.3)
@@ -142,11 +144,11 @@ def plot_layers(records: list[dict[str, Any]], path: Path, dpi: int = 110) -> Pa
 NO_WEIGHTS = "none"  # models.weights.NO_WEIGHTS_LABEL (not imported: that module loads torch)
 
 
-def weights_label(rec: dict[str, Any]) -> str:
+def weights_label(rec: EvalRecord) -> str:
     """The record's weights label; ``none`` for a model without parameters, also in records written
     before that label existed (they said ``random`` for log-mel, which has nothing to randomise)."""
-    label = str(rec.get("weights") or "")
-    if label == "random" and rec.get("params_total") == 0:
+    label = rec.weights or ""
+    if label == "random" and rec.params_total == 0:
         return NO_WEIGHTS
     return label
 
@@ -161,23 +163,23 @@ def _names(models: list[str]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
-def models_by_weights(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+def models_by_weights(records: list[EvalRecord]) -> dict[str, dict[str, str]]:
     """``{kind: {model: label}}`` over the records (kinds ``none``, ``random``, ``trained``), models in
     record order: what the report's sentences about weights say, from the records of its table."""
     out: dict[str, dict[str, str]] = {NO_WEIGHTS: {}, "random": {}, "trained": {}}
     for rec in records:
         label = weights_label(rec)
-        out[_weights_kind(label)].setdefault(str(rec["model"]), label)
+        out[_weights_kind(label)].setdefault(rec.model, label)
     return out
 
 
-def weights_sentences(records: list[dict[str, Any]]) -> tuple[str, list[str]]:
+def weights_sentences(records: list[EvalRecord]) -> tuple[str, list[str]]:
     """The 'Weights: ...' summary and, when any model ran with random weights, the caution paragraph
     naming exactly those models and the ones whose features do mean something (trained weights, or
     none at all) — from the same records as the accuracy table."""
     kinds = models_by_weights(records)
     labels = {m: label for group in kinds.values() for m, label in group.items()}
-    order = list(dict.fromkeys(str(r["model"]) for r in records))
+    order = list(dict.fromkeys(r.model for r in records))
     parts = [f"`{m}` {labels[m]}" + (" (no parameters)" if labels[m] == NO_WEIGHTS else "") for m in order]
     summary = "Weights: " + (", ".join(parts) if parts else "none recorded") + "."
     random = list(kinds["random"])
@@ -229,50 +231,54 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def accuracy_table(records: list[dict[str, Any]]) -> str:
+def accuracy_table(records: list[EvalRecord]) -> str:
     rows = []
     for r in records:
-        if r["status"] != "ok":
-            rows.append([r["model"], r["runtime"], weights_label(r), "error", "", "", "", "", "", ""])
+        if not r.ok:
+            rows.append([r.model, r.runtime, weights_label(r), "error", "", "", "", "", "", ""])
             continue
-        rows.append([r["model"], r["runtime"], weights_label(r), f"{_f(r['accuracy'])} (layer {r['accuracy_layer']})",
-                     f"{_f(r['accuracy_last'])} (layer {r['accuracy_last_layer']})", _f(r["chance_accuracy"]),
-                     _ms(r.get("real_clip_latency_median_s")), _f(r.get("real_rtf"), 4),
-                     _si(r.get("bench_macs_per_audio_s") or r.get("macs_per_audio_s")), _si(r.get("params_total"))])
+        rows.append([r.model, r.runtime, weights_label(r), f"{_f(r.accuracy)} (layer {r.accuracy_layer})",
+                     f"{_f(r.accuracy_last)} (layer {r.accuracy_last_layer})", _f(r.chance_accuracy),
+                     _ms(r.real_clip_latency_median_s), _f(r.real_rtf, 4),
+                     _si(r.bench_macs_per_audio_s or r.macs_per_audio_s), _si(r.params_total)])
     return _md_table(["model", "runtime", "weights", "accuracy, best layer", "accuracy, last layer", "chance",
                       "latency/clip (ms)", "RTF on data", "MACs per audio s", "parameters"], rows)
 
 
-def runtime_table(records: list[dict[str, Any]]) -> str:
-    by = {(r["model"], r["runtime"]): r for r in records if r["status"] == "ok"}
+def runtime_table(records: list[EvalRecord]) -> str:
+    by = {(r.model, r.runtime): r for r in records if r.ok}
     rows = []
-    for model in dict.fromkeys(r["model"] for r in records):
+    for model in dict.fromkeys(r.model for r in records):
         pt, ort = by.get((model, "pytorch")), by.get((model, "onnxruntime"))
-        if not (pt and ort):
+        if not (pt and ort) or pt.accuracy is None or ort.accuracy is None:
             continue
-        rows.append([model, _f(pt["accuracy"]), _f(ort["accuracy"]), f"{ort['accuracy'] - pt['accuracy']:+.3f}",
-                     _f(pt["accuracy_last"]), _f(ort["accuracy_last"]),
-                     f"{ort.get('embedding_max_abs_diff_vs_pytorch', float('nan')):.2g}",
-                     f"{ort.get('embedding_cosine_vs_pytorch', float('nan')):.6f}",
-                     _ms(pt.get("real_clip_latency_median_s")), _ms(ort.get("real_clip_latency_median_s"))])
+        rows.append([model, _f(pt.accuracy), _f(ort.accuracy), f"{ort.accuracy - pt.accuracy:+.3f}",
+                     _f(pt.accuracy_last), _f(ort.accuracy_last),
+                     f"{_or_nan(ort.embedding_max_abs_diff_vs_pytorch):.2g}",
+                     f"{_or_nan(ort.embedding_cosine_vs_pytorch):.6f}",
+                     _ms(pt.real_clip_latency_median_s), _ms(ort.real_clip_latency_median_s)])
     if not rows:
         return ""
     return _md_table(["model", "PyTorch best", "ONNX Runtime best", "Δ", "PyTorch last", "ONNX Runtime last",
                       "embedding max |Δ|", "embedding cosine", "PyTorch ms/clip", "ONNX Runtime ms/clip"], rows)
 
 
-def synthetic_table(records: list[dict[str, Any]]) -> tuple[str, list[float]]:
+def _or_nan(x: float | None) -> float:
+    return float("nan") if x is None else x
+
+
+def synthetic_table(records: list[EvalRecord]) -> tuple[str, list[float]]:
     rows, ratios = [], []
     for r in records:
-        if r["status"] != "ok" or not r.get("real_rtf"):
+        if not r.ok or not r.real_rtf:
             continue
-        ratio = r["real_rtf"] / r["synthetic_rtf"] if r.get("synthetic_rtf") else None
+        ratio = r.real_rtf / r.synthetic_rtf if r.synthetic_rtf else None
         if ratio:
             ratios.append(ratio)
-        bench = r.get("bench_rtf")
-        rows.append([r["model"], r["runtime"], _f(r["real_rtf"], 4), _f(r.get("synthetic_rtf"), 4),
+        bench = r.bench_rtf
+        rows.append([r.model, r.runtime, _f(r.real_rtf, 4), _f(r.synthetic_rtf, 4),
                      "–" if ratio is None else f"{ratio:.2f}", _f(bench, 4),
-                     "–" if not bench else f"{r['real_rtf'] / bench:.2f}", f"{100 * r.get('real_padding_fraction', 0):.1f}%"])
+                     "–" if not bench else f"{r.real_rtf / bench:.2f}", f"{100 * (r.real_padding_fraction or 0):.1f}%"])
     table = _md_table(["model", "runtime", "RTF, real data (batched)", "RTF, synthetic (batch 1, same length)",
                        "real / synthetic", "RTF, bench cell", "real / bench", "padding"], rows)
     return table, ratios
@@ -287,11 +293,11 @@ def _spearman(a: list[float], b: list[float]) -> float | None:
     return float(spearmanr(a, b).statistic)
 
 
-def synthetic_answer(records: list[dict[str, Any]], ratios: list[float]) -> str:
+def synthetic_answer(records: list[EvalRecord], ratios: list[float]) -> str:
     if not ratios:
         return "No synthetic figures were measured in this run (--no-synthetic), so there is nothing to compare."
-    ok = [r for r in records if r["status"] == "ok" and r.get("synthetic_rtf") and r.get("real_rtf")]
-    rho = _spearman([r["real_rtf"] for r in ok], [r["synthetic_rtf"] for r in ok])
+    ok = [r for r in records if r.ok and r.synthetic_rtf and r.real_rtf]
+    rho = _spearman([r.real_rtf or 0.0 for r in ok], [r.synthetic_rtf or 0.0 for r in ok])
     lo, hi = min(ratios), max(ratios)
     text = (f"Embedding the real data cost {lo:.2f}x to {hi:.2f}x the real-time factor of one synthetic clip of the "
             f"data's median length (a ratio below 1 means the batched real data was cheaper per audio second).")
@@ -303,12 +309,12 @@ def synthetic_answer(records: list[dict[str, Any]], ratios: list[float]) -> str:
     return text
 
 
-def front_sentence(records: list[dict[str, Any]]) -> list[str]:
+def front_sentence(records: list[EvalRecord]) -> list[str]:
     out = []
     for stem, key, label in cost_axes(records):
         members = fronts(records)[key]
         if members:
-            out.append(f"- accuracy vs {label}: " + ", ".join(_label(r) for r in members) + ".")
+            out.append(f"- accuracy vs {label}: " + ", ".join(r.label for r in members) + ".")
     return out
 
 
@@ -320,7 +326,7 @@ def write_report(run: Any) -> list[Path]:
     records = run.records
     files = []
     path = folder / "results.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
     files.append(path)
     data_info = {
         "dataset": run.data.dataset.name, "layout": run.data.dataset.layout, "root": str(run.data.dataset.root),
@@ -336,18 +342,18 @@ def write_report(run: Any) -> list[Path]:
         w = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
         w.writeheader()
         for r in records:
-            w.writerow({k: r.get(k) for k in SUMMARY_FIELDS})
+            w.writerow({k: r.value(k) for k in SUMMARY_FIELDS})
     files.append(folder / "summary.csv")
     with open(folder / "accuracy.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", "runtime", "weights", "layer", "accuracy", "accuracy_std", "is_best", "is_last"])
         for r in records:
-            if r["status"] != "ok":
+            if not r.ok:
                 continue
-            n = len(r["accuracy_per_layer"])
-            for i, (a, s) in enumerate(zip(r["accuracy_per_layer"], r["accuracy_std_per_layer"])):
-                w.writerow([r["model"], r["runtime"], weights_label(r), i, f"{a:.6f}", f"{s:.6f}",
-                            int(i == r["accuracy_layer"]), int(i == n - 1)])
+            n = len(r.accuracy_per_layer)
+            for i, (a, s) in enumerate(zip(r.accuracy_per_layer, r.accuracy_std_per_layer)):
+                w.writerow([r.model, r.runtime, weights_label(r), i, f"{a:.6f}", f"{s:.6f}",
+                            int(i == r.accuracy_layer), int(i == n - 1)])
     files.append(folder / "accuracy.csv")
     plots = []
     if run.settings.plots:
@@ -395,8 +401,8 @@ def render_markdown(run: Any, data_info: dict[str, Any], plots: list[Path]) -> s
     lines.append("")
     for p in plots:
         lines.append(f"![{p.stem}](plots/{p.name})")
-    loads = [r["load_average_before"] for r in records if r.get("load_average_before") is not None]
-    cpus = next((r["cpu_count"] for r in records if r.get("cpu_count")), None)
+    loads = [r.load_average_before for r in records if r.load_average_before is not None]
+    cpus = next((r.cpu_count for r in records if r.cpu_count), None)
     table, ratios = synthetic_table(records)
     lines += ["", "## Real data vs synthetic input", "",
               "Latency of embedding this dataset (its own lengths, sorted and batched) against the benchmark's "
@@ -407,17 +413,17 @@ def render_markdown(run: Any, data_info: dict[str, Any], plots: list[Path]) -> s
         lines += ["", f"Caution: the machine was busy while these were timed (1-minute load average up to "
                   f"{max(loads):.1f} on {cpus} CPUs, other processes included); latencies are noisier and "
                   f"higher than on an idle machine. The accuracy figures are unaffected."]
-    energy = [r for r in records if r.get("energy_per_audio_s_j") is not None]
-    reasons = sorted({r.get("energy_reason") for r in records if r.get("energy_reason")})
+    energy = [r for r in records if r.energy_per_audio_s_j is not None]
+    reasons = sorted({r.energy_reason for r in records if r.energy_reason})
     lines += ["", "## Energy", ""]
     if energy:
         lines.append("Energy of one further pass over the dataset, idle-subtracted, per audio second: "
-                     + ", ".join(f"{_label(r)} {r['energy_per_audio_s_j']:.3g} J" for r in energy) + ".")
+                     + ", ".join(f"{r.label} {r.energy_per_audio_s_j:.3g} J" for r in energy) + ".")
     else:
         lines.append("Not measured: " + ("; ".join(reasons) if reasons else "no reason recorded") + ".")
-    failed = [r for r in records if r["status"] != "ok"]
+    failed = [r for r in records if not r.ok]
     if failed:
-        lines += ["", "## Failures", ""] + [f"- {_label(r)}: {r['error']}" for r in failed]
+        lines += ["", "## Failures", ""] + [f"- {r.label}: {r.error}" for r in failed]
     lines += ["", "Files: `results.jsonl` (every field), `summary.csv`, `accuracy.csv` (every layer), `data.json` "
               "(dataset, skipped files, settings), `plots/`.", ""]
     return "\n".join(lines)
@@ -425,5 +431,5 @@ def render_markdown(run: Any, data_info: dict[str, Any], plots: list[Path]) -> s
 
 def report_from_records(folder: str | Path) -> str:
     """The accuracy table of a finished run folder (for notebooks and quick looks)."""
-    records = [json.loads(line) for line in (Path(folder) / "results.jsonl").read_text().splitlines() if line.strip()]
-    return accuracy_table(records)
+    lines = (Path(folder) / "results.jsonl").read_text().splitlines()
+    return accuracy_table([EvalRecord.from_dict(json.loads(line)) for line in lines if line.strip()])

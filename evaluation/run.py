@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bench.profiles import available_cores
+from energy import FIELDS as ENERGY_FIELDS
 from energy import open_meter_or_reason
 from evaluation.data import (
     SAMPLE_RATE,
@@ -34,6 +35,7 @@ from evaluation.data import (
 )
 from evaluation.embed import EmbeddingCache, Embeddings, cache_key, efficiency, embed
 from evaluation.probe import METRIC, make_splits, probe_layers
+from evaluation.records import EvalRecord
 from evaluation.report import write_report
 from export.onnx_export import export_model
 from flops import analytic_count
@@ -46,8 +48,8 @@ from runstore.folder import CELLS_FILE, read_records
 from runstore.records import DEFAULT_RUNTIMES as RUNTIMES  # make eval: the default pair
 from runstore.records import CellRecord
 
-ENERGY_FIELDS = ("energy_j", "energy_gross_j", "energy_per_audio_s_j", "power_w_mean", "idle_power_w",
-                 "energy_source", "energy_domain", "energy_window_s", "energy_reason")
+# what an embedding's cache metadata measured and the record keeps (the rest is the cache's own)
+MEASURED_META = ("synthetic_", "energy_", "power_", "idle_", "load_average", "cpu_count")
 
 
 @dataclass
@@ -82,15 +84,15 @@ def _lab_suite() -> tuple[str, ...]:
 @dataclass
 class EvalRun:
     folder: Path
-    records: list[dict[str, Any]]
+    records: list[EvalRecord]
     data: LoadedData
     probe_method: str
     settings: EvalSettings
     files: list[Path] = field(default_factory=list)
 
     @property
-    def failed(self) -> list[dict[str, Any]]:
-        return [r for r in self.records if r["status"] != "ok"]
+    def failed(self) -> list[EvalRecord]:
+        return [r for r in self.records if not r.ok]
 
 
 # ---------------------------------------------------------------- pieces
@@ -208,7 +210,7 @@ def evaluate(settings: EvalSettings) -> EvalRun:
     meter, energy_reason = open_energy(settings.energy)
     idle_w = meter.measure_idle(2.0) if meter is not None else None
 
-    records: list[dict[str, Any]] = []
+    records: list[EvalRecord] = []
     for name, spec in specs.items():
         model = spec.build(settings.tiny)
         weights_label = load_weights(name, model, settings.weights, settings.tiny)  # WeightsError: bad input
@@ -216,42 +218,37 @@ def evaluate(settings: EvalSettings) -> EvalRun:
         macs = analytic_macs_per_audio_s(name, lengths, settings.tiny)
         reference: Embeddings | None = None
         for rt in settings.runtimes:
-            rec: dict[str, Any] = {
-                "run_id": folder.name, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "host": socket.gethostname(), "model": name, "runtime": rt,
-                "provider": settings.provider if rt == "onnxruntime" else "cpu", "variant": "fp32",
-                "weights": weights_label, "tiny": settings.tiny, "threads": settings.threads,
-                "batch_size": settings.batch_size, "status": "ok", "error": None,
-                "eval_dataset": dataset.name, "eval_metric": METRIC, "params_total": params,
-                "macs_per_audio_s": macs, "macs_source": "flops analytic formulas on the clips' lengths" if macs else None,
-            }
+            rec = EvalRecord(
+                run_id=folder.name, timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"), host=socket.gethostname(),
+                model=name, runtime=rt, provider=settings.provider if rt == "onnxruntime" else "cpu",
+                weights=weights_label, tiny=settings.tiny, threads=settings.threads, batch_size=settings.batch_size,
+                eval_dataset=dataset.name, eval_metric=METRIC, params_total=params, macs_per_audio_s=macs,
+                macs_source="flops analytic formulas on the clips' lengths" if macs else None,
+            )
             try:
                 emb = _embeddings(name, spec, model, weights_label, rt, settings, cache, data, data_fp,
                                   median_len, meter, idle_w, energy_reason)
                 result = probe_layers(emb.layers, labels, splits, method, settings.seed)
-                rec.update({
-                    "accuracy": result.best, "accuracy_layer": result.best_layer,
-                    "accuracy_last": result.last, "accuracy_last_layer": len(result.per_layer) - 1,
-                    "accuracy_per_layer": result.per_layer, "accuracy_std_per_layer": result.per_layer_std,
-                    "chance_accuracy": result.chance, "probe_method": method, "probe_splits": result.n_splits,
-                    "n_clips": len(labels), "n_classes": len(set(labels)), "from_cache": emb.from_cache,
-                    **efficiency(emb), **{k: v for k, v in emb.meta.items() if k.startswith(("synthetic_", "energy_", "power_", "idle_", "load_average", "cpu_count"))},
-                })
-                for k in ENERGY_FIELDS:
-                    rec.setdefault(k, None)
-                if rec["energy_reason"] is None and rec["energy_j"] is None:
-                    rec["energy_reason"] = energy_reason
+                rec.accuracy, rec.accuracy_layer = result.best, result.best_layer
+                rec.accuracy_last, rec.accuracy_last_layer = result.last, len(result.per_layer) - 1
+                rec.accuracy_per_layer, rec.accuracy_std_per_layer = result.per_layer, result.per_layer_std
+                rec.chance_accuracy, rec.probe_method, rec.probe_splits = result.chance, method, result.n_splits
+                rec.n_clips, rec.n_classes, rec.from_cache = len(labels), len(set(labels)), emb.from_cache
+                rec.add(efficiency(emb))
+                rec.add({k: v for k, v in emb.meta.items() if k.startswith(MEASURED_META)})
+                if rec.energy_reason is None and rec.energy_j is None:
+                    rec.energy_reason = energy_reason
                 if reference is not None and reference.layers.shape == emb.layers.shape:
                     diff = np.abs(reference.layers.astype(np.float64) - emb.layers)
                     a, b = reference.layers[-1].ravel().astype(np.float64), emb.layers[-1].ravel().astype(np.float64)
-                    rec["embedding_max_abs_diff_vs_pytorch"] = float(diff.max())
-                    rec["embedding_cosine_vs_pytorch"] = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+                    rec.embedding_max_abs_diff_vs_pytorch = float(diff.max())
+                    rec.embedding_cosine_vs_pytorch = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
                 if rt == "pytorch":
                     reference = emb
-                rec.update(bench_fields(bench_cells, name, rt, median_len / SAMPLE_RATE, provider=rec["provider"],
-                                        threads=settings.threads or available_cores()))
+                rec.add(bench_fields(bench_cells, name, rt, median_len / SAMPLE_RATE, provider=rec.provider,
+                                     threads=settings.threads or available_cores()))
             except Exception as exc:
-                rec.update(status="error", error=f"{type(exc).__name__}: {exc}")
+                rec.status, rec.error = "error", f"{type(exc).__name__}: {exc}"
             records.append(rec)
     if meter is not None:
         meter.close()

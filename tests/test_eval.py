@@ -16,6 +16,7 @@ from evaluation import data as D
 from evaluation import demo_data
 from evaluation.embed import EmbeddingCache, embed, plan_batches, pool_outputs
 from evaluation.probe import make_splits, probe_layers
+from evaluation.records import EvalRecord
 from evaluation.report import pareto_front
 from evaluation.run import EvalSettings, evaluate
 from runstore.records import CellRecord
@@ -245,14 +246,17 @@ def test_evaluate_both_runtimes_cache_and_report(demo, onnx_dir, tmp_path, monke
     assert len(run.records) == 4
     for r in run.records:
         for key in ("eval_dataset", "eval_metric", "accuracy", "accuracy_layer", "weights"):
-            assert r[key] is not None
-        assert r["energy_j"] is None and "switched off" in r["energy_reason"]
-        assert r["real_clip_latency_median_s"] > 0 and r["synthetic_rtf"] > 0
-        assert len(r["accuracy_per_layer"]) == (1 if r["model"] == "logmel" else 3)
-    ort = [r for r in run.records if r["runtime"] == "onnxruntime"]
-    assert all(r["embedding_cosine_vs_pytorch"] > 0.9999 for r in ort)
-    logmel = {r["runtime"]: r for r in run.records if r["model"] == "logmel"}
-    assert logmel["pytorch"]["accuracy"] > 0.8 and abs(logmel["pytorch"]["accuracy"] - logmel["onnxruntime"]["accuracy"]) < 0.1
+            assert getattr(r, key) is not None
+        assert r.energy_j is None and "switched off" in r.energy_reason
+        assert r.real_clip_latency_median_s > 0 and r.synthetic_rtf > 0
+        assert len(r.accuracy_per_layer) == (1 if r.model == "logmel" else 3)
+    ort = [r for r in run.records if r.runtime == "onnxruntime"]
+    assert all(r.embedding_cosine_vs_pytorch > 0.9999 for r in ort)
+    logmel = {r.runtime: r for r in run.records if r.model == "logmel"}
+    assert logmel["pytorch"].accuracy > 0.8 and abs(logmel["pytorch"].accuracy - logmel["onnxruntime"].accuracy) < 0.1
+    stored = [json.loads(line) for line in (tmp_path / "eval" / "first" / "results.jsonl").read_text().splitlines()]
+    assert [EvalRecord.from_dict(d) for d in stored] == run.records  # results.jsonl round-trips the records
+    assert stored[0]["bench_reason"] is None and "real_rtf" in stored[0]  # flat, every field present
     folder = tmp_path / "eval" / "first"
     report = (folder / "report.md").read_text()
     assert "Pareto" in report and "Random weights" in report and "PyTorch vs ONNX Runtime" in report
@@ -266,8 +270,8 @@ def test_evaluate_both_runtimes_cache_and_report(demo, onnx_dir, tmp_path, monke
 
     monkeypatch.setattr(R, "embed", lambda *a, **k: pytest.fail("recomputed despite the cache"))
     again = evaluate(_settings(demo, onnx_dir, tmp_path, run_id="second", plots=False))
-    assert all(r["from_cache"] for r in again.records)
-    assert [r["accuracy"] for r in again.records] == [r["accuracy"] for r in run.records]
+    assert all(r.from_cache for r in again.records)
+    assert [r.accuracy for r in again.records] == [r.accuracy for r in run.records]
 
     # touching a file changes the data key: recomputed
     monkeypatch.undo()
@@ -275,7 +279,7 @@ def test_evaluate_both_runtimes_cache_and_report(demo, onnx_dir, tmp_path, monke
     os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10**9))
     third = evaluate(_settings(demo, onnx_dir, tmp_path, run_id="third", plots=False, runtimes=["pytorch"],
                                models=["logmel"], synthetic=False))
-    assert not third.records[0]["from_cache"]
+    assert not third.records[0].from_cache
 
 
 def test_bench_cells_energy_and_bad_files_in_report(demo, onnx_dir, tmp_path, monkeypatch):
@@ -316,9 +320,9 @@ def test_bench_cells_energy_and_bad_files_in_report(demo, onnx_dir, tmp_path, mo
     run = evaluate(_settings(data, onnx_dir, tmp_path, run_id="b", runtimes=["pytorch"], bench_run=bench,
                              synthetic=False, cache_dir=tmp_path / "c2", threads=1))
     assert not run.failed
-    assert all(r["bench_latency_median_s"] < 1 and r["bench_threads"] == 1 and r["bench_variant"] == "fp32"
+    assert all(r.bench_latency_median_s < 1 and r.bench_threads == 1 and r.bench_variant == "fp32"
                for r in run.records)
-    assert all(r["bench_macs_per_audio_s"] and r["energy_per_audio_s_j"] for r in run.records)
+    assert all(r.bench_macs_per_audio_s and r.energy_per_audio_s_j for r in run.records)
     report = (tmp_path / "eval" / "b" / "report.md").read_text()
     assert "Skipped files: 1" in report and "broken.wav" in report
     assert (tmp_path / "eval" / "b" / "plots" / "pareto_energy.png").exists()
@@ -377,3 +381,14 @@ def test_bench_figure_matches_threads_variant_and_provider():
     assert "bench_latency_median_s" not in none
     assert none["bench_reason"].startswith("no fp32 CPUExecutionProvider 4-thread cell of tera onnxruntime")
     assert bench_fields(cells, "apc", "onnxruntime", 1.0, provider="CPUExecutionProvider", threads=2) == {}
+
+
+def test_an_older_results_line_is_read_as_a_typed_record():
+    line = {"model": "apc", "runtime": "pytorch", "status": "error", "error": "boom", "weights": "random",
+            "accuracy_per_layer": None, "some_new_key": 1}
+    rec = EvalRecord.from_dict(line)
+    assert (rec.model, rec.ok, rec.error, rec.accuracy, rec.accuracy_per_layer) == ("apc", False, "boom", None, [])
+    assert rec.extra == {"some_new_key": 1} and rec.to_dict()["some_new_key"] == 1
+    assert rec.value("some_new_key") == 1 and rec.value("accuracy") is None
+    rec.add({"real_rtf": 0.5, "pooling": "mean"})
+    assert rec.real_rtf == 0.5 and rec.extra["pooling"] == "mean"

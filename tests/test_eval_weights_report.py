@@ -14,19 +14,20 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+from evaluation.records import EvalRecord
 from evaluation.report import accuracy_table, render_markdown, weights_label, weights_sentences
 
 PRETRAINED = "pretrained:resemblyzer-0.1.4/pretrained.pt@39373b86598f"
 
 
-def _record(model: str, runtime: str, weights: str, params: int) -> dict:
-    return {"model": model, "runtime": runtime, "weights": weights, "params_total": params, "status": "ok",
+def _record(model: str, runtime: str, weights: str, params: int) -> EvalRecord:
+    return EvalRecord.from_dict({"model": model, "runtime": runtime, "weights": weights, "params_total": params, "status": "ok",
             "accuracy": 0.9, "accuracy_layer": 0, "accuracy_last": 0.9, "accuracy_last_layer": 0,
             "accuracy_per_layer": [0.9], "accuracy_std_per_layer": [0.01], "chance_accuracy": 0.125,
-            "real_clip_latency_median_s": 0.01, "real_rtf": 0.01, "macs_per_audio_s": 1e6}
+            "real_clip_latency_median_s": 0.01, "real_rtf": 0.01, "macs_per_audio_s": 1e6})
 
 
-def _records(logmel_label: str = "random") -> list[dict]:
+def _records(logmel_label: str = "random") -> list[EvalRecord]:
     """logmel (as an older version labelled it, or ``none``), ge2e pretrained, tera random; both runtimes."""
     out = []
     for runtime in ("pytorch", "onnxruntime"):
@@ -35,7 +36,7 @@ def _records(logmel_label: str = "random") -> list[dict]:
     return out
 
 
-def _render(records: list[dict]) -> str:
+def _render(records: list[EvalRecord]) -> str:
     run = SimpleNamespace(folder=Path("speech-word"), records=records,
                           settings=SimpleNamespace(seed=0, batch_size=8, threads=None, bench_run=None))
     data_info = {"dataset": "speech-data", "layout": "csv", "clips_used": 128, "clips_listed": 128,
@@ -85,7 +86,7 @@ def test_logmel_ge2e_tera_sentences_agree_with_the_table():
 
 
 def test_no_caution_without_random_weights_and_plural_when_several():
-    records = [r for r in _records("none") if r["model"] != "tera"]
+    records = [r for r in _records("none") if r.model != "tera"]
     summary, caution = weights_sentences(records)
     assert caution == [] and "**Random weights.**" not in _render(records)
     assert summary == f"Weights: `logmel` none (no parameters), `ge2e` {PRETRAINED}."
