@@ -23,6 +23,7 @@ from fleet.remote import Remote, RemoteError, Status, current_cell, log_tail
 from fleet.ship import Archive, ShipError
 from fleet.ssh import Connection, SshError
 from runstore.folder import read_run
+from runstore.run_record import RunRecord
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,8 @@ class BoardDriver:
         if status.run_dir and self.total is None:
             try:
                 # run.json's text as the board has it (no local folder yet): parsed here, once
-                self.total = plan_size(json.loads(self.remote.read_file(status.run_dir + "/run.json")))
+                run = RunRecord.from_dict(json.loads(self.remote.read_file(status.run_dir + "/run.json")))
+                self.total = plan_size(run)
             except (ValueError, RemoteError):
                 self.total = None
         if status.phase == "setup":

@@ -13,12 +13,13 @@ from dataclasses import fields
 from typing import Any
 
 from bench.settings import Settings
+from runstore.run_record import RunRecord
 
 
-def plan_size(run_json: dict[str, Any]) -> int | None:
+def plan_size(run: RunRecord) -> int | None:
     """The number of cells the run's settings plan, or None when they cannot be read."""
-    data = run_json.get("settings")
-    if not isinstance(data, dict):
+    data = run.settings
+    if data is None:
         return None
     known = {f.name for f in fields(Settings)}
     try:

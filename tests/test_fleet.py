@@ -508,6 +508,7 @@ def test_failing_boards_say_why_while_the_others_finish(lab, tmp_path):
 def test_progress_and_log_parsing():
     from fleet.progress import plan_size
     from fleet.remote import current_cell, log_tail, parse_fields
+    from runstore.run_record import RunRecord
 
     fields, log = parse_fields("state=running\nrun_dir=results/rpi/x\ncells=3\n--log--\nline a\rbar 1\rbar 2\nend\n")
     assert fields == {"state": "running", "run_dir": "results/rpi/x", "cells": "3"}
@@ -516,8 +517,8 @@ def test_progress_and_log_parsing():
     assert current_cell("  0%|          | 0/4 [00:00<?, ?cell/s]") == ""   # a bar before its first cell
     settings = {"device": "rpi", "models": ["logmel", "apc"], "runtimes": ["pytorch", "onnxruntime"],
                 "batch_sizes": [1, 2], "durations": [1.0, 4.0], "threads": [1], "unknown_future_field": 1}
-    assert plan_size({"settings": settings}) == 2 * 2 * 3   # two lines through the grid: (1,1) (2,1) (1,4)
-    assert plan_size({}) is None
+    assert plan_size(RunRecord.from_dict({"settings": settings})) == 2 * 2 * 3  # two lines: (1,1) (2,1) (1,4)
+    assert plan_size(RunRecord.from_dict({})) is None
 
 
 def test_a_fetched_run_replaces_only_its_own_earlier_copy(tmp_path):
