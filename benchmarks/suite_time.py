@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_output import write_outputs  # noqa: E402
 from host.environment import read_cpu  # noqa: E402
 from host.sysfs import sysfs_root  # noqa: E402
-from runstore.folder import read_records, read_run  # noqa: E402
+from runstore.folder import read_records, read_run_dict  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = {
@@ -120,9 +120,7 @@ def verdicts(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def run_facts(run_dir: Path) -> dict[str, Any]:
     """What the run says of its own time: the prediction, where it made one."""
-    run = read_run(run_dir)
-    data = run if isinstance(run, dict) else getattr(run, "to_dict", lambda: {})()
-    found = {k: v for k, v in _flatten(data).items() if "predicted" in k or k.endswith("wall_s")}
+    found = {k: v for k, v in _flatten(read_run_dict(run_dir)).items() if "predicted" in k or k.endswith("wall_s")}
     cells = read_records(run_dir)
     return {"run": run_dir.name, "cells": len(cells), "ok": sum(r.status == "ok" for r in cells), **found}
 
