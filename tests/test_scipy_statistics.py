@@ -81,7 +81,7 @@ def test_spearman_and_ranks_are_unchanged():
 @pytest.mark.parametrize("folder", ["docs/bench-report", "docs/variants-report"])
 def test_report_rank_correlations_of_committed_runs_are_unchanged(folder):
     cells = read_records(ROOT / folder)
-    models = read_run(ROOT / folder).get("models")
+    models = read_run(ROOT / folder).models
     found = rank_correlations(cells, models)
     expected = EXPECTED["report"][folder]
     assert len(found) == len(expected) > 0
