@@ -43,9 +43,9 @@ def test_all_picks_every_runtime_pytorch_first(monkeypatch):
 def test_an_optional_runtime_gets_its_own_provider_and_only_the_default_graph_level(monkeypatch):
     monkeypatch.setattr("bench.settings.runtime_package_gap", lambda runtimes: None)
     plan = settings(runtimes="pytorch,onnxruntime,openvino", ort_opts="basic,all").plan()
-    openvino = [c for c in plan if c["runtime"] == "openvino"]
-    assert [(c["provider"], c["variant"]) for c in openvino] == [("CPU", "fp32")]
-    assert {c["variant"] for c in plan if c["runtime"] == "onnxruntime"} == {"fp32+opt=basic", "fp32"}
+    openvino = [c for c in plan if c.runtime == "openvino"]
+    assert [(c.provider, c.variant) for c in openvino] == [("CPU", "fp32")]
+    assert {c.variant for c in plan if c.runtime == "onnxruntime"} == {"fp32+opt=basic", "fp32"}
 
 
 def test_a_missing_runtime_is_refused_with_how_to_install_it(monkeypatch):
