@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -181,7 +181,7 @@ def test_a_killed_runs_lock_is_taken_over_and_the_run_resumed(tmp_path):
     device_dir = tmp_path / "results" / "cpu"
     run_dir = device_dir / "20261201-100000-x"
     # killed after its last cell, before it could say it was complete (measuring a cell would only slow this test)
-    cells = [{**cell, "run_id": run_dir.name, "device": "cpu", "status": "ok"} for cell in settings.plan()]
+    cells = [{**asdict(cell), "run_id": run_dir.name, "device": "cpu", "status": "ok"} for cell in settings.plan()]
     write_run(run_dir, status="running", settings_hash=settings.settings_hash(), cells=cells)
     data = json.loads((run_dir / "run.json").read_text())
     data.update(fingerprint=fingerprint_hash(ident), fingerprints={fingerprint_hash(ident): ident})
