@@ -16,23 +16,35 @@ from typing import Any
 
 from bench.plan import PlannedCell
 from bench.profiles import Accelerators, DeviceProfile, profile_gaps
-from bench.schedule import ORDERS
 from energy import EnergyConfigError, parse_spec
-from export.onnx_export import EXPORTERS
 from export.variants import ORT_OPT_LEVELS, VARIANTS, variant_name  # noqa: E402
 from models.registry import LAB_SUITE, get_spec
 from models.sources import validate_user_model
 from models.weights import WeightsError, fetch_pretrained, resolve_source
-from runners.harness import SAMPLE_CAP, SPEEDUP_CI, TimingPolicy
+from runners.harness import SAMPLE_CAP, TimingPolicy
 from runners.runtimes import ALL, FIXED_PROVIDERS, expand_runtimes
 from runners.runtimes.packages import missing as runtime_package_gap
 from runstore.records import RUNTIMES
+from setting_defs import SettingError, check_writable, measuring_fields, parse_count, parse_list, setting
 
 QUICK = {"batch_sizes": (1,), "durations": (1.0,), "reps": 5, "min_time_s": 0.2, "max_time_s": 3.0}
 
+# a bad setting (one line naming the value and what is valid); the definitions raise it too
+SettingsError = SettingError
 
-class SettingsError(ValueError):
-    pass
+# measured fields the profile decides rather than a setting (DEVICE's profile picks PyTorch's device)
+PROFILE_MEASURING = ("pytorch_device",)
+
+
+def hash_fields() -> tuple[str, ...]:
+    """The Settings fields two runs must share to resume each other: every setting defined as
+    changing what is measured (setting_defs) and what the profile decides with them."""
+    return measuring_fields() + PROFILE_MEASURING
+
+
+def _default(name: str) -> Any:
+    """A Settings field's default: the setting's own (setting_defs), written nowhere else."""
+    return setting(name).default
 
 
 @dataclass(frozen=True)
@@ -42,39 +54,45 @@ class Settings:
     runtimes: tuple[str, ...]
     batch_sizes: tuple[int, ...]
     durations: tuple[float, ...]
-    reps: int = 10
+    # the defaults are the settings' own (setting_defs.table); what each means is said there
+    reps: int = _default("REPS")
     threads: tuple[int, ...] = (1,)
-    variants: tuple[str, ...] = ("fp32",)
-    ort_opts: tuple[str, ...] = ("all",)
+    variants: tuple[str, ...] = _default("VARIANTS")
+    ort_opts: tuple[str, ...] = _default("ORT_OPT")
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     pytorch_device: str = "cpu"
-    energy: str = "auto"
-    weights: str = "random"
+    energy: str = _default("ENERGY")
+    weights: str = _default("WEIGHTS")
     energy_preferred: tuple[str, ...] = ()
     grid: bool = False
     quick: bool = False
     tiny: bool = False
-    min_time_s: float = 1.0
-    max_time_s: float = 8.0
-    ci_target: float = 0.05
-    speedup_ci: float = SPEEDUP_CI  # relative width of the paired speed-up's CI (runners/stopping.py)
+    min_time_s: float = _default("MIN_TIME")
+    max_time_s: float = _default("MAX_TIME")
+    ci_target: float = _default("CI_TARGET")
+    speedup_ci: float = _default("SPEEDUP_CI")  # relative width of the paired speed-up's CI (runners/stopping.py)
     cell_timeout_s: float = 900.0
-    exporter: str = "torchscript"
+    exporter: str = _default("EXPORTER")
     measure_peak: bool = True
-    order: str = "interleaved"  # bench/schedule.py ORDERS
-    remeasure: str = ""  # "drift": a resumed run measures its drift-flagged comparisons again
-    results_dir: str = "results"
+    order: str = _default("ORDER")  # bench/schedule.py ORDERS
+    remeasure: str = _default("REMEASURE")  # "drift": a resumed run measures its drift-flagged comparisons again
+    results_dir: str = _default("RESULTS_DIR")
     onnx_dir: str = "results/onnx"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    # fields that change what is measured: two runs with the same ones can resume each other
-    MEASURING = ("device", "models", "runtimes", "batch_sizes", "durations", "reps", "threads",
-                 "variants", "ort_opts", "providers", "pytorch_device", "energy", "weights", "grid", "quick", "tiny",
-                 "min_time_s", "max_time_s", "ci_target", "speedup_ci", "exporter", "order")
-
     def settings_hash(self) -> str:
-        data = {k: getattr(self, k) for k in self.MEASURING}
+        """Names what is measured: two runs with the same hash can resume each other."""
+        data = {k: getattr(self, k) for k in hash_fields()}
+        data["weights"] = self.measured_weights()
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()[:10]
+
+    def measured_weights(self) -> str:
+        """``WEIGHTS`` as far as it changes what is measured: ``default`` that gives every model of
+        the run its random weights (the lab suite) measures what ``random`` measures, and hashes
+        as ``random``, so a run of an older version (default ``random``) can still be resumed."""
+        if self.weights == "default" and all(resolve_source(m, "default", self.tiny) == "random" for m in self.models):
+            return "random"
+        return self.weights
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,72 +131,31 @@ class Settings:
         return cells
 
 
-def parse_list(text: str | None, kind: type, name: str) -> tuple | None:
-    """``"1,2,4"`` -> (1, 2, 4); each value must be > 0 for numbers."""
-    if text is None or text == "":
-        return None
-    values = []
-    for item in str(text).split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if kind is str:
-            values.append(item)
-            continue
-        try:
-            value = kind(item)
-        except ValueError:
-            raise SettingsError(f"{name}={item!r} is not a number; expected a comma-separated list of "
-                                f"positive {'integers' if kind is int else 'numbers'}") from None
-        if value <= 0:
-            raise SettingsError(f"{name}={item} must be > 0")
-        values.append(value)
-    if not values:
-        raise SettingsError(f"{name} is empty")
-    return tuple(values)
-
-
-def parse_count(text: str | int | None, name: str) -> int | None:
-    """A whole number >= 1 typed by the user (``REPS=0`` and ``REPS=ten`` are refused)."""
-    if text is None or str(text).strip() == "":
-        return None
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise SettingsError(f"{name}={str(text).strip()!r} is not a whole number; expected an integer >= 1") from None
-    if value < 1:
-        raise SettingsError(f"{name}={value} must be >= 1")
-    return value
-
-
 def check_choice(values: tuple[str, ...], valid: tuple[str, ...] | list[str], name: str) -> None:
     for value in values:
         if value not in valid:
             raise SettingsError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
 
 
-def check_writable(results_dir: str | Path) -> None:
-    """The results folder must be creatable and writable; checked before anything is written."""
-    path = Path(results_dir).resolve()
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise SettingsError(f"results folder {results_dir} is not writable (checked {probe}); "
-                            f"choose another with RESULTS_DIR=... / --results")
-
-
 def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str | None,
                    batch_sizes: str | None, durations: str | None, reps: int | str | None,
                    threads: str | None, providers: str | None, energy: str | None,
-                   variants: str | None = None, ort_opts: str | None = None, grid: bool = False, quick: bool = False,
-                   tiny: bool = False, min_time_s: float | None = None, max_time_s: float | None = None,
-                   ci_target: float | None = None, speedup_ci: float | None = None, cell_timeout_s: float | None = None,
-                   exporter: str = "torchscript", results_dir: str = "results",
+                   variants: str | None = None, ort_opts: str | None = None, grid: bool | str | None = False,
+                   quick: bool | str | None = False, tiny: bool | str | None = False,
+                   min_time_s: float | str | None = None, max_time_s: float | str | None = None,
+                   ci_target: float | str | None = None, speedup_ci: float | str | None = None,
+                   cell_timeout_s: float | str | None = None, exporter: str | None = None, results_dir: str | None = None,
                    onnx_dir: str | None = None, weights: str | None = None, available_providers: list[str] | None = None,
                    all_providers: list[str] | None = None, accelerators: Accelerators | None = None,
                    order: str | None = None, remeasure: str | None = None) -> Settings:
-    """Validated settings; explicit values are checked whatever QUICK, GRID or the profile say."""
+    """Validated settings; explicit values are checked whatever QUICK, GRID or the profile say.
+
+    Each keyword is a setting's ``field`` (setting_defs), as typed (text) or already typed; it is
+    parsed by its definition, and unset means the definition's default (or the profile's)."""
+    def value(name: str, text: object) -> object:
+        return setting(name).value(text)
+
+    tiny, grid, quick = bool(value("TINY", tiny)), bool(value("GRID", grid)), bool(value("QUICK", quick))
     model_list = parse_list(models, str, "MODELS") or LAB_SUITE
     for model in model_list:
         try:
@@ -198,12 +175,11 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     if gaps:
         raise SettingsError(f"DEVICE={profile.name} cannot run here: {'; '.join(gaps)}; "
                             f"use DEVICE=cpu, or RUNTIMES= without the runtime that cannot run")
-    variant_list = parse_list(variants, str, "VARIANTS") or ("fp32",)
+    variant_list = parse_list(variants, str, "VARIANTS") or setting("VARIANTS").default
     check_choice(variant_list, VARIANTS, "variant")
-    opt_list = parse_list(ort_opts, str, "ORT_OPT") or ("all",)
+    opt_list = parse_list(ort_opts, str, "ORT_OPT") or setting("ORT_OPT").default
     check_choice(opt_list, ORT_OPT_LEVELS, "ONNX Runtime optimisation level")
-    if exporter not in EXPORTERS:
-        raise SettingsError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
+    exporter_name = str(value("EXPORTER", exporter))  # one of setting_defs' EXPORTER choices (= EXPORTERS)
     available = available_providers if available_providers is not None else _ort_available()
     if provider_list:
         # typed by the user: must exist in this onnxruntime build (a profile's required providers
@@ -219,55 +195,49 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     batch_list = parse_list(batch_sizes, int, "BATCH_SIZES") or profile.batch_sizes
     duration_list = parse_list(durations, float, "DURATIONS") or profile.durations
     thread_list = parse_list(threads, int, "THREADS") or (profile.default_threads(),)
-    reps = parse_count(reps, "REPS")
-    for name, value in (("MIN_TIME", min_time_s), ("MAX_TIME", max_time_s), ("CI_TARGET", ci_target),
-                        ("SPEEDUP_CI", speedup_ci), ("CELL_TIMEOUT", cell_timeout_s)):
-        if value is not None and value <= 0:
-            raise SettingsError(f"{name}={value} must be > 0")
-    energy_spec = energy or "auto"
+    reps_given = parse_count(reps, "REPS")
+    timing = {name: setting(name).parse(text, name) for name, text in (
+        ("MIN_TIME", min_time_s), ("MAX_TIME", max_time_s), ("CI_TARGET", ci_target), ("SPEEDUP_CI", speedup_ci),
+        ("CELL_TIMEOUT", cell_timeout_s))}
+    energy_spec = str(value("ENERGY", energy))
     check_energy(energy_spec)
-    weights = weights or "random"
-    _check_weights(model_list, weights)
-    order = order or "interleaved"
-    if order not in ORDERS:
-        raise SettingsError(f"ORDER={order!r} is not an order; valid: {', '.join(ORDERS)}")
-    remeasure = remeasure or ""
-    if remeasure not in ("", "drift"):
-        raise SettingsError(f"REMEASURE={remeasure!r} is not supported; valid: drift")
-    check_writable(results_dir)
+    weights_given = str(value("WEIGHTS", weights))
+    check_weights(model_list, weights_given, tiny)
+    order_name = str(value("ORDER", order))  # one of setting_defs' ORDER choices (= bench.schedule.ORDERS)
+    remeasure_mode = str(value("REMEASURE", remeasure))
+    results = str(value("RESULTS_DIR", results_dir))
+    onnx_folder = str(value("ONNX_DIR", onnx_dir) or Path(results) / "onnx")
+    check_writable(results, "RESULTS_DIR", "--results", setting("RESULTS_DIR").folder)
+    check_writable(onnx_folder, "ONNX_DIR", "--onnx-dir", setting("ONNX_DIR").folder)
     settings = Settings(
         device=profile.name, models=tuple(model_list), runtimes=tuple(runtime_list),
         batch_sizes=tuple(batch_list), durations=tuple(float(d) for d in duration_list),
-        reps=reps or 10, threads=tuple(thread_list), variants=tuple(variant_list), ort_opts=tuple(opt_list),
-        providers=tuple(provider_list), pytorch_device=profile.pytorch_device,
-        energy=energy_spec, weights=weights, energy_preferred=tuple(profile.energy), grid=grid, tiny=tiny,
-        cell_timeout_s=cell_timeout_s or profile.cell_timeout_s, exporter=exporter,
-        results_dir=str(results_dir), onnx_dir=onnx_dir or str(Path(results_dir) / "onnx"),
-        order=order, remeasure=remeasure,
+        reps=reps_given or setting("REPS").default, threads=tuple(thread_list), variants=tuple(variant_list),
+        ort_opts=tuple(opt_list), providers=tuple(provider_list), pytorch_device=profile.pytorch_device,
+        energy=energy_spec, weights=weights_given, energy_preferred=tuple(profile.energy), grid=grid, tiny=tiny,
+        cell_timeout_s=timing["CELL_TIMEOUT"] or profile.cell_timeout_s, exporter=exporter_name,
+        results_dir=results, onnx_dir=onnx_folder, order=order_name, remeasure=remeasure_mode,
     )
     if quick:
-        explicit = {"batch_sizes": batch_sizes, "durations": durations, "reps": reps}
+        explicit = {"batch_sizes": batch_sizes, "durations": durations, "reps": reps_given}
         overrides = {k: v for k, v in QUICK.items() if explicit.get(k) in (None, "")}
         settings = replace(settings, quick=True, **overrides)
-    if min_time_s is not None:
-        settings = replace(settings, min_time_s=min_time_s)
-    if max_time_s is not None:
-        settings = replace(settings, max_time_s=max_time_s)
-    if ci_target is not None:
-        settings = replace(settings, ci_target=ci_target)
-    if speedup_ci is not None:
-        settings = replace(settings, speedup_ci=speedup_ci)
+    for name, key in (("MIN_TIME", "min_time_s"), ("MAX_TIME", "max_time_s"), ("CI_TARGET", "ci_target"),
+                      ("SPEEDUP_CI", "speedup_ci")):
+        if timing[name] is not None:
+            settings = replace(settings, **{key: timing[name]})
     if settings.max_time_s < settings.min_time_s:
         raise SettingsError(f"MAX_TIME={settings.max_time_s} must be >= MIN_TIME={settings.min_time_s}")
     return settings
 
 
-def _check_weights(models: tuple[str, ...], weights: str) -> None:
-    """Local checkpoints must exist and published ones must be reachable before anything runs."""
+def check_weights(models: tuple[str, ...] | list[str], weights: str, tiny: bool = False) -> None:
+    """Local checkpoints must exist and published ones must be reachable before anything runs
+    (``make bench`` and ``make eval``)."""
     if weights == "random":
         return
     for model in models:
-        source = resolve_source(model, weights)
+        source = resolve_source(model, weights, tiny)
         try:
             if source == "pretrained":
                 fetch_pretrained(model)
@@ -284,6 +254,9 @@ def check_energy(spec: str) -> None:
         families = parse_spec(spec)
     except EnergyConfigError as exc:
         raise SettingsError(str(exc)) from None
+    for family in families:
+        if family.startswith("csv:"):
+            _check_meter_log(family[len("csv:"):])
     if "estimate" in families:
         watts = os.environ.get("CPU_WATTS", "")
         try:
@@ -292,6 +265,17 @@ def check_energy(spec: str) -> None:
             ok = False
         if not ok:
             raise SettingsError(f"ENERGY=estimate needs CPU_WATTS=<watts> (> 0), got CPU_WATTS={watts!r}")
+
+
+def _check_meter_log(path: str) -> None:
+    """ENERGY=csv:<file>: the meter's log may start after the run, but its folder must be there."""
+    if not path:
+        raise SettingsError("ENERGY=csv: needs the path of the meter's log, e.g. ENERGY=csv:/tmp/usbmeter.csv")
+    log = Path(path).expanduser()
+    if log.is_dir():
+        raise SettingsError(f"ENERGY=csv:{path}: is a folder; name the meter's log file in it")
+    if not log.parent.is_dir():
+        raise SettingsError(f"ENERGY=csv:{path}: no folder {log.parent} for the meter's log")
 
 
 def _ort_available() -> list[str]:

@@ -47,6 +47,7 @@ from runners.runtimes import make_runtime
 from runstore.folder import CELLS_FILE, read_records
 from runstore.records import DEFAULT_RUNTIMES as RUNTIMES  # make eval: the default pair
 from runstore.records import CellRecord
+from setting_defs import setting
 
 # what an embedding's cache metadata measured and the record keeps (the rest is the cache's own)
 MEASURED_META = ("synthetic_", "energy_", "power_", "idle_", "load_average", "cpu_count")
@@ -57,7 +58,7 @@ class EvalSettings:
     data: Path
     models: list[str] = field(default_factory=lambda: list(_lab_suite()))
     runtimes: list[str] = field(default_factory=lambda: list(RUNTIMES))
-    weights: str = "default"  # each model's own default (models.weights.resolve_source)
+    weights: str = setting("WEIGHTS").default  # make bench's default: each model's own (models.weights.resolve_source)
     out_dir: Path = Path("results/eval")
     run_id: str | None = None
     onnx_dir: Path = Path("results/onnx")
@@ -72,6 +73,7 @@ class EvalSettings:
     folds: int = 5
     seed: int = 0
     tiny: bool = False
+    exporter: str = setting("EXPORTER").default  # the ONNX exporter, as make bench's EXPORTER
     progress: bool = True
     synthetic: bool = True
     plots: bool = True
@@ -104,7 +106,8 @@ def onnx_file(name: str, settings: EvalSettings) -> tuple[Path, str]:
     and kept in the ONNX folder's manifest), so ``WEIGHTS=pretrained make bench`` and ``make eval``
     share one file.
     """
-    entry = export_model(name, settings.onnx_dir, tiny=settings.tiny, weights=settings.weights)
+    entry = export_model(name, settings.onnx_dir, tiny=settings.tiny, weights=settings.weights,
+                         exporter=settings.exporter)
     return Path(entry["path"]), str(entry.get("sha256"))
 
 

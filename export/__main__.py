@@ -3,34 +3,39 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from export.needs import missing_for
-from export.onnx_export import EXPORTERS, ExportError, export_model
+from export.onnx_export import ExportError, export_model
 from models.registry import LAB_SUITE, MODELS, UnknownModelError
+from setting_defs import SettingError, add_flags, check_folders, values
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export", description=__doc__)
-    p.add_argument("--models", default=os.environ.get("MODELS") or ",".join(LAB_SUITE))
-    p.add_argument("--out", default=os.environ.get("ONNX_DIR") or "results/onnx")
-    p.add_argument("--exporter", default=os.environ.get("EXPORTER") or "torchscript", choices=EXPORTERS)
-    p.add_argument("--tiny", action="store_true", default=os.environ.get("TINY") == "1")
-    p.add_argument("--force", action="store_true", default=os.environ.get("FRESH") == "1")
+    # MODELS, ONNX_DIR (--out), EXPORTER, TINY, WEIGHTS, FRESH (--force), RESULTS_DIR: read as make bench reads them
+    add_flags(p, "export", aliases={"ONNX_DIR": ("--out",), "FRESH": ("--force",)})
     args = p.parse_args(argv)
-    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    try:
+        found = values(args, "export")
+        check_folders(found, ("ONNX_DIR",))
+    except SettingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    names = list(found["MODELS"] or LAB_SUITE)
     for name in names:
         if name not in MODELS:
             print(f"error: unknown model {name!r}; valid models: {', '.join(MODELS)}", file=sys.stderr)
             return 2
-    if (missing := missing_for(args.exporter)) is not None:
+    out, tiny, exporter, force = found["ONNX_DIR"], found["TINY"], found["EXPORTER"], found["FRESH"]
+    weights = found["WEIGHTS"]
+    if (missing := missing_for(exporter)) is not None:
         print(f"error: {missing}", file=sys.stderr)
         return 2
     failed = 0
     for name in names:
         try:
-            e = export_model(name, args.out, tiny=args.tiny, exporter=args.exporter, force=args.force)
+            e = export_model(name, out, tiny=tiny, exporter=exporter, force=force, weights=weights)
         except (ExportError, UnknownModelError) as exc:
             print(f"FAILED {exc}", file=sys.stderr)
             failed += 1

@@ -25,28 +25,14 @@ from fleet.config import Board, ConfigError, load_fleet, parse_hosts, settings_f
 from fleet.progress import Bars
 from fleet.remote import Remote, RemoteError
 from fleet.ship import Archive, ShipError, current_commit
-from fleet.ssh import Connection, SshError, control_dir, remove_control_dir
-
-
-def env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+from fleet.ssh import SSH_CONFIG_ENV, Connection, SshError, control_dir, remove_control_dir
+from setting_defs import SettingError, add_flags, check_file, check_folders, values
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """make fleet's own variables as flags (setting_defs: tools "fleet")."""
     p = argparse.ArgumentParser(prog="python -m fleet", description=__doc__.splitlines()[0])
-    p.add_argument("--hosts", default=env("HOSTS"), help="user@host:profile,... (HOSTS=)")
-    p.add_argument("--fleet", default=env("FLEET"), help="a fleet.toml (FLEET=)")
-    p.add_argument("--stop", action="store_true", default=env("STOP") == "1",
-                   help="stop the boards' runs of this command instead of starting them (STOP=1)")
-    p.add_argument("--results", default=env("RESULTS_DIR", "results"), help="the laptop's results folder")
-    p.add_argument("--poll", default=env("POLL", "5"), help="seconds between polls of a board (POLL=)")
-    p.add_argument("--lock-timeout", default=env("LOCK_TIMEOUT", "600"),
-                   help="seconds to wait for a board another user holds (LOCK_TIMEOUT=)")
-    p.add_argument("--reconnect-timeout", default=env("RECONNECT_TIMEOUT", "900"),
-                   help="seconds to keep retrying a dropped board (RECONNECT_TIMEOUT=)")
-    p.add_argument("--allow-dirty", action="store_true", default=env("ALLOW_DIRTY") == "1",
-                   help="ship the last commit although tracked files have uncommitted changes")
+    add_flags(p, "fleet")
     p.add_argument("--no-compare", action="store_true", help="do not run make compare at the end")
     return p
 
@@ -77,12 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser().parse_args(argv)
     try:
+        found = values(args, "fleet")
+        if found["SSH_CONFIG"]:
+            check_file(found["SSH_CONFIG"], "SSH_CONFIG")
+            os.environ[SSH_CONFIG_ENV] = found["SSH_CONFIG"]  # every ssh this process starts reads it
+        check_folders(found, ("RESULTS_DIR",))
         boards = load_boards(args)
-        options = Options(results=Path(args.results), poll_s=seconds(args.poll, "POLL", 0.1),
-                          lock_timeout_s=seconds(args.lock_timeout, "LOCK_TIMEOUT", 0),
-                          reconnect_timeout_s=seconds(args.reconnect_timeout, "RECONNECT_TIMEOUT", 0))
-        commit = current_commit(args.allow_dirty)
-    except (ConfigError, ShipError) as exc:
+        options = Options(results=Path(found["RESULTS_DIR"]), poll_s=seconds(found["POLL"], "POLL", 0.1),
+                          lock_timeout_s=seconds(found["LOCK_TIMEOUT"], "LOCK_TIMEOUT", 0),
+                          reconnect_timeout_s=seconds(found["RECONNECT_TIMEOUT"], "RECONNECT_TIMEOUT", 0))
+        commit = current_commit(found["ALLOW_DIRTY"])
+    except (ConfigError, ShipError, SettingError) as exc:
         print(f"fleet: error: {exc}", file=sys.stderr)
         return 2
     if commit.dirty:
@@ -91,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     sockets = control_dir()
     conns = {b.name: Connection(b.host, sockets, tag=f"b{i}") for i, b in enumerate(boards)}
     try:
-        if args.stop:
+        if found["STOP"]:
             return stop_boards(boards, conns, commit.sha)
         return drive(boards, conns, Archive(commit), options, compare=not args.no_compare)
     finally:

@@ -25,17 +25,15 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bench.profiles import profile_names
+from setting_defs import fleet_names
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10: the same parser, published as tomli
     import tomli as tomllib
 
-# make bench's variables that decide what a board measures (bench/cli.py reads them);
-# DEVICE comes from the board's profile and RESULTS_DIR/ONNX_DIR are the board's own folders
-SETTING_NAMES = ("MODELS", "RUNTIMES", "PROVIDERS", "BATCH_SIZES", "DURATIONS", "REPS", "THREADS",
-                 "VARIANTS", "ORT_OPT", "ENERGY", "WEIGHTS", "GRID", "QUICK", "FRESH", "TINY",
-                 "EXPORTER", "NO_PEAK", "CPU_WATTS")
+# the variables a board's run gets are the settings defined as forwarded (setting_defs:
+# fleet=True); DEVICE comes from the board's profile and RESULTS_DIR/ONNX_DIR are the board's own folders
 DEFAULT_DIR = "~/wavebench"
 HOST_RE = re.compile(r"^(?:[A-Za-z0-9._][A-Za-z0-9._+-]*@)?[A-Za-z0-9_][A-Za-z0-9._-]*$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -156,8 +154,8 @@ def check_settings(table: Any, where: str) -> dict[str, str]:
         raise ConfigError(f"{where}: must be a table of NAME = value")
     out = {}
     for key, value in table.items():
-        if key not in SETTING_NAMES:
-            raise ConfigError(f"{where}: unknown setting {key!r}; valid: {', '.join(SETTING_NAMES)}")
+        if key not in fleet_names():
+            raise ConfigError(f"{where}: unknown setting {key!r}; valid: {', '.join(fleet_names())}")
         if isinstance(value, bool):
             value = "1" if value else ""
         elif isinstance(value, list):
@@ -182,4 +180,4 @@ def check_unique(boards: list[Board]) -> None:
 
 def settings_from_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The make variables set now (empty ones are unset, as in make)."""
-    return {k: environ[k] for k in SETTING_NAMES if environ.get(k, "") != ""}
+    return {k: environ[k] for k in fleet_names() if environ.get(k, "") != ""}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from flops.graph import (
 )
 from models.frontend import SAMPLE_RATE
 from models.registry import LAB_SUITE, UnknownModelError, get_spec
+from setting_defs import SettingError, add_flags, check_folders, values
 
 # ---------------------------------------------------------------------------------------------
 # Report and command line
@@ -30,14 +30,9 @@ class UsageError(ValueError):
     """Bad input: the command line turns it into one line and exit code 2."""
 
 
-def _csv_list(text: str, cast: type, what: str) -> list:
-    try:
-        values = [cast(v.strip()) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"bad {what} list {text!r}: expected comma-separated numbers") from None
-    if not values or any(v <= 0 for v in values):
-        raise UsageError(f"bad {what} list {text!r}: expected positive numbers")
-    return values
+# make flops' own sweep when DURATIONS / BATCH_SIZES are unset (it has no device profile)
+FLOPS_DURATIONS = (1.0, 2.0, 4.0, 8.0, 16.0)
+FLOPS_BATCH_SIZES = (1,)
 
 
 def _g(x: float) -> str:
@@ -211,27 +206,24 @@ def _plot(report: dict[str, Any], out: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    env = os.environ
     p = argparse.ArgumentParser(prog="python -m flops",
                                 description="MACs/FLOPs report from the ONNX graphs (make flops)")
-    p.add_argument("--models", default=env.get("MODELS") or ",".join(LAB_SUITE))
-    p.add_argument("--durations", default=env.get("DURATIONS") or "1,2,4,8,16", help="seconds, comma-separated")
-    p.add_argument("--batch-sizes", default=env.get("BATCH_SIZES") or "1")
-    p.add_argument("--onnx-dir", default=env.get("ONNX_DIR") or "results/onnx")
-    p.add_argument("--out", default=env.get("FLOPS_DIR") or "results/flops")
+    # MODELS, DURATIONS, BATCH_SIZES, ONNX_DIR, FLOPS_DIR (--out), RESULTS_DIR: read as make bench reads them
+    add_flags(p, "flops", aliases={"FLOPS_DIR": ("--out",)})
     args = p.parse_args(argv)
     try:
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
-        if not models:
-            raise UsageError("no models given")
-        durations = _csv_list(args.durations, float, "duration")
-        batch_sizes = _csv_list(args.batch_sizes, int, "batch size")
-        report = build_report(models, durations, batch_sizes, Path(args.onnx_dir),
+        found = values(args, "flops")
+        check_folders(found, ("FLOPS_DIR",))
+        models = list(found["MODELS"] or LAB_SUITE)
+        durations = list(found["DURATIONS"] or FLOPS_DURATIONS)
+        batch_sizes = list(found["BATCH_SIZES"] or FLOPS_BATCH_SIZES)
+        report = build_report(models, durations, batch_sizes, Path(found["ONNX_DIR"]),
                               log=lambda s: print(s, file=sys.stderr))
-    except UsageError as exc:
+    except (UsageError, SettingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    written = write_report(report, Path(args.out))
+    out = Path(found["FLOPS_DIR"])
+    written = write_report(report, out)
     b0 = batch_sizes[0]
     table = [[r["model"], f"{r['duration_s']:g}", _g(r["macs"]), f"{r['gmacs_per_audio_s']:,.3f}",
               f"{100 * r['attention_share']:.1f}%", f"{r['other_gflops']:,.3f}"]

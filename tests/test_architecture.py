@@ -17,19 +17,20 @@ REPO = Path(__file__).resolve().parent.parent
 
 # which first-party packages each package may import (itself always)
 ALLOWED: dict[str, set[str]] = {
-    "runstore": set(),
-    "host": set(),
-    "models": set(),
-    "export": {"models"},
-    "flops": {"models", "export"},
-    "energy": {"host"},
-    "runners": {"runstore", "host", "models", "export", "flops", "energy"},
-    "bench": {"runstore", "host", "models", "export", "flops", "energy", "runners"},
-    "worker": {"runstore", "host", "models", "export", "flops", "energy", "runners", "bench"},
-    "report": {"runstore"},
-    "compare": {"runstore"},
-    "evaluation": {"runstore", "host", "models", "export", "flops", "energy", "runners", "bench"},
-    "fleet": {"runstore", "bench", "compare"},
+    "setting_defs": set(),
+    "runstore": {"setting_defs"},
+    "host": {"setting_defs"},
+    "models": {"setting_defs"},
+    "export": {"setting_defs", "models"},
+    "flops": {"setting_defs", "models", "export"},
+    "energy": {"setting_defs", "host"},
+    "runners": {"setting_defs", "runstore", "host", "models", "export", "flops", "energy"},
+    "bench": {"setting_defs", "runstore", "host", "models", "export", "flops", "energy", "runners"},
+    "worker": {"setting_defs", "runstore", "host", "models", "export", "flops", "energy", "runners", "bench"},
+    "report": {"setting_defs", "runstore"},
+    "compare": {"setting_defs", "runstore"},
+    "evaluation": {"setting_defs", "runstore", "host", "models", "export", "flops", "energy", "runners", "bench"},
+    "fleet": {"setting_defs", "runstore", "bench", "compare"},
 }
 # orchestration calls the report at the end of a run (deferred: it pulls matplotlib);
 # ``python -m runners`` (the contract's command line) is the orchestration's entry point
@@ -37,7 +38,7 @@ EXCEPTIONS = {("bench.suite", "report"), ("runners.__main__", "bench")}
 # the worker process talks to the parent through the job only: the parent imports no worker module
 NEVER = {("bench", "worker")}
 # code that runs while a cell is measured, or that measures: no reporting libraries
-MEASUREMENT = ("runners.harness", "runners.stats", "runners.memory", "runners.runtimes", "runners.audio",
+MEASUREMENT = ("setting_defs", "runners.harness", "runners.stats", "runners.memory", "runners.runtimes", "runners.audio",
                "runners.reference", "worker", "runners.gemm_peak", "energy", "flops.graph", "flops.formulas", "flops.cache",
                "export", "models", "host", "runstore")
 REPORTING_LIBS = {"matplotlib", "tabulate", "report"}

@@ -41,6 +41,12 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ar
     ({"REPS": "0"}, "REPS=0 must be >= 1"),  # make bench REPS=0
     ({"REPS": "0", "QUICK": "1"}, "REPS=0 must be >= 1"),
     ({"ENERGY": "estimate"}, "ENERGY=estimate needs CPU_WATTS"),
+    # every variable is parsed by its one definition (setting_defs) before anything runs
+    ({"MIN_TIME": "soon"}, "MIN_TIME='soon' is not a number; expected a number > 0"),
+    ({"QUICK": "yes"}, "QUICK='yes' is not a switch"),
+    ({"CPU_WATTS": "lots"}, "CPU_WATTS='lots' is not a number"),
+    ({"ORDER": "random"}, "ORDER='random' is not valid; valid: interleaved, grouped"),
+    ({"ENERGY": "csv:/no/such/folder/log.csv"}, "ENERGY=csv:/no/such/folder/log.csv: no folder /no/such/folder"),
 ])
 def test_bad_make_variables_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, env, message):
     monkeypatch.delenv("CPU_WATTS", raising=False)
@@ -51,6 +57,15 @@ def test_bad_make_variables_exit_2_with_one_line_and_write_nothing(tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not results.exists()
+
+
+def test_an_unwritable_onnx_dir_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("ONNX_DIR", str(tmp_path / "a-file" / "onnx"))
+    assert main(["--device", "cpu", "--results", str(tmp_path / "results"), "--no-progress"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"ONNX folder {tmp_path / 'a-file' / 'onnx'} is not writable" in line and "ONNX_DIR=" in line
+    assert not (tmp_path / "results").exists()
 
 
 @pytest.mark.skipif(GPU_READY, reason="needs a machine without CUDA")

@@ -308,6 +308,23 @@ def test_whole_fleet_run_ends_in_a_comparison(lab, tmp_path):
 ONE_BOARD = {"MODELS": "logmel", "RUNTIMES": "pytorch", "DURATIONS": "0.5,1,1.5,2"}
 
 
+@needs_sshd
+def test_make_fleet_order_grouped_runs_the_board_grouped(lab, tmp_path):
+    # `make fleet ORDER=grouped`: make exports ORDER to python -m fleet, which forwards it to the
+    # board (setting_defs: ORDER is forwarded) -- before, the board measured interleaved without a word
+    laptop = Laptop(lab, tmp_path)
+    toml = laptop.fleet_toml({"pi-board": {"profile": "rpi", "tree": lab["trees"]["pi"]}},
+                             MODELS="logmel", RUNTIMES="pytorch,onnxruntime", DURATIONS="0.5")
+    code, out = laptop.run(["--fleet", str(toml)], ORDER="grouped")
+    assert code == 0, out
+    (remote,) = board_runs(tmp_path / "board-pi-board")
+    run = json.loads((remote / "run.json").read_text())
+    assert run["settings"]["order"] == "grouped" and run["counts"] == {"ok": 2}
+    records = [json.loads(line) for line in (remote / "cells.jsonl").read_text().splitlines() if line.strip()]
+    assert sorted(r["runtime"] for r in records) == ["onnxruntime", "pytorch"]
+    assert {r["order"] for r in records} == {"grouped"}
+
+
 def measured(board_dir: Path) -> int:
     """Complete records in the board's run so far (0 before the run folder exists)."""
     runs = board_runs(board_dir)
