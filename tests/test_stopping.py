@@ -208,9 +208,15 @@ def test_grouped_order_keeps_the_per_side_rule(tmp_path):
 
 
 def test_speedup_ci_comes_from_the_flag_or_the_environment(monkeypatch):
-    from bench.cli import build_parser
+    from bench.cli import build_kwargs, build_parser
+    from setting_defs import setting
 
-    assert build_parser().parse_args([]).speedup_ci is None  # the settings' default applies
-    assert build_parser().parse_args(["--speedup-ci", "0.2"]).speedup_ci == 0.2
+    def given(argv):  # what build_settings is handed (the flag's text), as its definition parses it
+        text = build_kwargs(build_parser().parse_args(argv))["speedup_ci"]
+        return setting("SPEEDUP_CI").parse(text, "SPEEDUP_CI")
+
+    monkeypatch.delenv("SPEEDUP_CI", raising=False)
+    assert given([]) is None  # the settings' default applies
+    assert given(["--speedup-ci", "0.2"]) == 0.2
     monkeypatch.setenv("SPEEDUP_CI", "0.15")
-    assert build_parser().parse_args([]).speedup_ci == 0.15
+    assert given([]) == 0.15
