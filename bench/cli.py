@@ -24,6 +24,7 @@ from setting_defs import SettingError, add_flags, setting, settings_for
 
 if TYPE_CHECKING:
     from bench.profiles import DeviceProfile
+    from bench.suite import RunOutcome
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunInProgress as exc:  # the same settings are being measured: nothing was written
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    _report(outcome.run_dir)
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.counts.items()))
-    print(f"\nrun {outcome.status}: {counts}; results in {outcome.run_dir}")
+    print(summary(outcome))
     if outcome.status == "interrupted":
         return 130
     return 0 if outcome.all_ok else 1
@@ -131,10 +130,42 @@ def _models_that_fit(profile: DeviceProfile, own_sweep: bool) -> str | None:
     return ",".join(kept)
 
 
-def _report(run_dir: Path) -> None:
-    """Print the comparison the suite wrote (table.txt) and where the report is."""
-    table = Path(run_dir) / "table.txt"
+def summary(outcome: RunOutcome) -> str:
+    """The end of ``make bench``: the answer first (what was compared, which runtime won where, by
+    how much and by which test, per model), then the comparison table (table.txt), where the
+    report is; then the details (cell counts, wall time against its prediction, notes)."""
+    run_dir = Path(outcome.run_dir)
+    parts = []
+    if outcome.answer:
+        parts.append("\n".join(outcome.answer))
+    table = run_dir / "table.txt"
     if table.exists():
-        print(table.read_text())
-    if (Path(run_dir) / "report.md").exists():
-        print(f"report: {Path(run_dir) / 'report.md'}")
+        parts.append(table.read_text().rstrip())
+    if (run_dir / "report.md").exists():
+        parts.append(f"report: {run_dir / 'report.md'}")
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.counts.items()))
+    details = [f"run {outcome.status}: {counts}; results in {run_dir}"]
+    wall = wall_time_line(outcome.wall_time)
+    if wall:
+        details.append(wall)
+    parts.append("\n".join(details + list(outcome.messages)))
+    return "\n\n" + "\n\n".join(parts)
+
+
+def wall_time_line(wall: dict | None) -> str | None:
+    """'wall time: measuring 96 cell(s) took 27:44, predicted 28:50 before the first cell (0.96× that);
+    export and set-up 12 s' from a session's ``wall_time``; None when nothing was measured."""
+    measure = (wall or {}).get("measure") or {}
+    actual, predicted = measure.get("actual_s"), measure.get("predicted_s")
+    if actual is None or not measure.get("cells"):
+        return None
+    # deferred: the estimate module is loaded with the suite, after the settings are valid
+    from bench.estimate import fmt_duration
+
+    text = f"wall time: measuring {measure['cells']} cell(s) took {fmt_duration(actual)}"
+    if predicted:
+        text += f", predicted {fmt_duration(predicted)} before the first cell ({actual / predicted:.2f}× that)"
+    export = ((wall or {}).get("export") or {}).get("actual_s")
+    if export is not None:
+        text += f"; export and set-up {fmt_duration(export)}"
+    return text

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.estimate import WorkEstimate, estimate_run, prediction_line
 from bench.job import CellShape, WorkerJob
-from bench.plan import RuntimeConfig
+from bench.plan import PlannedCell, RuntimeConfig
 from bench.profiles import board_mismatch
+from bench.progress import WorkProgress
 from bench.schedule import Comparison, Side, comparisons, failed_record, remeasure_hint, remeasure_keys
 from bench.settings import Settings
 from export.needs import missing_for
@@ -42,7 +44,9 @@ class RunOutcome:
     run_dir: Path
     status: str
     counts: dict[str, int] = field(default_factory=dict)
-    messages: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # notes for after the summary (the drift hint)
+    answer: list[str] = field(default_factory=list)  # what was compared, the verdict, per-model figures
+    wall_time: dict[str, Any] = field(default_factory=dict)  # predicted and actual, as in run.json
 
     @property
     def all_ok(self) -> bool:
@@ -153,25 +157,39 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         device_name=device_name, environment=environment, run_identity=run_identity, fingerprint=fingerprint,
         profile_note=profile_note, hardware_note=hardware_note, command=command or typed_command(sys.argv[1:])))
     gemm_rates: dict[str, float] = {}
+    peaks: dict[tuple, tuple[dict[str, Any] | None, str | None]] = {}
+
+    def peak_for(config: RuntimeConfig) -> tuple[dict[str, Any] | None, str | None]:
+        """The GEMM peak of a runtime × threads × provider, measured (or read from the cache) once."""
+        key = (config.runtime, config.threads, config.provider)
+        if key not in peaks:
+            peaks[key] = gemm_peak(settings, config, log)
+        return peaks[key]
+
+    session_started = time.monotonic()
     try:
         manifest = export_models(settings, log) if todo else {}
         return_freed_memory()  # the exported models are gone: give their memory back before the workers start
+        estimate = predict(settings, todo, manifest, peak_for, log)
+        export_s = time.monotonic() - session_started  # export, GEMM peaks, prediction
     except KeyboardInterrupt:
-        log("interrupted during export: nothing was measured; run the same command again to resume")
+        log("interrupted before measuring: nothing was measured; run the same command again to resume")
         folder.update_run(status="interrupted", finished=_now())
         _close_session(folder, "interrupted", gemm_rates, settings)
         folder.release()
         return RunOutcome(folder.path, "interrupted", {})
     if manifest:
         folder.update_run(models=manifest)
+    _record_wall_time(folder, export_s, estimate)
     outcome = RunOutcome(folder.path, "running")
-    bar = _progress(len(todo), progress)
+    bar = WorkProgress(estimate, len(todo), progress)
+    measure_started = time.monotonic()
     energy_said: set[str] = set()
 
     def on_record(record: dict[str, Any]) -> None:
         record["fingerprint"] = fingerprint  # points into run.json's fingerprints
         folder.append_cell(record)
-        bar.update(1)
+        bar.finish(record)
         reason = record.get("energy_reason")
         if reason and reason not in energy_said and record.get("status") == "ok":
             energy_said.add(reason)
@@ -187,7 +205,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
             for config, shapes in sides_of:
                 entry = manifest.get(config.model, {})
                 job = make_job(settings, folder, host, device_name, config, shapes, entry)
-                job.gemm_peak, job.gemm_peak_reason = gemm_peak(settings, config, log)
+                job.gemm_peak, job.gemm_peak_reason = peak_for(config)
                 peak = (job.gemm_peak or {}).get("flops_per_s")
                 if peak:
                     gemm_rates[f"{config.runtime}|{config.threads}"] = peak
@@ -203,7 +221,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
                     continue
 
                 def on_start(shape: CellShape, c: RuntimeConfig = config) -> None:
-                    bar.set_description(f"{c.model} {c.runtime} b{shape.batch_size} {shape.duration_s:g}s")
+                    bar.start(f"{c.model} {c.runtime} b{shape.batch_size} {shape.duration_s:g}s")
 
                 sides.append(Side(job, folder.path / "logs", settings.cell_timeout_s, on_record, on_start))
             Comparison(sides, settings.order, settings.policy(), ticker).run()
@@ -218,12 +236,14 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
         throttle = {**(folder.read_run().throttle or {}), "after": _throttle_snapshot()}
         folder.update_run(status=status, finished=_now(), counts=counts, throttle=throttle)
         _close_session(folder, status, gemm_rates, settings)
+        outcome.wall_time = _record_wall_time(folder, export_s, estimate,
+                                              measure_s=time.monotonic() - measure_started,
+                                              session_s=time.monotonic() - session_started)
         outcome.status, outcome.counts = status, counts
         hint = remeasure_hint(folder.cells(), DRIFT_THRESHOLD)
-        if hint:
+        if hint:  # printed by the command line after its summary (details come after the answer)
             outcome.messages.append(hint)
-            bar.write(hint)
-        _write_report(folder.path, log)
+        outcome.answer = _write_report(folder.path, log)
         folder.release()
     return outcome
 
@@ -245,6 +265,60 @@ def session_record(previous: RunRecord, settings: Settings, *, run_id: str, host
         fingerprint=fingerprint, fingerprints={**(previous.fingerprints or {}), fingerprint: run_identity},
         sessions=[*sessions, RunSession(started=now, status="running", fingerprint=fingerprint, command=command,
                                         environment=environment)])
+
+
+def predict(settings: Settings, todo: list[PlannedCell], manifest: dict[str, Any],
+            peak_for: Callable[[RuntimeConfig], tuple[dict[str, Any] | None, str | None]],
+            log: Callable[[str], None]) -> WorkEstimate | None:
+    """The measuring phase's predicted wall time (``bench/estimate.py``), printed before the first
+    cell; the GEMM peaks it needs are the ones the cells' utilisation is computed against.  A CPU
+    runtime without a peak of its own (OpenVINO's CPU plugin) is predicted at the best CPU rate
+    measured for its thread count."""
+    if not todo:
+        return None
+    rates: dict[RuntimeConfig, float | None] = {}
+    for unit in comparisons(todo):
+        for config, _ in unit:
+            rates[config] = (peak_for(config)[0] or {}).get("flops_per_s")
+    cpu_rates: dict[int, float] = {}
+    for config, rate in rates.items():
+        if rate and _on_cpu(config):
+            cpu_rates[config.threads] = max(rate, cpu_rates.get(config.threads, 0.0))
+    for config, rate in rates.items():
+        if not rate and _on_cpu(config):
+            rates[config] = cpu_rates.get(config.threads)
+    estimate = estimate_run(todo, settings.policy(), settings.order, manifest, rates.get, settings.tiny)
+    log(prediction_line(estimate, all(rates.values())))
+    return estimate
+
+
+def _on_cpu(config: RuntimeConfig) -> bool:
+    """A CPU provider (PyTorch's ``cpu``, ONNX Runtime's CPU EP, OpenVINO's ``CPU`` plugin)."""
+    return str(config.provider).lower() in ("cpu", "cpuexecutionprovider")
+
+
+def _record_wall_time(folder: RunFolder, export_s: float, estimate: WorkEstimate | None,
+                      measure_s: float | None = None, session_s: float | None = None) -> dict[str, Any]:
+    """This session's predicted and actual wall time in run.json, set once the prediction exists and
+    completed when the session ends: per phase in ``sessions[-1].wall_time`` (the report's appendix
+    shows every session), and the latest session's totals as ``predicted_wall_s`` and
+    ``actual_wall_s`` (what ``benchmarks/suite_time.py`` reads)."""
+    predicted = estimate.first if estimate is not None else (0.0, 0.0, 0.0)
+    measure: dict[str, Any] = {"cells": estimate.cells if estimate is not None else 0,
+                               "predicted_s": round(predicted[0], 1), "low_s": round(predicted[1], 1),
+                               "high_s": round(predicted[2], 1)}
+    if measure_s is not None:
+        measure["actual_s"] = round(measure_s, 1)
+        if estimate is not None:
+            measure["refined_s"] = round(estimate.total_s, 1)  # with every measured call time
+    wall: dict[str, Any] = {"predicted_s": round(export_s + predicted[0], 1), "export": {"actual_s": round(export_s, 1)},
+                            "measure": measure}
+    if session_s is not None:
+        wall["actual_s"] = round(session_s, 1)
+    sessions = folder.read_run().sessions or [RunSession()]
+    sessions[-1].wall_time = wall
+    folder.update_run(sessions=sessions, predicted_wall_s=wall["predicted_s"], actual_wall_s=wall.get("actual_s"))
+    return wall
 
 
 def _close_session(folder: RunFolder, status: str, gemm_rates: dict[str, float], settings: Settings) -> None:
@@ -273,15 +347,18 @@ def typed_command(args: list[str]) -> str:
     return portable_text(shlex.join(["python", "-m", "runners", *args]))
 
 
-def _write_report(run_dir: Path, log: Callable[[str], None]) -> None:
-    """Tables, summary.csv, plots and report.md from what is on disk (also after Ctrl-C)."""
+def _write_report(run_dir: Path, log: Callable[[str], None]) -> list[str]:
+    """Tables, summary.csv, plots and report.md from what is on disk (also after Ctrl-C); the
+    run's answer (the verdict and its figures) for the terminal summary."""
     try:
         # deferred: the report pulls matplotlib; measurement never loads it, and a report failure is logged, not fatal
-        from report.run_report import write_report
+        from report.run_report import answer_lines, write_report
 
         write_report(run_dir)
+        return answer_lines(run_dir)
     except Exception as exc:  # a report failure must not lose or hide the measurements
         log(f"report not written: {type(exc).__name__}: {exc} (retry: make report RUN={run_dir})")
+        return []
 
 
 def _environment() -> dict[str, Any]:
@@ -360,19 +437,3 @@ def _find(data: Any, key: str) -> Any:
             if found:
                 return found
     return None
-
-
-class _NullBar:
-    def update(self, n: int = 1) -> None: ...
-    def set_description(self, text: str) -> None: ...
-    def write(self, text: str) -> None: print(text, file=sys.stderr)
-    def close(self) -> None: ...
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return _NullBar()
-    # deferred: tqdm is needed only when a progress bar is shown
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="cell", dynamic_ncols=True, file=sys.stderr)

@@ -6,15 +6,17 @@ Only plain files are read, so results copied from a Pi to a laptop can be re-rep
 * ``table.txt`` — the runtime comparison as printed at the end of ``make bench``;
 * ``summary.csv`` — one row per cell, every scalar field;
 * ``plots/*.png`` — latency, RTF (and memory, energy where measured) vs batch size and duration;
-* ``report.md`` — status, environment, settings, parameters, the comparison, the plots, the
-  computed discussion and the failed cells with their errors.
+* ``report.md`` — the answer first (what was compared, which runtime won where and by how much,
+  ``report/answer.py``), then the comparison, the plots, the computed discussion and the failed
+  cells with their errors; the run, wall time, parameters, machine, GEMM peak, environment and
+  settings last, as its appendix.
 
 ``cells.jsonl`` is append-only: a resumed run appends a newer record for a cell it re-measured,
 so the latest record per :func:`runstore.records.cell_key` wins; a last line cut short by a killed
 process is skipped.
 
 Public API: :func:`load_cells`, :func:`load_run`, :func:`write_report`, :func:`render_report`,
-:func:`main`.
+:func:`answer_lines`, :func:`main`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from tabulate import tabulate
 
+from report.answer import answer_section, terminal_lines
 from report.discussion import discussion
 from report.tables import (
     comparison_table,
@@ -273,36 +276,98 @@ def _manifest(run: Mapping[str, Any]) -> Mapping[str, Any]:
     return models if isinstance(models, Mapping) else {}
 
 
+APPENDIX = "Appendix: machine, environment and settings"
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return "#" + "".join(ch for ch in heading.lower() if ch.isalnum() or ch in " -_").replace(" ", "-")
+
+
+def contents_line(body: Sequence[str], appendix: Sequence[str]) -> str:
+    """One line of links: the answer and its evidence, then the appendix's parts."""
+    links = " · ".join(f"[{h}]({_anchor(h)})" for h in body)
+    return (f"Contents: {links} · [Appendix]({_anchor(APPENDIX)}): "
+            + " · ".join(f"[{h.lower()}]({_anchor(h)})" for h in appendix))
+
+
+def _fmt_duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "—"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def wall_time_section(run: Mapping[str, Any]) -> str:
+    """Predicted against actual wall time per session (``sessions[].wall_time``, ``bench/estimate.py``):
+    how far the prediction printed before measuring was from what the run took."""
+    rows = []
+    for i, session in enumerate(run.get("sessions") or []):
+        wall = session.get("wall_time") if isinstance(session, Mapping) else None
+        if not isinstance(wall, Mapping):
+            continue
+        measure = wall.get("measure") or {}
+        export = wall.get("export") or {}
+        predicted, actual = measure.get("predicted_s"), measure.get("actual_s")
+        low, high = measure.get("low_s"), measure.get("high_s")
+        rows.append([i + 1, measure.get("cells", "—"), _fmt_duration(export.get("actual_s")),
+                     _fmt_duration(predicted) + (f" [{_fmt_duration(low)}, {_fmt_duration(high)}]"
+                                                 if low is not None and high is not None else ""),
+                     _fmt_duration(actual),
+                     f"{actual / predicted:.2f}" if isinstance(actual, (int, float)) and predicted else "—",
+                     _fmt_duration(wall.get("predicted_s")), _fmt_duration(wall.get("actual_s"))])
+    if not rows:
+        return "No prediction recorded (a run from before wavebench predicted its wall time)."
+    return ("Measuring time predicted before the first cell (from each cell's MACs, the measured GEMM rate "
+            "and the stopping rule's caps: `bench/estimate.py`; [range] = every comparison stopping at its "
+            "minimum rounds, or at its caps) against the time it took; h:mm:ss.\n\n"
+            + tabulate(rows, headers=["session", "cells", "export & set-up", "measure predicted [range]", "measure actual",
+                                      "actual / predicted", "session predicted", "session actual"],
+                       tablefmt="github", disable_numparse=True))
+
+
 def render_report(run: Mapping[str, Any], cells: Sequence[CellRecord],
                   plots: Sequence[Path] | str, run_dir: Path, holder: Holder | None = None) -> str:
-    """The Markdown report from what was read and drawn; pure, so tests can check its text."""
+    """The Markdown report from what was read and drawn; pure, so tests can check its text.
+
+    The answer comes first (what was compared, which runtime won where, by how much and by which
+    test), then its evidence (the comparison, the plots, the discussion, the failures); the
+    machine, environment and settings follow as the appendix they are.
+    """
     title = run.get("run_id") or run_dir.name
     device = " · ".join(str(run[k]) for k in ("device_name", "device") if run.get(k))
     meta = _meta_rows(run)
     models = run.get("models") if isinstance(run.get("models"), Mapping) else None
+    variants = has_variants(cells)
+    gemm = gemm_peak_section(cells)
+    body: list[tuple[str, str]] = [
+        ("The answer", answer_section(run, cells)),
+        ("Runtime comparison", comparison_table(cells, fmt="github")),
+        *([("Variants (against fp32 PyTorch, same run)", variants_table(cells, fmt="github"))] if variants else []),
+        ("Plots", plots_section(plots, run_dir)),
+        ("Discussion", discussion(cells, models).rstrip()),
+        ("Failed and unsupported cells", failed_section(cells)),
+    ]
+    appendix: list[tuple[str, str]] = [
+        ("Run", tabulate(meta, headers=["", ""], tablefmt="github", disable_numparse=True) if meta
+         else "No run record."),
+        ("Wall time", wall_time_section(run)),
+        ("Parameters", params_table(cells, fmt="github", manifest=_manifest(run))),
+        ("Machine fingerprint", fingerprint_section(run)),
+        *([("GEMM peak", gemm)] if gemm else []),
+        ("Environment", _kv_table(run.get("environment"), "No environment recorded.")),
+        ("Settings", _kv_table(run.get("settings"), "No settings recorded.")),
+    ]
     sections = [
         f"# wavebench run {title}" + (f" — {device}" if device else ""),
         status_section(run, cells, holder),
-        tabulate(meta, headers=["", ""], tablefmt="github", disable_numparse=True) if meta else "",
-        "## Machine fingerprint",
-        fingerprint_section(run),
-        "## Environment",
-        _kv_table(run.get("environment"), "No environment recorded."),
-        "## Settings",
-        _kv_table(run.get("settings"), "No settings recorded."),
-        "## Parameters",
-        params_table(cells, fmt="github", manifest=_manifest(run)),
-        "## Runtime comparison",
-        comparison_table(cells, fmt="github"),
-        *(["## Variants (against fp32 PyTorch, same run)", variants_table(cells, fmt="github")]
-          if has_variants(cells) else []),
-        *(["## GEMM peak", gemm_peak_section(cells)] if gemm_peak_section(cells) else []),
-        "## Plots",
-        plots_section(plots, run_dir),
-        "## Discussion",
-        discussion(cells, models).rstrip(),
-        "## Failed and unsupported cells",
-        failed_section(cells),
+        contents_line([h for h, _ in body], [h for h, _ in appendix]),
+        *[part for heading, text in body for part in (f"## {heading}", text)],
+        f"## {APPENDIX}",
+        "What the figures above were measured on and with: the run, the machine and its software, the "
+        "GEMM rates behind the utilisation figures, and every setting.",
+        *[part for heading, text in appendix for part in (f"### {heading}", text)],
     ]
     return "\n\n".join(s for s in sections if s) + "\n"
 
@@ -331,6 +396,13 @@ def write_report(run_dir: str | Path) -> Path:
     path = run_dir / REPORT
     path.write_text(render_report(run, cells, plots, run_dir, holder_of(run_dir)), encoding="utf-8")
     return path
+
+
+def answer_lines(run_dir: str | Path) -> list[str]:
+    """The run's answer for the terminal (``report/answer.py``): what the end of ``make bench``
+    prints before the comparison table."""
+    run_dir = Path(run_dir)
+    return terminal_lines(load_run(run_dir), load_cells(run_dir))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -96,6 +96,7 @@ class RunSession(RunSection):
     finished: str | None = None
     gemm_flops_per_s: dict[str, float] | None = None  # attainable rate per "runtime|threads"
     gemm_reason: str | None = None  # why there is none
+    wall_time: dict[str, Any] | None = None  # predicted and actual seconds, per phase (bench/estimate.py)
 
 
 @dataclass
@@ -127,6 +128,8 @@ class RunRecord(RunSection):
     models: dict[str, Any] | None = None  # the export manifest entry of each model
     finished: str | None = None
     counts: dict[str, int] | None = None  # cells per status
+    predicted_wall_s: float | None = None  # the latest session's, predicted before it measured
+    actual_wall_s: float | None = None  # and what it took
 
 
 RUN_FIELDS = frozenset(f.name for f in fields(RunRecord)) - {"extra", "read_keys"}

@@ -110,6 +110,18 @@ def test_run_json_and_report_carry_no_path_of_this_machine_and_the_command_as_ty
     assert run["command"] == ("python -m runners " + " ".join(argv[:-1]) + " …/results")
     assert run["settings"]["results_dir"] == "…/results" and run["host"]  # the host name stays
     assert run["environment"]["software"]["python_executable"] in (".venv/bin/python", f"…/{Path(sys.executable).name}")
+    # the terminal summary leads with the answer: what was compared and the verdict, the table, the
+    # report; details after; the wall time was predicted before measuring and is recorded with the actual
+    out, err = capsys.readouterr()
+    order = [out.index(text) for text in ("compared: PyTorch", "- Of 1 cells measured ok under both runtimes",
+                                          "PT median ms", f"report: {run_dir / 'report.md'}", "run complete: 2 ok",
+                                          "wall time: measuring 2 cell(s) took")]
+    assert order == sorted(order), out
+    assert "predicted: measuring 2 cell(s) takes about" in err
+    wall = run["sessions"][-1]["wall_time"]
+    assert wall["measure"]["cells"] == 2 and wall["measure"]["predicted_s"] > 0 and wall["measure"]["actual_s"] > 0
+    assert wall["predicted_s"] >= wall["measure"]["predicted_s"] and wall["actual_s"] >= wall["measure"]["actual_s"]
+    assert (run["predicted_wall_s"], run["actual_wall_s"]) == (wall["predicted_s"], wall["actual_s"])
     # make bench passes what was typed
     monkeypatch.setenv("WAVEBENCH_COMMAND", "make bench  QUICK=1 REPS=3")
     assert main(argv + ["--fresh"]) == 0

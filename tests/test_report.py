@@ -147,3 +147,40 @@ def test_figures_ok_cells_lack_are_listed_with_failures_and_their_reasons(tmp_pa
     assert any("fidelity" in r and "| 2 " in r and "shapes (1, 5) vs (1, 6)" in r for r in rows)  # grouped
     assert any("MACs / utilisation" in r and "no MAC count" in r for r in rows)
     assert any("GEMM peak / utilisation" in r and "RuntimeError: boom" in r for r in rows)
+
+
+def test_the_report_opens_with_its_answer_and_ends_with_its_appendix(tmp_path) -> None:
+    """What was compared and the verdict (with the test used) come before any table of the machine,
+    the environment or the settings; those follow the discussion, under the appendix heading."""
+    cells = [cell(m, rt, 1, d, median=base * d * (0.5 if rt == "onnxruntime" else 1.0),
+                  latency_ci95_low_s=base * d * (0.49 if rt == "onnxruntime" else 0.98),
+                  latency_ci95_high_s=base * d * (0.51 if rt == "onnxruntime" else 1.02))
+             for m, base in (("small", 0.001), ("big", 0.1)) for rt in ("pytorch", "onnxruntime") for d in (1.0, 2.0)]
+    wall = {"predicted_s": 70.0, "actual_s": 80.0, "export": {"actual_s": 10.0},
+            "measure": {"cells": 8, "predicted_s": 60.0, "low_s": 40.0, "high_s": 60.0, "actual_s": 66.0}}
+    run_dir = write_run(tmp_path / "run", cells, sessions=[{"status": "complete", "wall_time": wall}],
+                        settings={"reps": 10, "batch_sizes": [1], "durations": [1, 2], "threads": [2],
+                                  "min_time_s": 1.0, "max_time_s": 8.0, "ci_target": 0.05, "order": "interleaved"})
+    report = write_report(run_dir).read_text()
+    first_heading = report.index("\n## ")
+    assert report[first_heading:].startswith("\n## The answer")
+    answer = report[first_heading:report.index("\n## Runtime comparison")]
+    assert "**Models:** small, big" in answer and "**Runtimes:** PyTorch (cpu) and ONNX Runtime" in answer
+    assert "**Machine:** test cpu, profile cpu" in answer
+    assert "**Settings:** batch 1 × duration 1, 2 s" in answer and "threads 2" in answer
+    verdict = "Of 4 cells measured ok under both runtimes, ONNX Runtime was significantly faster ("
+    assert verdict in answer and "geometric mean 2.00×" in answer
+    assert "| small " in answer and "| big " in answer  # the per-model headline
+    appendix = report.index("## Appendix: machine, environment and settings")
+    for table in ("### Machine fingerprint", "### Environment", "| cpu.model", "### Settings", "| reps",
+                  "### Parameters", "### Wall time", "| run_id"):
+        assert report.index(verdict) < appendix < report.index(table), table
+    assert report.index("## Discussion") < report.index("## Failed and unsupported cells") < appendix
+    assert "[Appendix](#appendix-machine-environment-and-settings)" in report.split("## The answer")[0]
+    wall_rows = report.split("### Wall time")[1].split("###")[0]
+    assert "| 1:00 [0:40, 1:00]" in wall_rows and "| 1:06 " in wall_rows and "| 1.10 " in wall_rows
+
+
+def test_a_run_without_a_prediction_says_so(tmp_path) -> None:
+    report = write_report(write_run(tmp_path, [cell("a")])).read_text()
+    assert "No prediction recorded" in report.split("### Wall time")[1]
