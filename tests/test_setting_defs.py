@@ -239,6 +239,8 @@ def test_make_export_reads_onnx_dir_tiny_exporter_weights_and_results_dir(clean_
     calls = []
     clean_env.setattr(export_main, "export_model",
                       lambda name, out, **kw: calls.append((name, str(out), kw)) or {"skipped": True, "file": "f"})
+    # export_model is faked, so onnxscript (requirements-dynamo.txt) need not be installed here
+    clean_env.setattr(export_main, "missing_for", lambda exporter: None)
     clean_env.setenv("MODELS", "logmel")
     clean_env.setenv("RESULTS_DIR", str(tmp_path / "r"))
     clean_env.setenv("TINY", "1")
