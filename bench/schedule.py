@@ -20,8 +20,9 @@ protocol, finish; :func:`fixed_costs` adds them up for a run).
 
 Before each round the other live workers must be quiet: an idle ONNX Runtime or OpenMP thread
 pool spins for a while after a call and would steal cores from the runtime being measured.  The
-scheduler waits until their CPU time stops growing (``/proc``; a fixed wait elsewhere), and records
-how much CPU they still burned during the round (``extra.idle_side_cpu_s``).
+scheduler waits until their CPU time stops growing (``bench/quiet.py``: per-thread run time in
+nanoseconds; a fixed wait without ``/proc``), and records how much CPU they still burned during the
+round (``extra.idle_side_cpu_s``).
 
 Each worker reads its canary (``runners/canary.py``) before the cell's first round and after its
 last (the reading after one cell serves as the next cell's reading before when it is fresh:
@@ -31,7 +32,6 @@ last (the reading after one cell serves as the next cell's reading before when i
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 from bench.job import CellShape, WorkerJob
 from bench.plan import PlannedCell, RuntimeConfig
+from bench.quiet import cpu_seconds, settle
 from bench.supervisor import WorkerSupervisor
 from runners.canary import canary_change, is_drift
 from runners.harness import TimingPolicy
@@ -47,9 +48,6 @@ from runners.stopping import SideTally, paired_speedup, speedup_ci_width, stop_r
 from runstore.records import CellRecord, cell_key
 
 ORDERS = ("interleaved", "grouped")
-SETTLE_POLL_S = 0.02  # the idle side is quiet when its CPU time did not grow over one poll
-SETTLE_MAX_S = 0.5  # never wait longer than this for a quiet side
-SETTLE_FALLBACK_S = 0.05  # without /proc: a fixed wait (ORT's and libgomp's spin lasts milliseconds)
 # a side's canary reading after one cell is its reading before the next when it is this fresh and
 # nothing ran on that worker in between but the record's own bookkeeping: the two readings would be
 # back to back, where they differ by the canary's own noise (docs/benchmarks/canary-noise.md)
@@ -66,36 +64,6 @@ def failed_record(job: WorkerJob, cell: CellShape, status: str, message: str) ->
     rec: CellRecord = job.base_record(cell)
     rec.status, rec.error = status, message
     return rec.to_dict()
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds of a process, all its threads included (Linux /proc)."""
-    if pid is None:
-        return None
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def settle(pids: list[int], poll_s: float = SETTLE_POLL_S, max_s: float = SETTLE_MAX_S) -> float:
-    """Wait until none of ``pids`` uses CPU any more; the seconds waited."""
-    if not pids:
-        return 0.0
-    start = time.perf_counter()
-    last = [cpu_seconds(p) for p in pids]
-    if all(v is None for v in last):
-        time.sleep(SETTLE_FALLBACK_S)
-        return time.perf_counter() - start
-    while time.perf_counter() - start < max_s:
-        time.sleep(poll_s)
-        now = [cpu_seconds(p) for p in pids]
-        if all(a is None or b is None or b <= a for a, b in zip(last, now)):
-            break
-        last = now
-    return time.perf_counter() - start
 
 
 @dataclass

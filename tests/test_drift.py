@@ -13,13 +13,12 @@ import pytest
 
 from bench.job import CellShape
 from bench.profiles import load_profile
+from bench.quiet import cpu_seconds, settle
 from bench.schedule import (
     comparisons,
-    cpu_seconds,
     paired_speedup,
     remeasure_hint,
     remeasure_keys,
-    settle,
 )
 from bench.settings import SettingsError, build_settings
 from bench.suite import run_suite

@@ -1,0 +1,71 @@
+"""Settling on real processes: a spinning worker is waited for, an idle one is not.
+
+The scheduler waits before every round until the other workers are quiet (bench/quiet.py); these
+tests use real child processes, since what matters is what /proc says of them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.quiet import QUIET_WINDOW_S, SETTLE_MAX_S, _schedstat_seconds, _stat_seconds, cpu_seconds, settle
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
+
+# a child that says "go", spins on the CPU for SPIN seconds, says "done" and then sleeps
+CHILD = """
+import sys, time
+print("go", flush=True)
+end = time.perf_counter() + float(sys.argv[1])
+while time.perf_counter() < end:
+    pass
+print("done", flush=True)
+time.sleep(60)
+"""
+
+
+def start_child(spin_s: float) -> subprocess.Popen:
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(spin_s)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "go"
+    return child
+
+
+def test_cpu_time_has_nanosecond_resolution_and_counts_every_thread():
+    burn_end = time.perf_counter() + 0.05
+    while time.perf_counter() < burn_end:
+        pass
+    fine, coarse = _schedstat_seconds(os.getpid()), _stat_seconds(os.getpid())
+    assert fine is not None and coarse is not None
+    assert abs(fine - coarse) < 0.1  # the same clock, read at two resolutions
+    assert fine != round(fine, 2)  # not whole clock ticks
+    assert cpu_seconds(os.getpid()) >= fine
+    assert cpu_seconds(2**22 + 7) is None  # no such process (above the default pid_max)
+
+
+def test_settle_waits_for_a_spinning_worker_and_not_for_an_idle_one():
+    child = start_child(0.4)
+    try:
+        waited = settle([child.pid], max_s=5.0)
+        assert child.stdout is not None and child.stdout.readline().strip() == "done"
+        # it waited for the spin to end (0.4 s, less the moment between "go" and the first reading)
+        assert 0.2 <= waited < 4.0, waited
+        again = settle([child.pid], max_s=5.0)  # now sleeping: quiet after one window
+        assert QUIET_WINDOW_S <= again < 0.25, again
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_settle_gives_up_at_its_cap_and_tolerates_a_vanished_process():
+    child = start_child(3.0)
+    try:
+        waited = settle([child.pid], max_s=0.2)
+        assert 0.2 <= waited < 1.0, waited
+    finally:
+        child.kill()
+        child.wait()
+    assert settle([child.pid]) < SETTLE_MAX_S  # gone: nothing to wait for
