@@ -102,6 +102,10 @@ class Side:
         self.shapes = set(job.cells)
         self.start_s = 0.0  # wall time of the last worker start, charged to the cell it was started for
         self.last_canary: tuple[WorkerSupervisor, float, Message] | None = None  # (worker, when, reading)
+        self.spawned = 0.0  # when the current worker process was started
+        self.is_ready = False  # the current worker said "ready" (imports done)
+        self.loaded = False  # the current worker loaded its model
+        self.ready_wait_s = 0.0  # time waited for "ready" not yet charged to a cell
 
     @property
     def runtime(self) -> str:
@@ -114,20 +118,47 @@ class Side:
     def fail(self, cell: CellShape, status: str, message: str) -> None:
         self.on_record(failed_record(self.job, cell, status, message))
 
+    def spawn(self) -> None:
+        """Start this side's worker process without waiting for it: it imports its libraries and
+        then waits for ``load`` (:meth:`ensure_worker`).  A comparison spawns all its sides at once,
+        so the imports (a second or more each) overlap while every model still loads alone."""
+        if self.unsupported is None and self.sup is None:
+            self.spawned = time.perf_counter()
+            self.sup = WorkerSupervisor(self.job, self.log_path, self.cell_timeout_s, self.load_timeout_s)
+            self.sup.start()
+            self.loaded = False
+
+    def ready(self, cell: CellShape) -> bool:
+        """Wait until the spawned worker has imported what it needs (it says ``ready``)."""
+        if self.sup is None:
+            self.spawn()
+        if self.loaded or self.is_ready:
+            return True
+        started = time.perf_counter()
+        self.is_ready = self._wait({"ready"}, self.load_timeout_s, cell,
+                                   f"worker start exceeded {self.load_timeout_s:g}s") is not None
+        self.ready_wait_s += time.perf_counter() - started  # charged to the cell by ensure_worker
+        return self.is_ready
+
     def ensure_worker(self, cell: CellShape) -> bool:
-        """A live, loaded worker for ``cell``; False (and the cell's record written) when none."""
+        """A live, loaded worker for ``cell``; False (and the cell's record written) when none.
+        ``start_s`` is the wall time the parent waited for it (import not overlapped, load)."""
         if self.unsupported is not None:
             self.fail(cell, "unsupported", self.unsupported)
             return False
-        if self.sup is not None:
+        if self.sup is not None and self.loaded:
             self.start_s = 0.0
             return True
         started = time.perf_counter()
-        self.sup = WorkerSupervisor(self.job, self.log_path, self.cell_timeout_s, self.load_timeout_s)
-        self.sup.start()
+        ready = self.ready(cell)
+        if ready:
+            assert self.sup is not None
+            self.sup.send({"op": "load"})
         reply = self._wait({"loaded", "unsupported"}, self.load_timeout_s, cell,
-                           f"model load exceeded {self.load_timeout_s:g}s")
-        self.start_s = time.perf_counter() - started
+                           f"model load exceeded {self.load_timeout_s:g}s") if ready else None
+        # the wait for "ready" may have happened before (all sides spawned together): charged here
+        self.start_s = time.perf_counter() - started + (self.ready_wait_s if ready else 0.0)
+        self.ready_wait_s = 0.0
         if reply is None:
             return False
         if reply["type"] == "unsupported":
@@ -135,6 +166,7 @@ class Side:
             self.stop()
             self.fail(cell, "unsupported", self.unsupported)
             return False
+        self.loaded = True
         return True
 
     def ask(self, command: dict[str, Any], expect: set[str], cell: CellShape) -> Message | None:
@@ -151,12 +183,12 @@ class Side:
             message = self.sup.next_message(timeout)
             if message == "timeout":
                 self.sup.kill()
-                self.sup = None
+                self.forget_worker()
                 self.fail(cell, "timeout", timeout_text)
                 return None
             if message is None:  # the worker died
                 status, text = self.sup.exit_description()
-                self.sup = None
+                self.forget_worker()
                 self.fail(cell, status, text)
                 return None
             kind = message.get("type")
@@ -166,11 +198,16 @@ class Side:
             if kind in expect:
                 return message
 
+    def forget_worker(self) -> None:
+        """The worker is gone (killed, crashed, stopped): the next cell starts a new one."""
+        self.sup, self.is_ready, self.loaded = None, False, False
+
     def stop(self) -> None:
         """Close the worker's input and let it exit (killed if it does not within a minute)."""
         if self.sup is None:
             return
-        sup, self.sup = self.sup, None
+        sup = self.sup
+        self.forget_worker()
         sup.close_input()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -213,7 +250,7 @@ class Comparison:
             for side in self.sides:
                 if side.sup is not None:
                     side.sup.kill()
-                    side.sup = None
+                    side.forget_worker()
 
     def quiet_others(self, side: Side) -> float:
         """Wait until every other live worker is quiet before ``side`` times anything (a round or
@@ -250,6 +287,10 @@ class Comparison:
 
     def measure_cell(self, sides: list[Side], cell: CellShape) -> None:
         """Canary, rounds in order until the stopping rule says the cell is done, canary, records."""
+        if self.order == "interleaved":
+            for side in sides:  # imports overlap; each model then loads alone (ensure_worker)
+                side.spawn()
+            sides = [s for s in sides if s.unsupported is not None or s.ready(cell)]
         live = [s for s in sides if s.ensure_worker(cell)]
         progress: dict[int, CellProgress] = {}
         for side in list(live):

@@ -209,7 +209,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
                 peak = (job.gemm_peak or {}).get("flops_per_s")
                 if peak:
                     gemm_rates[f"{config.runtime}|{config.threads}"] = peak
-                job.reference_path, job.reference_error = reference(job, folder, references)
+                job.reference_path, job.reference_error = reference(job, folder, references, Path(settings.onnx_dir) / "references")
                 if config.runtime in ONNX_RUNTIMES and "error" in entry:
                     for shape in job.cells:
                         on_record(failed_record(job, shape, "error", f"ONNX export failed: {entry['error']}"))
@@ -368,8 +368,8 @@ def _environment() -> dict[str, Any]:
         return {"error": f"environment not collected: {exc}"}
 
 
-def reference(job: WorkerJob, folder: RunFolder,
-              cache: dict[str, tuple[str | None, str | None]]) -> tuple[str | None, str | None]:
+def reference(job: WorkerJob, folder: RunFolder, cache: dict[str, tuple[str | None, str | None]],
+              cache_dir: Path | None = None) -> tuple[str | None, str | None]:
     """fp32 PyTorch outputs on the probe input, once per model and run, for the fidelity fields:
     ``(reference_path, reference_error)``; neither for the fp32 PyTorch job itself."""
     if job.runtime == "pytorch" and job.variant == "fp32":
@@ -378,7 +378,7 @@ def reference(job: WorkerJob, folder: RunFolder,
         path = folder.path / "references" / (re.sub(r"[^A-Za-z0-9._-]+", "_", job.model) + ".npz")
         path.parent.mkdir(exist_ok=True)
         try:
-            save_reference(job.model, job.tiny, job.weights_source, path)
+            save_reference(job.model, job.tiny, job.weights_source, path, cache_dir)
             cache[job.model] = (str(path), None)
         except Exception as exc:  # e.g. an ONNX file has no PyTorch model
             cache[job.model] = (None, f"no fp32 PyTorch reference: {type(exc).__name__}: {exc}")

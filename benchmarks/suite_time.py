@@ -7,7 +7,8 @@ slow stretch of the machine hits both alike), and reports for each:
 
 - wall time of the whole command (set-up check, export, GEMM peak, cells, report);
 - ``quick-scratch``: ``QUICK=1`` with an empty ONNX folder (the export included);
-  ``quick``: ``QUICK=1`` with the exports present; ``default``: the default sweep;
+  ``quick``: ``QUICK=1`` with the exports present (after ``quick-scratch``: in its results
+  folder, as a user's second run); ``default``: the default sweep;
   ``rpi``: ``DEVICE=rpi`` (the Pi profile's sweep, rehearsed on this machine);
 - the run's predicted wall time against its actual one, where the run records a prediction;
 - per cell, the verdict of the ONNX Runtime / PyTorch comparison (faster, slower or
@@ -220,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                 tag = f"{scenario}-{code.split()[0]}-{repeat}"
                 onnx = tmp / f"onnx-scratch-{tag}" if scenario == "quick-scratch" else warm_onnx[code]
                 results = tmp / f"results-{tag}"
+                if scenario == "quick" and (tmp / f"results-quick-scratch-{code.split()[0]}-{repeat}").is_dir():
+                    # a user's second QUICK run: same results folder (its cached GEMM peak), exports present
+                    results = tmp / f"results-quick-scratch-{code.split()[0]}-{repeat}"
                 wall = run_make(tree, scenario, results, onnx, venv, tmp / f"{tag}.log")
                 run_dir = latest_run(results)
                 result["rows"].append({"code": code, "scenario": scenario, "repeat": repeat, "wall_s": wall,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import io
 import json
 import re
@@ -25,6 +26,7 @@ import torch
 from export.params import count_parameters, onnx_initializer_count
 from models.build import build_weighted
 from models.registry import ModelSpec, get_spec
+from models.weights import NO_WEIGHTS_LABEL, resolve_source
 
 OPSET = {"torchscript": 17, "dynamo": 18}
 EXPORTERS = tuple(OPSET)
@@ -53,7 +55,7 @@ MODEL_CODE = ("models/frontend.py", "models/s3prl_models.py", "models/hf_models.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _code_digest() -> str:
+def code_digest() -> str:
     """Hash of the model and export code: a change here invalidates exported files."""
     h = hashlib.sha256()
     for name in MODEL_CODE:
@@ -61,9 +63,22 @@ def _code_digest() -> str:
     return h.hexdigest()[:16]
 
 
+def model_libraries() -> list[str]:
+    """Versions of the libraries that build the models and draw their seeded random weights
+    (transformers initialises wav2vec 2.0 and HuBERT; a new release may draw other weights)."""
+    found = [f"torch {torch.__version__}"]
+    for name in ("transformers", "s3prl"):
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} absent")
+    return found
+
+
 def fingerprint(spec: ModelSpec, tiny: bool, exporter: str) -> str:
+    """What an exported file depends on: the model, its code, the exporter and the libraries."""
     h = hashlib.sha256(json.dumps(
-        [spec.name, tiny, exporter, OPSET[exporter], torch.__version__, _code_digest(), spec.arch]).encode())
+        [spec.name, tiny, exporter, OPSET[exporter], model_libraries(), code_digest(), spec.arch]).encode())
     return h.hexdigest()[:16]
 
 
@@ -158,6 +173,21 @@ def describe_model(name: str, *, tiny: bool = False, weights: str = "random") ->
             "published_note": spec.published_note, "onnx_bytes": None}
 
 
+def _up_to_date(name: str, spec: ModelSpec, out_dir: Path, tiny: bool, exporter: str,
+                tag: str) -> dict[str, Any] | None:
+    """The manifest entry of an export that is still valid (same model code, exporter and software
+    in its fingerprint, the file unchanged since it was checked), ready to be reused; else None."""
+    path = onnx_path(out_dir, name + tag, tiny)
+    entry = load_manifest(out_dir)["models"].get((f"{name}-tiny" if tiny else name) + tag)
+    if not (entry and entry.get("fingerprint") == fingerprint(spec, tiny, exporter) + tag and path.exists()
+            and entry.get("sha256") == file_sha256(path)):
+        return None
+    label = entry.get("weights", "random")
+    if label == "random" and entry.get("params_total") == 0:  # an older manifest called log-mel's none "random"
+        label = NO_WEIGHTS_LABEL
+    return {**entry, "weights": label, "skipped": True, "path": str(path.resolve())}
+
+
 def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter: str = "torchscript",
                  force: bool = False, weights: str = "random") -> dict[str, Any]:
     """Export ``name`` (unless an identical export exists) and return its manifest entry."""
@@ -166,17 +196,20 @@ def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter
     spec = get_spec(name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not force and resolve_source(name, weights, tiny).lower() == "random":
+        reused = _up_to_date(name, spec, out_dir, tiny, exporter, tag="")
+        if reused is not None:  # seeded random weights: the fingerprint says all, no model built
+            return reused
     model, label = build_weighted(name, tiny, weights)
     tag = "" if label in ("random", "none") else "@" + hashlib.sha256(label.encode()).hexdigest()[:8]
     path = onnx_path(out_dir, name + tag, tiny)
     key = (f"{name}-tiny" if tiny else name) + tag
-    manifest = load_manifest(out_dir)
     fp = fingerprint(spec, tiny, exporter) + tag
-    entry = manifest["models"].get(key)
-    if (not force and entry and entry.get("fingerprint") == fp and path.exists()
-            and entry.get("sha256") == file_sha256(path)):
-        # the label as this version makes it (an older manifest called log-mel's none "random")
-        return {**entry, "weights": label, "skipped": True, "path": str(path.resolve())}
+    if not force:
+        reused = _up_to_date(name, spec, out_dir, tiny, exporter, tag)
+        if reused is not None:
+            # the label as this version makes it (an older manifest called log-mel's none "random")
+            return {**reused, "weights": label}
 
     example = torch.randn(2, max(spec.min_samples * 2, 1600))
     counts = count_parameters(model, example)

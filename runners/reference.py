@@ -7,19 +7,26 @@ compares its runtime's output on the same input with it (``fidelity_probe``).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from export.onnx_export import compare_outputs
+from export.onnx_export import code_digest, compare_outputs, model_libraries
 from models.audio_format import SAMPLE_RATE
 from models.build import build_weighted
 from models.registry import get_spec
+from models.weights import resolve_source
 from runners.audio import synthetic_batch
 from runners.runtimes.base import Runtime
 
 PROBE_SECONDS = 1.0
+PROBE_SEED = 99
 
 
 def build_reference(model: str, tiny: bool, weights_source: str) -> Any:
@@ -31,11 +38,24 @@ def build_reference(model: str, tiny: bool, weights_source: str) -> Any:
 
 def probe_input(spec: Any) -> np.ndarray:
     """The fixed input on which every runtime and variant is compared with fp32 PyTorch."""
-    return synthetic_batch(1, max(spec.min_samples, int(PROBE_SECONDS * SAMPLE_RATE)), seed=99)
+    return synthetic_batch(1, max(spec.min_samples, int(PROBE_SECONDS * SAMPLE_RATE)), seed=PROBE_SEED)
 
 
-def save_reference(model: str, tiny: bool, weights_source: str, path: str | Path) -> None:
-    """fp32 PyTorch outputs on the probe input, written to ``path`` (``.npz``)."""
+def save_reference(model: str, tiny: bool, weights_source: str, path: str | Path,
+                   cache_dir: str | Path | None = None) -> bool:
+    """fp32 PyTorch outputs on the probe input, written to ``path`` (``.npz``); True when they
+    came from ``cache_dir``.
+
+    With seeded random weights the outputs are fixed by the model code, its configuration and the
+    torch version, so they are cached beside the exported files (like the exports themselves) and
+    a later run copies them instead of building the model again; checkpoints are never cached
+    (a file may change under the same name)."""
+    cached = None
+    if cache_dir is not None and resolve_source(model, weights_source, tiny).lower() == "random":
+        cached = Path(cache_dir) / f"{reference_key(model, tiny)}.npz"
+        if cached.is_file():
+            shutil.copyfile(cached, path)
+            return True
     # deferred: torch is heavy and optional on an ONNX-Runtime-only path
     import torch
 
@@ -43,7 +63,22 @@ def save_reference(model: str, tiny: bool, weights_source: str, path: str | Path
     module = build_reference(model, tiny, weights_source)
     with torch.inference_mode():
         outputs = [o.numpy() for o in module(torch.from_numpy(wav))]
-    np.savez(path, *outputs)
+    with open(path, "wb") as out:
+        np.savez(out, *outputs)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}.part")
+        shutil.copyfile(path, partial)
+        partial.replace(cached)  # atomic: a concurrent run reads the old file or the whole new one
+    return False
+
+
+def reference_key(model: str, tiny: bool) -> str:
+    """The cache name of a model's seeded-random reference: what its outputs depend on."""
+    spec = get_spec(model)
+    digest = hashlib.sha256(json.dumps([model, tiny, model_libraries(), code_digest(), spec.arch,
+                                        PROBE_SECONDS, PROBE_SEED], default=str).encode()).hexdigest()[:16]
+    return f"{re.sub(r'[^A-Za-z0-9._-]+', '_', model)}{'-tiny' if tiny else ''}-{digest}"
 
 
 def fidelity_probe(runtime: Runtime, spec: Any, reference_path: str | None, reference_error: str | None,

@@ -57,6 +57,31 @@ def test_reexport_is_skipped_unless_file_changed(tmp_path):
     assert export_model("logmel", tmp_path, tiny=True, force=True)["skipped"] is False
 
 
+def test_an_up_to_date_export_with_seeded_weights_is_reused_without_building_the_model(tmp_path, monkeypatch):
+    """make bench checks every model's export before it measures: with seeded random weights the
+    fingerprint and the file's checksum say all, so no model is built (seconds per model)."""
+    import export.onnx_export as onnx_export
+
+    first = export_model("apc", tmp_path, tiny=True, weights="default")
+    assert first["skipped"] is False and first["weights"] == "random"
+    logmel = export_model("logmel", tmp_path, tiny=True, weights="default")
+    assert logmel["weights"] == "none"
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the model was built to reuse an up-to-date export")
+
+    monkeypatch.setattr(onnx_export, "build_weighted", no_build)
+    again = export_model("apc", tmp_path, tiny=True, weights="default")
+    assert again["skipped"] is True and again["weights"] == "random" and again["sha256"] == first["sha256"]
+    assert export_model("logmel", tmp_path, tiny=True, weights="random")["weights"] == "none"
+    with pytest.raises(AssertionError, match="was built"):  # a changed file is exported again: built
+        path = onnx_path(tmp_path, "apc", tiny=True)
+        path.write_bytes(path.read_bytes()[:-10])
+        export_model("apc", tmp_path, tiny=True, weights="default")
+    with pytest.raises(AssertionError, match="was built"):  # FRESH / --force always builds
+        export_model("logmel", tmp_path, tiny=True, force=True)
+
+
 def test_a_failing_check_fails_the_export_with_numbers(tmp_path, monkeypatch):
     import export.onnx_export as ox
 

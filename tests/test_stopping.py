@@ -8,6 +8,7 @@ paired ratio holds, a genuinely noisy ratio, a long call, and the grouped order.
 
 import json
 import random
+import re
 from dataclasses import replace
 
 import pytest
@@ -220,3 +221,20 @@ def test_speedup_ci_comes_from_the_flag_or_the_environment(monkeypatch):
     assert given(["--speedup-ci", "0.2"]) == 0.2
     monkeypatch.setenv("SPEEDUP_CI", "0.15")
     assert given([]) == 0.15
+
+
+def test_a_comparison_starts_its_workers_together_and_loads_one_model_at_a_time(tmp_path):
+    """Both workers import at once (their imports overlap: the saving), but the second model loads
+    only after the first one has loaded, so each load_time_s is a load alone; the parent charges
+    each side the time it waited for it."""
+    pt, ort = run(tmp_path)
+    logs = {}
+    for path in (tmp_path / "results").rglob("logs/*.log"):
+        found = dict(re.findall(r"worker: (started|ready|load started|loaded) at ([0-9.]+)", path.read_text()))
+        logs["pytorch" if "pytorch" in path.name else "onnxruntime"] = {k: float(v) for k, v in found.items()}
+    assert set(logs) == {"pytorch", "onnxruntime"}
+    first, second = sorted(logs.values(), key=lambda t: t["load started"])
+    assert first["ready"] < first["load started"] <= first["loaded"] <= second["load started"] <= second["loaded"]
+    assert second["ready"] < first["load started"]  # both imported before any load
+    assert second["started"] < first["ready"]  # spawned together: their imports overlapped
+    assert pt["extra"]["overhead_s"]["worker_start"] > 0 and ort["extra"]["overhead_s"]["worker_start"] > 0

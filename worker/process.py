@@ -1,9 +1,12 @@
 """The worker: one process measures one model under one runtime configuration.
 
 Started by the suite (``python -m worker``) with a JSON job as the first line of its
-stdin; the parent then sends commands, one JSON line each (a canary reading, a round of a cell,
-finish a cell), and the worker answers with JSON lines on its own stdout (``loaded``, ``start``,
-``round``, ``canary``, ``cell``, ``done``).  The parent thus decides the order in which runtimes
+stdin; once its imports are done it says ``ready`` and loads its model when the parent says
+``load`` (the parent starts a comparison's workers together, so their imports overlap, and lets one
+model load at a time, so that each ``load_time_s`` is the load alone).  The parent then sends
+commands, one JSON line each (a canary reading, a round of a cell, finish a cell), and the worker
+answers with JSON lines on its own stdout (``ready``, ``loaded``, ``start``, ``round``, ``canary``,
+``cell``, ``done``).  The parent thus decides the order in which runtimes
 measure (interleaved rounds or phase by phase, ``bench/schedule.py``), writes each cell as soon
 as it exists, and can tell which cell was running when a worker crashed, ran out of memory or
 timed out.  Anything libraries print goes to stderr, never into the protocol.
@@ -215,9 +218,14 @@ def add_compute(job: WorkerJob, rec: CellRecord, samples: int) -> None:
         rec.extra["gemm_peak"] = record  # which peak: when, under what load, which library
 
 
+def log(line: str) -> None:
+    """One line in this worker's log (its stderr: ``logs/<worker>.log`` in the run folder)."""
+    print(f"worker: {line}", file=sys.stderr, flush=True)
+
+
 def serve(job: WorkerJob, commands: Iterable[str], emit: Callable[[dict[str, Any]], None]) -> None:
-    """Load the model, then answer the parent's commands (one JSON object a line) until
-    ``quit`` or the end of stdin:
+    """Say ``ready``, load the model when told (``{"op": "load"}``), then answer the parent's
+    commands (one JSON object a line) until ``quit`` or the end of stdin:
 
     - ``{"op": "canary", "tick": t}`` -> ``{"type": "canary", "seconds": s}``
     - ``{"op": "round", "cell": c, "tick": t}`` -> ``start`` (on the cell's first round), then
@@ -228,6 +236,19 @@ def serve(job: WorkerJob, commands: Iterable[str], emit: Callable[[dict[str, Any
 
     A runtime that cannot load answers ``{"type": "unsupported", "error": ...}`` and exits.
     """
+    commands = iter(commands)
+    # the log (stderr) says when each phase began on the system-wide monotonic clock, so that the
+    # worker logs of one comparison show that its models loaded one at a time
+    log(f"ready at {time.monotonic():.6f}")
+    emit({"type": "ready"})  # imports done; the parent says when to load (one model loading at a time)
+    for line in commands:
+        if line.strip():
+            if json.loads(line).get("op") != "load":
+                return  # quit (or anything else) before loading: nothing to measure
+            break
+    else:
+        return  # end of input before loading
+    log(f"load started at {time.monotonic():.6f}")
     policy: TimingPolicy = job.policy
     fake = FakeTiming.from_job(job)
     clock = fake.clock if fake else time.perf_counter_ns
@@ -254,6 +275,7 @@ def serve(job: WorkerJob, commands: Iterable[str], emit: Callable[[dict[str, Any
     idle_w = None
     if meter is not None and meter.available:
         idle_w = meter.measure_idle(job.idle_s)
+    log(f"loaded at {time.monotonic():.6f} (load_time_s {runtime.load_time_s:.3f})")
     emit({"type": "loaded", "load_time_s": runtime.load_time_s})
     cells: dict[CellShape, CellMeasurement] = {}
     for line in commands:
