@@ -116,7 +116,9 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
     )
 
 
-ARTIFACT_CACHES = ("openvino",)  # runtimes that cache a compiled model beside the ONNX files
+# runtimes that cache what they compile or export beside the ONNX files (OpenVINO's compiled model,
+# ExecuTorch's .pte per input shape): <ONNX_DIR>/<runtime>/
+ARTIFACT_CACHES = ("openvino", "executorch")
 
 
 def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | None = None,

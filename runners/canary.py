@@ -6,7 +6,7 @@ changes (a chain of 256×256 fp32 matrix products: same FLOPs, same kernels, sam
 when its time moves by more than :data:`DRIFT_THRESHOLD` between the two, the machine changed
 speed while the cell was measured (other load, a throttling CPU, a power plan) and the cell is
 flagged ``drift``.  Each runtime runs its own canary (PyTorch through ``torch.matmul``, ONNX
-Runtime through a one-node-chain session) because the two libraries use different kernels and
+Runtime through a one-node-chain session, OpenVINO and ExecuTorch through their own compiled chain) because the two libraries use different kernels and
 thread pools, and a drift in one need not show in the other.
 
 The threshold: ``benchmarks/canary_noise.py`` (→ ``docs/benchmarks/canary-noise.md``) measures how
@@ -110,11 +110,47 @@ def openvino_canary(threads: int | None, device: str = "CPU") -> Callable[[], No
     return call
 
 
+def executorch_canary(threads: int | None) -> Callable[[], None]:
+    """The chain as an ExecuTorch program lowered to XNNPACK (its own kernels and thread pool), fp32
+    as its cells; the pool's threads are the worker's (set when its runtime was loaded)."""
+    import torch  # deferred: heavy; only the ExecuTorch worker builds this
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+    from executorch.runtime import Runtime
+
+    rng = np.random.default_rng(0)
+    weight = torch.from_numpy((rng.standard_normal((MATRIX_N, MATRIX_N)) / MATRIX_N ** 0.5).astype(np.float32))
+
+    class Chain(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(weight, requires_grad=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for _ in range(CHAIN):
+                x = x @ self.w
+            return x
+
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((MATRIX_N, MATRIX_N)).astype(np.float32))
+    program = to_edge_transform_and_lower(torch.export.export(Chain().eval(), (x,)),
+                                          partitioner=[XnnpackPartitioner()]).to_executorch()
+    data = program.buffer  # kept alive with the method: the loaded program may point into it
+    method = Runtime.get().load_program(data).load_method("forward")
+    inputs = [x]
+
+    def call() -> None:
+        method.execute(inputs)
+    call.program_bytes = data  # type: ignore[attr-defined]
+    return call
+
+
 def make_canary(runtime: str, threads: int | None, provider: str) -> Callable[[], None]:
     if runtime == "pytorch":
         return torch_canary(threads, "cuda" if provider.startswith("cuda") else "cpu")
     if runtime == "openvino":
         return openvino_canary(threads, provider)
+    if runtime == "executorch":
+        return executorch_canary(threads)
     return ort_canary(threads, provider if provider != "TensorrtExecutionProvider" else "CUDAExecutionProvider")
 
 

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "interrupted")
 # every runtime a record may name; the first two are the default comparison (make bench), the
-# others run when asked for (RUNTIMES=...,openvino or all) and need their package installed
-RUNTIMES = ("pytorch", "onnxruntime", "openvino")
+# others run when asked for (RUNTIMES=...,openvino,executorch or all) and need their package installed
+RUNTIMES = ("pytorch", "onnxruntime", "openvino", "executorch")
 DEFAULT_RUNTIMES = RUNTIMES[:2]
 
 

@@ -105,9 +105,9 @@ def _switch(name: str, help: str, **kw: Any) -> SettingDef:
 
 ORDERS = ("interleaved", "grouped")
 EXPORTERS = ("torchscript", "dynamo")
-# runstore.records.RUNTIMES and runners.runtimes.ALL (every runtime); the optional ones (openvino)
-# must be installed (make setup-runtimes)
-RUNTIME_NAMES = ("pytorch", "onnxruntime", "openvino", "all")
+# runstore.records.RUNTIMES and runners.runtimes.ALL (every runtime); the optional ones (openvino,
+# executorch) must be installed (make setup-runtimes)
+RUNTIME_NAMES = ("pytorch", "onnxruntime", "openvino", "executorch", "all")
 VARIANT_NAMES = ("fp32", "fp16", "int8")
 ORT_OPT_NAMES = ("disable", "basic", "extended", "all")
 
@@ -120,7 +120,7 @@ SETTINGS: tuple[SettingDef, ...] = (
                field="models", measuring=True, fleet=True, tools=SHARED),
     SettingDef("RUNTIMES", "--runtimes", choice_list(RUNTIME_NAMES), None,
                "the profile's: pytorch,onnxruntime (make eval: both)",
-               "runtimes to measure; openvino is installed by make setup-runtimes", field="runtimes", measuring=True, fleet=True, tools=("bench", "eval"),
+               "runtimes to measure; openvino and executorch are installed by make setup-runtimes", field="runtimes", measuring=True, fleet=True, tools=("bench", "eval"),
                choices=RUNTIME_NAMES),
     SettingDef("PROVIDERS", "--providers", text_list, None, "the profile's",
                "ONNX Runtime execution providers (must exist in the installed onnxruntime)",

@@ -48,7 +48,8 @@ def make_job_runtime(job: WorkerJob) -> Runtime:
     variant, opt = parse_variant(job.variant)
     return make_runtime(job.runtime, build=lambda: build_reference(job.model, job.tiny, job.weights_source),
                         onnx_path=job.onnx_path, provider=job.provider, threads=job.threads,
-                        variant=variant, opt_level=opt, trt_cache=job.trt_cache, artifact_dir=job.artifact_dir)
+                        variant=variant, opt_level=opt, trt_cache=job.trt_cache, artifact_dir=job.artifact_dir,
+                        model=job.model)
 
 
 class CellMeasurement:
@@ -86,7 +87,11 @@ class CellMeasurement:
                          f"{spec.min_duration_s:g}s ({spec.min_samples} samples)")
             return rec
         wav = synthetic_batch(batch, samples, seed=0)
-        prepared = runtime.prepare(wav)
+        try:
+            prepared = runtime.prepare(wav)  # ExecuTorch exports its program for this shape here
+        except UnsupportedError as exc:
+            rec.status, rec.error = "unsupported", str(exc)
+            return rec
         if runtime.batch_of(prepared) != batch:
             raise RuntimeError(f"prepared input has batch {runtime.batch_of(prepared)}, expected {batch}")
         call = self.wrap(runtime.make_call(prepared))

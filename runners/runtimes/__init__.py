@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from runners.runtimes.base import CPU_EP, GPU_EPS, Runtime, UnsupportedError
+from runners.runtimes.executorch import ExecuTorchRuntime
 from runners.runtimes.onnxruntime import OnnxRuntimeRuntime, provider_list, session_options
 from runners.runtimes.openvino import OpenVinoRuntime
 from runners.runtimes.pytorch import PyTorchRuntime
 from runstore.records import RUNTIMES
 
-__all__ = ["CPU_EP", "GPU_EPS", "OnnxRuntimeRuntime", "OpenVinoRuntime", "PyTorchRuntime", "Runtime",
+__all__ = ["CPU_EP", "GPU_EPS", "ExecuTorchRuntime", "OnnxRuntimeRuntime", "OpenVinoRuntime", "PyTorchRuntime", "Runtime",
            "UnsupportedError", "make_runtime", "provider_list", "session_options"]
 
 RUNTIME_NAMES = RUNTIMES  # the run store's list: every name a record may carry
@@ -24,8 +25,8 @@ ALL = "all"  # RUNTIMES=all: every runtime above (the optional ones must be inst
 # the runtimes that load the ONNX file make export writes (the others build their own artifact)
 ONNX_RUNTIMES = ("onnxruntime", "openvino")
 # the provider field of a runtime that has a single one here (PyTorch: the profile's device;
-# ONNX Runtime: the profile's execution providers)
-FIXED_PROVIDERS = {"openvino": "CPU"}
+# ONNX Runtime: the profile's execution providers): OpenVINO's CPU plugin, ExecuTorch's XNNPACK delegate
+FIXED_PROVIDERS = {"openvino": "CPU", "executorch": "XNNPACK"}
 
 
 def expand_runtimes(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -42,11 +43,12 @@ def expand_runtimes(names: tuple[str, ...]) -> tuple[str, ...]:
 def make_runtime(kind: str, *, build: Callable[[], Any] | None = None, onnx_path: str | Path | None = None,
                  provider: str = CPU_EP, threads: int | None = None, variant: str = "fp32",
                  opt_level: str = "all", trt_cache: str | Path | None = None,
-                 artifact_dir: str | Path | None = None) -> Runtime:
-    """The runtime ``kind`` for one model: PyTorch from ``build`` (a function returning the fp32
-    module), ONNX Runtime and OpenVINO from ``onnx_path``.  ``provider`` is a device (``cpu``,
-    ``cuda``) for PyTorch, an execution provider for ONNX Runtime and a device (``CPU``) for
-    OpenVINO; ``artifact_dir`` is where a runtime caches what it compiles."""
+                 artifact_dir: str | Path | None = None, model: str = "model") -> Runtime:
+    """The runtime ``kind`` for one model: PyTorch and ExecuTorch from ``build`` (a function
+    returning the fp32 module), ONNX Runtime and OpenVINO from ``onnx_path``.  ``provider`` is a
+    device (``cpu``, ``cuda``) for PyTorch, an execution provider for ONNX Runtime, a device
+    (``CPU``) for OpenVINO and the delegate (``XNNPACK``) for ExecuTorch; ``artifact_dir`` is where
+    a runtime caches what it compiles or exports (``model`` names ExecuTorch's files there)."""
     if kind == "pytorch":
         if build is None:
             raise UnsupportedError("no PyTorch model to build")
@@ -62,4 +64,12 @@ def make_runtime(kind: str, *, build: Callable[[], Any] | None = None, onnx_path
         if opt_level != "all":
             raise UnsupportedError(f"ONNX Runtime's graph optimisation level {opt_level!r} does not apply to OpenVINO")
         return OpenVinoRuntime(onnx_path, threads, variant, artifact_dir, provider)
+    if kind == "executorch":
+        if build is None:
+            raise UnsupportedError("no PyTorch model to export (ExecuTorch exports the PyTorch module)")
+        if provider != "XNNPACK":
+            raise UnsupportedError(f"ExecuTorch runs with the XNNPACK delegate here, not {provider!r}")
+        if opt_level != "all":
+            raise UnsupportedError(f"ONNX Runtime's graph optimisation level {opt_level!r} does not apply to ExecuTorch")
+        return ExecuTorchRuntime(build, threads, variant, artifact_dir, model)
     raise ValueError(f"unknown runtime {kind!r}; valid: {', '.join(RUNTIME_NAMES)}")

@@ -1,7 +1,7 @@
 """Which Python package each runtime needs, where its wheels exist, and how to install it.
 
 PyTorch and ONNX Runtime are set-up's own (``scripts/setup_env.sh``); the edge runtimes
-(OpenVINO; ExecuTorch and LiteRT next, issue 22) are installed only when asked for (``make setup-runtimes
+(OpenVINO, ExecuTorch; LiteRT next, issue 22) are installed only when asked for (``make setup-runtimes
 RUNTIMES=openvino``, or ``pip install -r requirements-openvino.txt``), so that the default ``make
 bench`` stays PyTorch vs ONNX Runtime and a board gets nothing it does not measure.  A run that
 asks for a runtime whose package is missing is refused before anything is measured, with one line
@@ -53,6 +53,13 @@ OPTIONAL = {
         machines={"Linux": ("x86_64", "aarch64"), "Darwin": ("arm64", "x86_64"), "Windows": ("AMD64",)},
         min_glibc={"aarch64": (2, 35), "x86_64": (2, 17)},
         note="no cp314 aarch64 wheel yet (openvinotoolkit/openvino #34802)"),
+    "executorch": RuntimePackage(
+        runtime="executorch", module="executorch", requirements="requirements-executorch.txt",
+        pythons=((3, 10), (3, 13)),
+        machines={"Linux": ("x86_64", "aarch64"), "Darwin": ("arm64",)},
+        min_glibc={"aarch64": (2, 28), "x86_64": (2, 28)},
+        no_deps=True,  # its metadata pulls coremltools, pandas, ... and pins torch>=2.13
+        note="each release pairs with one torch release: 1.4 <-> torch 2.13 (pytorch/executorch #21563)"),
 }
 
 

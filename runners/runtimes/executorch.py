@@ -1,0 +1,337 @@
+"""ExecuTorch with the XNNPACK delegate: a ``.pte`` program exported per input shape from the same
+PyTorch module the PyTorch runner measures.
+
+The artifact step (``torch.export.export`` → ``to_edge_transform_and_lower(XnnpackPartitioner)`` →
+``to_executorch``) runs in the worker, outside every timed call, when a cell's input shape is first
+prepared.  A ``.pte`` has fixed shapes, so each (batch, samples) gets its own program; each is
+checked against PyTorch on its own input (max abs error and cosine, the thresholds of the ONNX
+export's check: refused when off) and cached under ``artifact_dir`` (``results/onnx/executorch/``)
+with a JSON sidecar.  The cache key is the model's architecture and weights (a hash of its
+``repr`` and its state dict), the input shape, and the torch and ExecuTorch versions: a later run
+with the same key loads the file instead of exporting again.  The export time is recorded apart
+(``extra.runtime_export_s``, ``null`` when loaded from the cache), never in a latency.
+
+What cannot be exported or lowered is ``unsupported`` with ExecuTorch's own words (the cell's
+reason), and the run goes on:
+
+- an RNN (GRU/LSTM) is unrolled into one node per frame: its export time grows with the input
+  (tiny APC at 1 s did not finish in minutes), so an RNN above :data:`MAX_RNN_SAMPLES` input
+  samples is refused before exporting;
+- an export that outlasts ``export_timeout_s`` is stopped and refused (and so is every larger
+  shape of the same model in this worker);
+- a fidelity check that fails refuses the artifact.
+
+Settings, recorded in every cell (``extra.runtime_*``): fp32 only (no quantizer: XNNPACK runs the
+fp32 graph); threads by ``_unsafe_reset_threadpool(n)`` before any program is loaded — the pool is
+process-wide, which one worker process per runtime configuration makes safe.  The log-mel front
+ends register their DFT and mel matrices as non-persistent buffers, which ``to_edge`` refuses
+(``SpecViolationError: Non-persistent buffer ... is in the state dict``): this runner's own copy
+of the module makes them persistent before export (their values do not change).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from runners.memory import return_freed_memory
+from runners.runtimes.base import UnsupportedError
+
+DELEGATE = "XNNPACK"
+PRECISION = "fp32"
+RECIPE = "torch.export -> to_edge_transform_and_lower(XnnpackPartitioner) -> to_executorch, fp32, v1"
+# an RNN is unrolled frame by frame: above this many input samples (0.25 s at 16 kHz) its export
+# takes minutes and GBs (docs/runtimes.md), so it is refused before trying
+MAX_RNN_SAMPLES = 4000
+EXPORT_TIMEOUT_S = 480.0  # an export that takes longer is stopped: unsupported (under the 900 s cell timeout)
+# the ONNX export's acceptance thresholds (export/onnx_export.py)
+MIN_COSINE = 0.9999
+MAX_REL_ERR = 1e-3  # max abs error relative to max(1, max |reference|)
+
+
+class ExportTimeout(BaseException):  # not swallowed by a library's broad `except Exception`
+    pass
+
+
+def executorch_version() -> str | None:
+    try:
+        from executorch import version  # deferred: optional
+
+        return str(version.__version__)
+    except Exception:  # an install without the version module
+        return None
+
+
+def make_persistent(module: Any) -> int:
+    """Make every non-persistent buffer persistent (``to_edge`` refuses them); how many there were."""
+    count = 0
+    for sub in module.modules():
+        count += len(sub._non_persistent_buffers_set)
+        sub._non_persistent_buffers_set.clear()
+    return count
+
+
+def has_rnn(module: Any) -> str | None:
+    """The class name of the first RNN (GRU, LSTM, RNN) in ``module``, or None."""
+    import torch  # deferred: heavy
+
+    for sub in module.modules():
+        if isinstance(sub, torch.nn.RNNBase):
+            return type(sub).__name__
+    return None
+
+
+def module_digest(module: Any) -> str:
+    """A hash of the module's architecture (its ``repr``) and every parameter and buffer."""
+    h = hashlib.sha256(repr(module).encode())
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`ExportTimeout` in this (main) thread after ``seconds`` (a no-op elsewhere)."""
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise ExportTimeout(f"the export took longer than {seconds:g} s and was stopped")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def reason_of(exc: BaseException) -> str:
+    """An exception's own words, on one line (long traces cut to their first 600 characters)."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text[:600]}{'…' if len(text) > 600 else ''}"
+
+
+def lower(module: Any, example: Any) -> tuple[bytes, list[str]]:
+    """The ``.pte`` bytes of ``module`` at ``example``'s shape, and the ops XNNPACK did not take."""
+    import torch  # deferred: heavy
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    program = torch.export.export(module, (example,))
+    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+    left = sorted({str(node.target).split(".")[-2] if "." in str(node.target) else str(node.target)
+                   for node in edge.exported_program().graph_module.graph.nodes
+                   if node.op == "call_function" and "executorch_call_delegate" not in str(node.target)
+                   and "getitem" not in str(node.target)})
+    return edge.to_executorch().buffer, left
+
+
+class ExecuTorchRuntime:
+    name = "executorch"
+
+    def __init__(self, build: Callable[[], Any], threads: int | None, variant: str = "fp32",
+                 artifact_dir: str | Path | None = None, model: str = "model",
+                 export_timeout_s: float | None = EXPORT_TIMEOUT_S, max_rnn_samples: int = MAX_RNN_SAMPLES) -> None:
+        self.build, self.threads, self.variant = build, threads, variant
+        self.artifact_dir = Path(artifact_dir) if artifact_dir else None
+        self.model, self.export_timeout_s, self.max_rnn_samples = model, export_timeout_s, max_rnn_samples
+        self.provider = DELEGATE
+        self.io = "torch CPU tensors, passed to Method.execute"
+        self.load_time_s: float | None = None
+        self.facts: dict[str, Any] = {}
+        self.module: Any = None
+        self.digest = ""
+        self.rnn: str | None = None
+        self.timed_out: tuple[int, int] | None = None  # the smallest shape whose export timed out
+        self._runtime: Any = None
+        self._shape: tuple[int, int] | None = None
+        self._method: Any = None
+
+    def load(self) -> None:
+        if self.variant != "fp32":
+            raise UnsupportedError(f"ExecuTorch runs the fp32 program with the {DELEGATE} delegate here; "
+                                   f"the {self.variant} variant is a PyTorch and ONNX Runtime recipe")
+        try:
+            # deferred: executorch is optional (make setup-runtimes RUNTIMES=executorch)
+            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+            from executorch.runtime import Runtime
+        except ImportError as exc:
+            raise UnsupportedError(f"executorch is not installed ({exc}); "
+                                   "make setup-runtimes RUNTIMES=executorch") from None
+        start = time.perf_counter()
+        if self.threads:
+            _unsafe_reset_threadpool(int(self.threads))  # process-wide, before any program is loaded
+        self._runtime = Runtime.get()
+        self.module = self.build().eval()
+        make_persistent(self.module)
+        self.rnn = has_rnn(self.module)
+        self.digest = module_digest(self.module)
+        self.load_time_s = time.perf_counter() - start
+        self.facts = {"runtime_version": executorch_version(), "runtime_delegate": DELEGATE,
+                      "runtime_precision": PRECISION, "runtime_threads": self.threads}
+
+    # --- the artifact, per input shape -------------------------------------------------------
+    def key(self, shape: tuple[int, int]) -> dict[str, Any]:
+        import torch  # deferred: heavy
+
+        return {"model": self.model, "module_sha256": self.digest, "input_shape": list(shape),
+                "torch": torch.__version__, "executorch": executorch_version(), "recipe": RECIPE}
+
+    def artifact_path(self, shape: tuple[int, int]) -> Path | None:
+        if self.artifact_dir is None:
+            return None
+        key = hashlib.sha256(json.dumps(self.key(shape), sort_keys=True).encode()).hexdigest()[:16]
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model)
+        return self.artifact_dir / f"{safe}-b{shape[0]}-n{shape[1]}-{key}.pte"
+
+    def cached(self, shape: tuple[int, int]) -> dict[str, Any] | None:
+        """The sidecar of a cached program for ``shape`` whose key and checksum still match."""
+        path = self.artifact_path(shape)
+        if path is None or not path.exists() or not path.with_suffix(".json").exists():
+            return None
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            return None
+        if meta.get("key") != self.key(shape) or meta.get("sha256") != hashlib.sha256(path.read_bytes()).hexdigest():
+            return None
+        return meta
+
+    def refusal(self, shape: tuple[int, int]) -> str | None:
+        """Why ``shape`` is not even tried (an RNN over a long input, a shape past a timed-out one)."""
+        if self.rnn and shape[1] > self.max_rnn_samples:
+            return (f"ExecuTorch unrolls the {self.rnn} frame by frame at export: an input of {shape[1]} samples is "
+                    f"above the {self.max_rnn_samples}-sample limit set for RNNs (its export takes minutes and GBs; "
+                    f"docs/runtimes.md)")
+        if self.timed_out and shape[0] >= self.timed_out[0] and shape[1] >= self.timed_out[1]:
+            return (f"the ExecuTorch export of input {self.timed_out[0]}x{self.timed_out[1]} took longer than "
+                    f"{self.export_timeout_s:g} s and was stopped; this input is as large or larger")
+        return None
+
+    def export(self, shape: tuple[int, int]) -> tuple[bytes, dict[str, Any]]:
+        """Export, lower and check the program for ``shape``; UnsupportedError when it cannot be."""
+        import torch  # deferred: heavy
+
+        from export.onnx_export import compare_outputs
+
+        why = self.refusal(shape)
+        if why:
+            raise UnsupportedError(why)
+        example = torch.from_numpy(_probe(shape))
+        start = time.perf_counter()
+        try:
+            with time_limit(self.export_timeout_s):
+                data, left = lower(self.module, example)
+        except ExportTimeout as exc:
+            self.timed_out = shape if self.timed_out is None else min(self.timed_out, shape)
+            raise UnsupportedError(f"ExecuTorch ({DELEGATE}) could not export input {shape[0]}x{shape[1]}: {exc}") \
+                from None
+        except MemoryError as exc:
+            raise UnsupportedError(f"ExecuTorch ({DELEGATE}) ran out of memory exporting input "
+                                   f"{shape[0]}x{shape[1]}: {exc}") from None
+        except Exception as exc:  # what torch.export or the lowering cannot take
+            raise UnsupportedError(f"ExecuTorch {executorch_version()} ({DELEGATE}) could not export input "
+                                   f"{shape[0]}x{shape[1]}: {reason_of(exc)}") from None
+        export_s = time.perf_counter() - start
+        method = self._runtime.load_program(data).load_method("forward")
+        got = [np.array(t.detach().numpy(), dtype=np.float32) for t in method.execute([example])]
+        with torch.inference_mode():
+            ref = [o.numpy() for o in self.module(example)]
+        err, cosine = compare_outputs(ref, got)
+        scale = max(1.0, max(float(np.max(np.abs(r))) for r in ref))
+        if not (cosine >= MIN_COSINE and err <= MAX_REL_ERR * scale):
+            raise UnsupportedError(f"the ExecuTorch program for input {shape[0]}x{shape[1]} disagrees with PyTorch: "
+                                   f"max abs err {err:.3g}, cosine {cosine:.6f} (needed: cosine >= {MIN_COSINE}, "
+                                   f"max abs err <= {MAX_REL_ERR * scale:.3g})")
+        meta = {"key": self.key(shape), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                "export_s": export_s, "check": {"max_abs_err": err, "cosine": cosine},
+                "undelegated_ops": left, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        return data, meta
+
+    def program(self, shape: tuple[int, int]) -> Any:
+        """The loaded ``forward`` method for ``shape``: from the cache, or exported now."""
+        if self._shape == shape and self._method is not None:
+            return self._method
+        self._method = None  # one program loaded at a time: its weights are the cell's memory
+        meta = self.cached(shape)
+        path = self.artifact_path(shape)
+        if meta is not None and path is not None:
+            source: Any = path
+            from_cache = True
+        else:
+            source, meta = self.export(shape)
+            from_cache = False
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".pte.tmp")
+                tmp.write_bytes(source)
+                tmp.replace(path)
+                path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+            return_freed_memory()  # what the export freed goes back before the cell's memory is read
+        start = time.perf_counter()
+        self._method = self._runtime.load_program(source).load_method("forward")
+        self._shape = shape
+        self.facts.update({
+            "runtime_loaded_from_cache": from_cache,
+            "runtime_export_s": None if from_cache else meta["export_s"],
+            "runtime_program_load_s": time.perf_counter() - start,
+            "runtime_artifact": path.name if path is not None else None,
+            "runtime_artifact_bytes": meta["bytes"],
+            "runtime_artifact_check": meta["check"],
+            "runtime_undelegated_ops": meta["undelegated_ops"],
+        })
+        return self._method
+
+    # --- the Runtime protocol -----------------------------------------------------------------
+    def prepare(self, wav: np.ndarray) -> Any:
+        import torch  # deferred: heavy
+
+        x = np.ascontiguousarray(wav, dtype=np.float32)
+        method = self.program((int(x.shape[0]), int(x.shape[1])))
+        return method, [torch.from_numpy(x)]
+
+    def make_call(self, prepared: Any) -> Callable[[], Any]:
+        method, inputs = prepared
+
+        def call() -> Any:
+            return method.execute(inputs)
+        return call
+
+    def sync(self) -> None:
+        return None  # execute() returns when the program has run
+
+    def outputs_numpy(self, outputs: Any) -> list[np.ndarray]:
+        return [np.array(t.detach().numpy(), dtype=np.float32, copy=True) for t in outputs]
+
+    def batch_of(self, prepared: Any) -> int:
+        return int(prepared[1][0].shape[0])
+
+    def reset_device_peak(self) -> int | None:
+        return None  # CPU only: the worker reports host RSS
+
+    def device_peak_over(self, baseline: int | None) -> int | None:
+        return None
+
+    def close(self) -> None:
+        self._method = None
+        self.module = None
+
+
+def _probe(shape: tuple[int, int]) -> np.ndarray:
+    """The example input an export traces and checks with (the shape is what matters)."""
+    from runners.audio import synthetic_batch
+
+    return synthetic_batch(shape[0], shape[1], seed=7)
