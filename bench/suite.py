@@ -274,7 +274,7 @@ def predict(settings: Settings, todo: list[PlannedCell], manifest: dict[str, Any
             log: Callable[[str], None]) -> WorkEstimate | None:
     """The measuring phase's predicted wall time (``bench/estimate.py``), printed before the first
     cell; the GEMM peaks it needs are the ones the cells' utilisation is computed against.  A CPU
-    runtime without a peak of its own (OpenVINO's CPU plugin) is predicted at the best CPU rate
+    runtime without a peak of its own (OpenVINO's CPU plugin, ExecuTorch's XNNPACK) is predicted at the best CPU rate
     measured for its thread count."""
     if not todo:
         return None
@@ -295,8 +295,9 @@ def predict(settings: Settings, todo: list[PlannedCell], manifest: dict[str, Any
 
 
 def _on_cpu(config: RuntimeConfig) -> bool:
-    """A CPU provider (PyTorch's ``cpu``, ONNX Runtime's CPU EP, OpenVINO's ``CPU`` plugin)."""
-    return str(config.provider).lower() in ("cpu", "cpuexecutionprovider")
+    """A CPU provider (PyTorch's ``cpu``, ONNX Runtime's CPU EP, OpenVINO's ``CPU`` plugin,
+    ExecuTorch's ``XNNPACK`` delegate)."""
+    return str(config.provider).lower() in ("cpu", "cpuexecutionprovider", "xnnpack")
 
 
 def _record_wall_time(folder: RunFolder, export_s: float, estimate: WorkEstimate | None,

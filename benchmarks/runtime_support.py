@@ -38,7 +38,7 @@ def try_runtime(runtime: str, model: str, tiny: bool, onnx_path: str | None, ref
     start = time.perf_counter()
     try:
         rt = make_runtime(runtime, build=lambda: build_reference(model, tiny, "random"), onnx_path=onnx_path,
-                          provider=FIXED_PROVIDERS.get(runtime, "cpu"), threads=1)
+                          provider=FIXED_PROVIDERS.get(runtime, "cpu"), threads=1, model=model)
         rt.load()
         out = rt.outputs_numpy(rt.make_call(rt.prepare(probe_input(get_spec(model))))())
         err, cosine = compare_outputs(reference, out)

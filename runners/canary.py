@@ -113,7 +113,8 @@ def openvino_canary(threads: int | None, device: str = "CPU") -> Callable[[], No
 def executorch_canary(threads: int | None) -> Callable[[], None]:
     """The chain as an ExecuTorch program lowered to XNNPACK (its own kernels and thread pool), fp32
     as its cells; the pool's threads are the worker's (set when its runtime was loaded)."""
-    import torch  # deferred: heavy; only the ExecuTorch worker builds this
+    # deferred: heavy and optional; only the ExecuTorch worker builds this
+    import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
     from executorch.runtime import Runtime

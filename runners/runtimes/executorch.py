@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import signal
 import threading
 import time
@@ -126,17 +127,24 @@ def reason_of(exc: BaseException) -> str:
 
 def lower(module: Any, example: Any) -> tuple[bytes, list[str]]:
     """The ``.pte`` bytes of ``module`` at ``example``'s shape, and the ops XNNPACK did not take."""
-    import torch  # deferred: heavy
+    # deferred: torch is heavy and executorch optional (make setup-runtimes RUNTIMES=executorch)
+    import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     program = torch.export.export(module, (example,))
     edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
-    left = sorted({str(node.target).split(".")[-2] if "." in str(node.target) else str(node.target)
-                   for node in edge.exported_program().graph_module.graph.nodes
+    left = sorted({op_name(node.target) for node in edge.exported_program().graph_module.graph.nodes
                    if node.op == "call_function" and "executorch_call_delegate" not in str(node.target)
                    and "getitem" not in str(node.target)})
     return edge.to_executorch().buffer, left
+
+
+def op_name(target: Any) -> str:
+    """``aten.lt.Scalar`` for an edge op (whose ``str`` is ``<EdgeOpOverload: ...>: schema = aten::lt.Scalar(...)``)."""
+    text = str(target)
+    found = re.search(r"schema = (\w+)::([\w.]+)\(", text)
+    return f"{found.group(1)}.{found.group(2)}" if found else text
 
 
 class ExecuTorchRuntime:
@@ -166,14 +174,19 @@ class ExecuTorchRuntime:
                                    f"the {self.variant} variant is a PyTorch and ONNX Runtime recipe")
         try:
             # deferred: executorch is optional (make setup-runtimes RUNTIMES=executorch)
-            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+            from executorch.extension.pybindings.portable_lib import (
+                _threadpool_get_thread_count,
+                _unsafe_reset_threadpool,
+            )
             from executorch.runtime import Runtime
         except ImportError as exc:
             raise UnsupportedError(f"executorch is not installed ({exc}); "
                                    "make setup-runtimes RUNTIMES=executorch") from None
         start = time.perf_counter()
-        if self.threads:
-            _unsafe_reset_threadpool(int(self.threads))  # process-wide, before any program is loaded
+        # process-wide, before any program is loaded; only when it changes: a reset after another
+        # program ran in this process made the next one fail (``execute() failed with error 0x10``)
+        if self.threads and _threadpool_get_thread_count() != int(self.threads):
+            _unsafe_reset_threadpool(int(self.threads))
         self._runtime = Runtime.get()
         self.module = self.build().eval()
         make_persistent(self.module)
@@ -181,7 +194,7 @@ class ExecuTorchRuntime:
         self.digest = module_digest(self.module)
         self.load_time_s = time.perf_counter() - start
         self.facts = {"runtime_version": executorch_version(), "runtime_delegate": DELEGATE,
-                      "runtime_precision": PRECISION, "runtime_threads": self.threads}
+                      "runtime_precision": PRECISION, "runtime_threads": int(_threadpool_get_thread_count())}
 
     # --- the artifact, per input shape -------------------------------------------------------
     def key(self, shape: tuple[int, int]) -> dict[str, Any]:
@@ -223,9 +236,9 @@ class ExecuTorchRuntime:
 
     def export(self, shape: tuple[int, int]) -> tuple[bytes, dict[str, Any]]:
         """Export, lower and check the program for ``shape``; UnsupportedError when it cannot be."""
-        import torch  # deferred: heavy
+        import torch  # deferred: heavy (the parent imports this module)
 
-        from export.onnx_export import compare_outputs
+        from export.onnx_export import compare_outputs  # deferred: it imports torch
 
         why = self.refusal(shape)
         if why:
@@ -332,6 +345,6 @@ class ExecuTorchRuntime:
 
 def _probe(shape: tuple[int, int]) -> np.ndarray:
     """The example input an export traces and checks with (the shape is what matters)."""
-    from runners.audio import synthetic_batch
+    from runners.audio import synthetic_batch  # deferred: only an export needs it
 
     return synthetic_batch(shape[0], shape[1], seed=7)
