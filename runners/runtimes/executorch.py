@@ -167,6 +167,8 @@ class ExecuTorchRuntime:
         self._runtime: Any = None
         self._shape: tuple[int, int] | None = None
         self._method: Any = None
+        self._program: Any = None
+        self._source: Any = None
 
     def load(self) -> None:
         if self.variant != "fp32":
@@ -261,6 +263,7 @@ class ExecuTorchRuntime:
         export_s = time.perf_counter() - start
         method = self._runtime.load_program(data).load_method("forward")
         got = [np.array(t.detach().numpy(), dtype=np.float32) for t in method.execute([example])]
+        del method  # before ``data`` can go
         with torch.inference_mode():
             ref = [o.numpy() for o in self.module(example)]
         err, cosine = compare_outputs(ref, got)
@@ -278,7 +281,7 @@ class ExecuTorchRuntime:
         """The loaded ``forward`` method for ``shape``: from the cache, or exported now."""
         if self._shape == shape and self._method is not None:
             return self._method
-        self._method = None  # one program loaded at a time: its weights are the cell's memory
+        self._method = self._program = self._source = None  # one program at a time: its weights are the cell's memory
         meta = self.cached(shape)
         path = self.artifact_path(shape)
         if meta is not None and path is not None:
@@ -295,7 +298,11 @@ class ExecuTorchRuntime:
                 path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
             return_freed_memory()  # what the export freed goes back before the cell's memory is read
         start = time.perf_counter()
-        self._method = self._runtime.load_program(source).load_method("forward")
+        # the program, and the bytes it was loaded from, live as long as its method: a program
+        # loaded from bytes points into them (freed bytes crashed the full-size models' calls)
+        self._source = source
+        self._program = self._runtime.load_program(source)
+        self._method = self._program.load_method("forward")
         self._shape = shape
         self.facts.update({
             "runtime_loaded_from_cache": from_cache,
@@ -314,12 +321,14 @@ class ExecuTorchRuntime:
 
         x = np.ascontiguousarray(wav, dtype=np.float32)
         method = self.program((int(x.shape[0]), int(x.shape[1])))
-        return method, [torch.from_numpy(x)]
+        # the program and its bytes travel with the input: a call made from it stays valid
+        return method, [torch.from_numpy(x)], (self._program, self._source)
 
     def make_call(self, prepared: Any) -> Callable[[], Any]:
-        method, inputs = prepared
+        method, inputs, keep = prepared
 
         def call() -> Any:
+            assert keep is not None
             return method.execute(inputs)
         return call
 
@@ -339,7 +348,7 @@ class ExecuTorchRuntime:
         return None
 
     def close(self) -> None:
-        self._method = None
+        self._method = self._program = self._source = None
         self.module = None
 
 
