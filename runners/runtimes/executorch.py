@@ -185,8 +185,8 @@ class ExecuTorchRuntime:
             raise UnsupportedError(f"executorch is not installed ({exc}); "
                                    "make setup-runtimes RUNTIMES=executorch") from None
         start = time.perf_counter()
-        # process-wide, before any program is loaded; only when it changes: a reset after another
-        # program ran in this process made the next one fail (``execute() failed with error 0x10``)
+        # process-wide and unsafe once programs exist (pytorch/executorch #17641): before any program
+        # is loaded, and only when the size changes (a second runtime in one process: tests, tools)
         if self.threads and _threadpool_get_thread_count() != int(self.threads):
             _unsafe_reset_threadpool(int(self.threads))
         self._runtime = Runtime.get()
