@@ -180,7 +180,7 @@ class ExecuTorchRuntime:
                 _threadpool_get_thread_count,
                 _unsafe_reset_threadpool,
             )
-            from executorch.runtime import Runtime
+            from executorch.runtime import Runtime  # deferred: optional, as above
         except ImportError as exc:
             raise UnsupportedError(f"executorch is not installed ({exc}); "
                                    "make setup-runtimes RUNTIMES=executorch") from None
