@@ -39,6 +39,7 @@ from typing import Any, Sequence
 from host.commands import CommandRunner, command_output
 from host.platform import board_model, detect_platform, is_jetson, is_raspberry_pi
 from host.sysfs import SysRoot, sysfs_root
+from setting_defs.table import OPTIONAL_RUNTIME_PACKAGES
 
 SCHEMA = 1
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -676,6 +677,7 @@ def _ort_providers() -> tuple[list[str] | None, str | None]:
 
 def read_software() -> dict[str, Any]:
     packages = {name: _dist_version(name) for name in PACKAGES}
+    packages.update({name: version for name in OPTIONAL_RUNTIME_PACKAGES if (version := _dist_version(name))})
     ort_dist = next((d for d in ORT_DISTRIBUTIONS if _dist_version(d)), None)
     if ort_dist:
         packages["onnxruntime"] = _dist_version(ort_dist)

@@ -23,7 +23,11 @@ import hashlib
 import json
 from typing import Any, Mapping
 
+from setting_defs.table import OPTIONAL_RUNTIME_PACKAGES
+
 SOFTWARE_PACKAGES = ("torch", "onnxruntime", "onnx", "transformers", "s3prl", "numpy")
+# the optional runtimes (setting_defs' OPTIONAL_RUNTIME_PACKAGES) are part of the fingerprint where
+# installed (a run measured with OpenVINO 2026.4 is not a run measured with 2026.5), left out where not
 HARDWARE_CPU_KEYS = ("model", "vendor", "family", "model_number", "stepping", "arm_architecture",
                      "arm_cores", "kernel_flags", "caches", "logical_cores", "physical_cores",
                      "usable_cores", "governor", "boost", "freq_max_mhz")
@@ -57,6 +61,7 @@ def software_fingerprint(environment: Mapping[str, Any] | None) -> dict[str, Any
         "wavebench_commit": str(commit)[:12] if commit else None,
         "python": sw.get("python"),
         **{name: packages.get(name) for name in SOFTWARE_PACKAGES},
+        **{name: packages[name] for name in OPTIONAL_RUNTIME_PACKAGES if packages.get(name)},
         "onnxruntime_providers": sw.get("onnxruntime_providers"),
         "torch_cuda": sw.get("torch_cuda"),
     }
@@ -137,7 +142,7 @@ def software_label(software: Mapping[str, Any]) -> str:
     if software.get("wavebench"):
         commit = software.get("wavebench_commit")
         parts.append(f"wavebench {software['wavebench']}" + (f" ({str(commit)[:7]})" if commit else ""))
-    for name in ("torch",) + tuple(p for p in SOFTWARE_PACKAGES if p != "torch") + ("python",):
+    for name in ("torch",) + tuple(p for p in SOFTWARE_PACKAGES + OPTIONAL_RUNTIME_PACKAGES if p != "torch") + ("python",):
         if software.get(name):
             parts.append(f"{name} {software[name]}")
     return ", ".join(parts) or "not recorded"

@@ -108,6 +108,9 @@ EXPORTERS = ("torchscript", "dynamo")
 # runstore.records.RUNTIMES and runners.runtimes.ALL (every runtime); the optional ones (openvino,
 # executorch) must be installed (make setup-runtimes)
 RUNTIME_NAMES = ("pytorch", "onnxruntime", "openvino", "executorch", "all")
+# the optional runtimes' distributions: recorded (environment, fingerprint) only where installed,
+# so that runs recorded before they existed keep their fingerprints
+OPTIONAL_RUNTIME_PACKAGES = ("openvino", "executorch", "ai-edge-litert")
 VARIANT_NAMES = ("fp32", "fp16", "int8")
 ORT_OPT_NAMES = ("disable", "basic", "extended", "all")
 

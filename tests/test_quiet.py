@@ -8,11 +8,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
-from bench.quiet import QUIET_WINDOW_S, SETTLE_MAX_S, _schedstat_seconds, _stat_seconds, cpu_seconds, settle
+from bench.quiet import (
+    QUIET_WINDOW_S,
+    SETTLE_MAX_S,
+    _schedstat_seconds,
+    _stat_seconds,
+    cpu_seconds,
+    demand_seconds,
+    settle,
+)
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
 
@@ -34,15 +41,45 @@ def start_child(spin_s: float) -> subprocess.Popen:
     return child
 
 
-def test_cpu_time_has_nanosecond_resolution_and_counts_every_thread():
-    burn_end = time.perf_counter() + 0.05
-    while time.perf_counter() < burn_end:
+# a child that uses SPIN CPU seconds on a second thread, then on its main thread, keeps both
+# threads alive (blocked) and says "done": its CPU time is about 2 x SPIN, over two threads (CPU
+# time, not wall time: on a busy machine a wall-clock spin gets only a share of a core)
+TWO_THREADS = """
+import sys, threading, time
+def spin(seconds):
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
         pass
-    fine, coarse = _schedstat_seconds(os.getpid()), _stat_seconds(os.getpid())
-    assert fine is not None and coarse is not None
-    assert abs(fine - coarse) < 0.1  # the same clock, read at two resolutions
-    assert fine != round(fine, 2)  # not whole clock ticks
-    assert cpu_seconds(os.getpid()) >= fine
+spun, hold = threading.Event(), threading.Event()
+def worker():
+    spin(float(sys.argv[1]))
+    spun.set()
+    hold.wait()
+threading.Thread(target=worker, daemon=True).start()
+spun.wait()
+spin(float(sys.argv[1]))
+print("done", flush=True)
+time.sleep(60)
+"""
+
+
+def test_cpu_time_has_nanosecond_resolution_and_counts_every_thread():
+    # a fresh child: /proc/<pid>/stat also counts threads that have ended, schedstat only the live
+    # ones, so a process whose thread pools came and went (this test process) would not compare
+    child = subprocess.Popen([sys.executable, "-c", TWO_THREADS, "0.3"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "done"
+        fine, coarse = _schedstat_seconds(child.pid), _stat_seconds(child.pid)
+        assert fine is not None and coarse is not None
+        assert fine >= 0.55, fine  # both threads' spins: one thread alone would be about 0.3
+        assert abs(fine - coarse) < 0.1, (fine, coarse)  # the same clock, read at two resolutions
+        assert fine != round(fine, 2)  # not whole clock ticks
+        assert cpu_seconds(child.pid) == pytest.approx(fine, abs=0.05)
+        demand = demand_seconds(child.pid)  # what it ran plus what it waited to run
+        assert demand is not None and demand >= fine
+    finally:
+        child.kill()
+        child.wait()
     assert cpu_seconds(2**22 + 7) is None  # no such process (above the default pid_max)
 
 
