@@ -100,20 +100,35 @@ def module_digest(module: Any) -> str:
     return h.hexdigest()
 
 
+class Deadline:
+    """Whether a :func:`time_limit` expired.  The alarm raises :class:`ExportTimeout` inside
+    torch.export, whose clean-up on the way out can raise an error of its own in its place
+    ("Trying to pop empty mode stack"): the flag, not the exception that arrives, says it timed out."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds, self.fired = seconds, False
+
+    @property
+    def message(self) -> str:
+        return f"the export took longer than {self.seconds:g} s and was stopped"
+
+
 @contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
+def time_limit(seconds: float | None) -> Iterator[Deadline]:
     """Raise :class:`ExportTimeout` in this (main) thread after ``seconds`` (a no-op elsewhere)."""
+    deadline = Deadline(seconds)
     if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
+        yield deadline
         return
 
     def expire(signum: int, frame: Any) -> None:
-        raise ExportTimeout(f"the export took longer than {seconds:g} s and was stopped")
+        deadline.fired = True
+        raise ExportTimeout(deadline.message)
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        yield deadline
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -247,13 +262,21 @@ class ExecuTorchRuntime:
             raise UnsupportedError(why)
         example = torch.from_numpy(_probe(shape))
         start = time.perf_counter()
+        deadline = Deadline(self.export_timeout_s)
         try:
-            with time_limit(self.export_timeout_s):
-                data, left = lower(self.module, example)
-        except ExportTimeout as exc:
+            try:
+                with time_limit(self.export_timeout_s) as deadline:
+                    data, left = lower(self.module, example)
+            except Exception:
+                if deadline.fired:  # torch's clean-up replaced the alarm with an error of its own
+                    raise ExportTimeout(deadline.message) from None
+                raise
+            if deadline.fired:  # the alarm was swallowed on the way: what came out is not to be trusted
+                raise ExportTimeout(deadline.message)
+        except ExportTimeout:
             self.timed_out = shape if self.timed_out is None else min(self.timed_out, shape)
-            raise UnsupportedError(f"ExecuTorch ({DELEGATE}) could not export input {shape[0]}x{shape[1]}: {exc}") \
-                from None
+            raise UnsupportedError(f"ExecuTorch ({DELEGATE}) could not export input {shape[0]}x{shape[1]}: "
+                                   f"{deadline.message}") from None
         except MemoryError as exc:
             raise UnsupportedError(f"ExecuTorch ({DELEGATE}) ran out of memory exporting input "
                                    f"{shape[0]}x{shape[1]}: {exc}") from None
