@@ -33,7 +33,7 @@ from runners.stats import LatencyStats, relative_ci_width, summarize
 SAMPLE_CAP = 1000  # samples per cell unless REPS asks for more
 
 
-SPEEDUP_CI = 0.10  # default relative width of the paired speed-up's 95% CI (runners/stopping.py)
+SPEEDUP_CI = 0.15  # default relative width of the paired speed-up's 95% CI (runners/stopping.py)
 
 
 @dataclass(frozen=True)

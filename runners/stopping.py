@@ -40,6 +40,9 @@ from runners.stats import median_ci, relative_ci_width
 
 MIN_ROUNDS = 6  # paired rounds before any decision: 2·(1/2)^6 < 0.05, a distribution-free 95% CI exists
 STOP_REASONS = ("target", "time-cap", "sample-cap")
+# a long call's time cap over its minimum's cost: 2 ran the noisiest large cells of the lab suite to
+# 20 rounds for a CI the next run would not reproduce (docs/benchmarks/suite-time.md)
+CAP_OVER_MINIMUM = 1.5
 
 
 @dataclass(frozen=True)
@@ -59,17 +62,19 @@ class CellBudget:
 def cell_budget(policy: TimingPolicy, sample_s: float) -> CellBudget:
     """The budget of a cell whose samples take ``sample_s`` (from the warm-up's fastest call).
 
-    - minimum samples: REPS, or as many as fit in MAX_TIME when REPS would not (never fewer than
-      :data:`MIN_ROUNDS`, one per round);
+    - minimum samples: REPS, or as many as fit in half of MAX_TIME when REPS would not (never
+      fewer than :data:`MIN_ROUNDS`, one per round): a 0.8 s call is timed 6 times, not 10 — the
+      half leaves the cap room for the rounds the paired CI may still need;
     - rounds: MIN_TIME / 6 of samples each, at least ``min_samples / 6`` of them; a long call
       (longer than that round time and than ``REWARM_BELOW_S``, 0.1 s) is a round of its own: a
       second call in its round would cost more than another round's settle wait;
-    - time cap: MAX_TIME, or twice the minimum samples' cost when that is longer (a cap must leave
-      room for rounds beyond the minimum, but a long call must not run for minutes);
+    - time cap: MAX_TIME, or :data:`CAP_OVER_MINIMUM` times the minimum samples' cost when that is
+      longer (a cap must leave room for rounds beyond the minimum, but a long call must not run for
+      minutes);
     - sample cap: the policy's ``max_reps`` (never below the minimum).
     """
     sample_s = max(float(sample_s), 1e-9)
-    fits = max(1, math.floor(policy.max_time_s / sample_s))
+    fits = max(1, math.floor(policy.max_time_s / 2 / sample_s))
     min_samples = max(MIN_ROUNDS, min(policy.min_reps, fits))
     round_time = policy.min_time_s / MIN_ROUNDS
     long_call = sample_s >= max(round_time, REWARM_BELOW_S)  # the harness's long call: no re-warm either
@@ -78,7 +83,7 @@ def cell_budget(policy: TimingPolicy, sample_s: float) -> CellBudget:
         samples_per_round=1 if long_call else math.ceil(min_samples / MIN_ROUNDS),
         round_time_s=0.0 if long_call else round_time,
         max_samples=max(policy.max_reps, min_samples),
-        max_time_s=max(policy.max_time_s, 2 * min_samples * sample_s),
+        max_time_s=max(policy.max_time_s, CAP_OVER_MINIMUM * min_samples * sample_s),
     )
 
 

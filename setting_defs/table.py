@@ -161,7 +161,7 @@ SETTINGS: tuple[SettingDef, ...] = (
     SettingDef("CI_TARGET", "--ci-target", parse_positive, 0.05, "0.05",
                "stop when the median's 95% CI is this narrow (a fraction of the median)",
                field="ci_target", measuring=True, fleet=True),
-    SettingDef("SPEEDUP_CI", "--speedup-ci", parse_positive, 0.10, "0.10",
+    SettingDef("SPEEDUP_CI", "--speedup-ci", parse_positive, 0.15, "0.15",
                "interleaved order: stop when the paired speed-up's 95% CI is this narrow (relative width; "
                "runners/stopping.py)", field="speedup_ci", measuring=True, fleet=True),
     SettingDef("EXPORTER", "--exporter", choice_parser(EXPORTERS), "torchscript", "torchscript",

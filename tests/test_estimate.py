@@ -54,13 +54,14 @@ def test_rounds_follow_the_stopping_rule_and_its_caps_from_the_policy():
     assert round_seconds(0.001, POLICY) == pytest.approx(0.1)
     assert cell_rounds([0.001], POLICY) == (MIN_ROUNDS, 60)
     assert cell_rounds([0.001], replace(POLICY, max_reps=1000)) == (MIN_ROUNDS, 50)
-    # a 1 s call: REPS calls would not fit in MAX_TIME, so 6 calls of one a round; the time cap is
-    # twice the minimum's cost (12 s), 12 rounds
+    # a 1 s call: REPS calls would not fit in half of MAX_TIME, so 6 calls of one a round; the time
+    # cap is 1.5 times the minimum's cost (9 s), 9 rounds
     assert round_seconds(1.0, POLICY) == 1.0
-    assert cell_rounds([1.0], POLICY) == (MIN_ROUNDS, 12)
-    # interleaved: the slow side's minimum (12 calls of 0.5 s, one a round) sets the fewest rounds,
-    # and the side that reaches its cap first ends the cell for both
-    assert cell_rounds([0.001, 0.5], POLICY) == (12, 24)
+    assert cell_rounds([1.0], POLICY) == (MIN_ROUNDS, 9)
+    # interleaved: the slow side's minimum (REPS=12 calls of 0.5 s would not fit in half of MAX_TIME:
+    # 6, one a round) sets the fewest rounds, and the side that reaches its cap (MAX_TIME, 12 rounds)
+    # first ends the cell for both
+    assert cell_rounds([0.001, 0.5], POLICY) == (MIN_ROUNDS, 12)
     assert cell_rounds([0.01, 0.1], POLICY) == (12, 60)
     # the caps never cut below the fewest rounds
     assert cell_rounds([1e-5], replace(POLICY, max_reps=100)) == (MIN_ROUNDS, MIN_ROUNDS)
@@ -95,11 +96,11 @@ def test_the_warm_up_follows_the_harness():
 
 
 def test_interleaved_sides_share_their_rounds():
-    slow, fast = side_seconds(0.5, 24, POLICY, BARE, True), side_seconds(0.01, 24, POLICY, BARE, True)
+    slow, fast = side_seconds(0.5, 12, POLICY, BARE, True), side_seconds(0.01, 12, POLICY, BARE, True)
     found = comparison_cell([0.5, 0.01], POLICY, "interleaved", BARE)
     assert [s.point_s for s in found] == pytest.approx([slow, fast])  # the fast side stops with the slow one
     grouped = comparison_cell([0.5, 0.01], POLICY, "grouped", BARE)
-    assert grouped[1].most == 60 and found[1].most == 24
+    assert grouped[1].most == 60 and found[1].most == 12
 
 
 def test_cost_grows_with_flops_a_thousandfold_apart():
@@ -107,8 +108,8 @@ def test_cost_grows_with_flops_a_thousandfold_apart():
     flops = {"small": 1e6, "big": 1e12}
     est = WorkEstimate(todo, POLICY, "interleaved", lambda c, s: flops[c.model], lambda g: RATE, lambda g: 0.0, BARE)
     small, big = (est.cost[k][0] for k in sorted(est.cost, key=lambda k: k[0] != "small"))
-    # 1000 s calls: 6 of them at the fewest, 12 at the cap (twice the minimum), plus the first call
-    assert big > 1000 * small and big == pytest.approx(12 * 1000.0 + 1000.0)
+    # 1000 s calls: 6 of them at the fewest, 9 at the cap (1.5 times the minimum), plus the first call
+    assert big > 1000 * small and big == pytest.approx(9 * 1000.0 + 1000.0)
 
 
 def test_time_left_after_k_of_n_cells_is_the_remaining_work_at_the_measured_pace():

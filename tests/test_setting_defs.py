@@ -150,10 +150,12 @@ def test_the_hash_fields_are_the_measuring_settings_and_stay_what_they_were():
                                   "order"}
     kw = dict(device="cpu", models=("logmel", "apc"), runtimes=("pytorch", "onnxruntime"), batch_sizes=(1, 2),
               durations=(1.0,))
-    # the hash of these settings in the version before setting_defs (WEIGHTS' default was random then)
-    assert Settings(**kw, weights="random").settings_hash() == "70efefe987"
-    assert Settings(**kw).settings_hash() == "70efefe987"   # default = random weights for these models
-    assert Settings(**kw, order="grouped").settings_hash() != "70efefe987"
+    # the hash of these settings in the version before setting_defs (WEIGHTS' default was random then,
+    # SPEEDUP_CI's 0.10 until issue 21's measurements: a run of the old default does not resume)
+    assert Settings(**kw, weights="random", speedup_ci=0.10).settings_hash() == "70efefe987"
+    assert Settings(**kw, speedup_ci=0.10).settings_hash() == "70efefe987"   # default = random weights here
+    assert Settings(**kw, order="grouped", speedup_ci=0.10).settings_hash() != "70efefe987"
+    assert Settings(**kw).settings_hash() == "77ff7e2f74"
 
 
 def test_weights_default_is_one_default_for_bench_export_and_eval():

@@ -22,7 +22,7 @@ from runners.harness import TimingPolicy, warm_up
 from runners.stopping import MIN_ROUNDS, SideTally, cell_budget, speedup_ci_width, stop_reason
 from runstore.folder import read_cells
 
-POLICY = TimingPolicy()  # the defaults: REPS 10, 1 s minimum, 8 s cap, 5% per side, 10% speed-up
+POLICY = TimingPolicy()  # the defaults: REPS 10, 1 s minimum, 8 s cap, 5% per side, 15% speed-up
 
 
 def tally(round_medians, per_round=2, sample_s=0.01):
@@ -44,9 +44,13 @@ def test_short_calls_keep_reps_and_the_time_cap():
 def test_a_long_call_is_one_call_a_round_and_six_of_them():
     b = cell_budget(POLICY, 3.0)  # REPS=10 of them would be 30 s: only the 6 paired rounds are asked
     assert (b.min_samples, b.samples_per_round, b.round_time_s) == (MIN_ROUNDS, 1, 0.0)
-    assert b.max_time_s == pytest.approx(2 * MIN_ROUNDS * 3.0)  # at most twice the minimum
-    mid = cell_budget(POLICY, 1.0)  # 8 of REPS fit in MAX_TIME
-    assert (mid.min_samples, mid.samples_per_round, mid.max_time_s) == (8, 1, 16.0)
+    assert b.max_time_s == pytest.approx(1.5 * MIN_ROUNDS * 3.0)  # at most 1.5 times the minimum
+    mid = cell_budget(POLICY, 0.5)  # 8 of REPS fit in half of MAX_TIME: the cap keeps MAX_TIME
+    assert (mid.min_samples, mid.samples_per_round, mid.max_time_s) == (8, 1, 8.0)
+    edge = cell_budget(POLICY, 0.4)  # REPS fit in half of MAX_TIME: REPS are kept
+    assert edge.min_samples == 10
+    longer = cell_budget(POLICY, 0.8)  # 5 would fit: never fewer than the 6 paired rounds
+    assert (longer.min_samples, longer.max_time_s) == (MIN_ROUNDS, 8.0)
 
 
 def test_reps_above_the_default_are_kept_where_they_fit():
@@ -127,7 +131,7 @@ def test_speedup_ci_is_a_validated_setting():
         return build_settings(load_profile("cpu"), models="logmel", runtimes=None, batch_sizes=None,
                               durations=None, reps=None, threads=None, providers=None, energy="none", **kw)
 
-    assert build().policy().speedup_ci == 0.10
+    assert build().policy().speedup_ci == 0.15
     assert build(speedup_ci=0.2).policy().speedup_ci == 0.2
     assert build(speedup_ci=0.2).settings_hash() != build().settings_hash()  # it changes what is measured
     with pytest.raises(SettingsError, match="SPEEDUP_CI=-1"):
