@@ -117,11 +117,11 @@ def cell_rounds(calls: list[float | None], policy: TimingPolicy) -> tuple[int, i
 
 def side_seconds(call_s: float | None, rounds: float, policy: TimingPolicy, costs: Costs,
                  interleaved: bool) -> float:
-    """Wall seconds one side spends on a cell: fixed part, first call and warm-up (one more call for
-    a call longer than the warm-up time, as ``runners.harness.warm_up`` does), then its rounds."""
+    """Wall seconds one side spends on a cell: fixed part, first call and warm-up (none after a CPU
+    call longer than the warm-up time, as ``runners.harness.warm_up`` does), then its rounds."""
     call = call_s or 0.0
     if 0 < policy.warmup_time_s <= call:
-        warmup = 2 * call
+        warmup = call
     else:
         warmup = call + max(policy.warmup_calls * call, policy.warmup_time_s)
     rewarm = call if call < REWARM_BELOW_S else 0.0  # an untimed call before each round of a short call

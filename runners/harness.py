@@ -109,16 +109,18 @@ class WarmUp:
 
 def warm_up(call: Callable[[], object], policy: TimingPolicy = TimingPolicy(),
             sync: Callable[[], None] = _noop, clock: Callable[[], int] = time.perf_counter_ns,
-            first_call_s: float | None = None) -> WarmUp:
+            first_call_s: float | None = None, long_call_warmups: int = 0) -> WarmUp:
     """Time the first call on its own, warm up (untimed) and choose the calls per sample.
 
     A caller that already made and timed the first call (the worker does, to check the output's
     shape) passes ``first_call_s``, and no second "first call" is made.
 
     The warm-up lasts at least ``warmup_calls`` calls and ``warmup_time_s``, except that a call
-    which alone outlasts ``warmup_time_s`` gets one untimed call after the first: the first call
-    already allocated and filled the caches, and a second one of several seconds warms nothing a
-    third would not (on a 3 s call the old two-call minimum cost 6 s per cell and side)."""
+    which alone outlasts ``warmup_time_s`` is its own warm-up, followed by ``long_call_warmups``
+    untimed calls: the first call already allocated and filled the caches.  On the CPU none follow
+    (in the lab suite's 37 cells of such calls the first timed call was at 1.00x the median, the
+    median over cells; an extra call cost 47 s of a 9-minute run: docs/benchmarks/suite-time.md);
+    on an accelerator the worker asks for one, where a new shape's kernels may be tuned over calls."""
     t0 = clock()
     if first_call_s is None:
         call()
@@ -133,8 +135,9 @@ def warm_up(call: Callable[[], object], policy: TimingPolicy = TimingPolicy(),
     while True:
         elapsed = (clock() - warm_start) / 1e9
         long_call = 0 < policy.warmup_time_s <= fastest
-        enough_calls = n_warm >= (1 if long_call else policy.warmup_calls)
-        if enough_calls and elapsed >= policy.warmup_time_s:
+        if long_call and n_warm >= long_call_warmups:
+            break
+        if n_warm >= policy.warmup_calls and elapsed >= policy.warmup_time_s:
             break
         s = clock()
         call()

@@ -17,7 +17,7 @@ from bench.quiet import (
     _schedstat_seconds,
     _stat_seconds,
     cpu_seconds,
-    demand_seconds,
+    reading,
     settle,
 )
 
@@ -75,8 +75,9 @@ def test_cpu_time_has_nanosecond_resolution_and_counts_every_thread():
         assert abs(fine - coarse) < 0.1, (fine, coarse)  # the same clock, read at two resolutions
         assert fine != round(fine, 2)  # not whole clock ticks
         assert cpu_seconds(child.pid) == pytest.approx(fine, abs=0.05)
-        demand = demand_seconds(child.pid)  # what it ran plus what it waited to run
-        assert demand is not None and demand >= fine
+        assert settle([child.pid], max_s=5.0) < 5.0  # its main thread goes to sleep after "done"
+        now = reading(child.pid)  # both threads blocked: neither running nor queued
+        assert now is not None and now[1] is False and now[0] == pytest.approx(fine, abs=0.05)
     finally:
         child.kill()
         child.wait()
@@ -86,6 +87,8 @@ def test_cpu_time_has_nanosecond_resolution_and_counts_every_thread():
 def test_settle_waits_for_a_spinning_worker_and_not_for_an_idle_one():
     child = start_child(0.4)
     try:
+        spinning = reading(child.pid)
+        assert spinning is not None and spinning[1] is True  # running, or queued on a busy machine
         waited = settle([child.pid], max_s=5.0)
         assert child.stdout is not None and child.stdout.readline().strip() == "done"
         # it waited for the spin to end (0.4 s, less the moment between "go" and the first reading)

@@ -58,14 +58,24 @@ def test_reps_above_the_default_are_kept_where_they_fit():
     assert b.min_samples == 2000 and b.max_samples == 2000
 
 
-def test_a_long_first_call_gets_one_warm_up_call():
+def test_a_long_first_call_is_its_own_warm_up_on_the_cpu_and_gets_one_more_on_a_gpu():
     now = [0]
 
     def call():
         now[0] += 3 * 10**9
 
     warm = warm_up(call, POLICY, clock=lambda: now[0], first_call_s=3.0)
+    assert warm.warmup_calls == 0 and warm.seconds == 0.0 and warm.call_s == pytest.approx(3.0)
+    assert now[0] == 0  # no call made
+    warm = warm_up(call, POLICY, clock=lambda: now[0], first_call_s=3.0, long_call_warmups=1)
     assert warm.warmup_calls == 1 and warm.seconds == pytest.approx(3.0) and warm.call_s == pytest.approx(3.0)
+    now[0] = 0
+
+    def long_but_faster():  # the first call was slow (allocation), the next ones are short
+        now[0] += 10**7
+
+    warm = warm_up(long_but_faster, POLICY, clock=lambda: now[0], first_call_s=0.5)
+    assert warm.warmup_calls == 0 and warm.call_s == pytest.approx(0.5)  # judged by the first call alone
     now[0] = 0
 
     def short():
@@ -194,7 +204,7 @@ def test_a_long_call_stops_after_the_minimum_rounds_with_few_samples(tmp_path):
         assert cell["stop_reason"] == "target"
         assert cell["latency_n"] == MIN_ROUNDS and len(cell["round_medians_s"]) == MIN_ROUNDS
         assert cell["latency_calls_per_sample"] == 1
-        assert cell["extra"]["warmup_calls"] == 1  # one untimed call after the first, not two
+        assert cell["extra"]["warmup_calls"] == 0  # on the CPU the first call is a long call's warm-up
         assert cell["extra"]["stopping"]["min_samples"] == MIN_ROUNDS
     assert ort["speedup_paired"] == pytest.approx(1.5)
 
@@ -242,3 +252,12 @@ def test_a_comparison_starts_its_workers_together_and_loads_one_model_at_a_time(
     assert second["ready"] < first["load started"]  # both imported before any load
     assert second["started"] < first["ready"]  # spawned together: their imports overlapped
     assert pt["extra"]["overhead_s"]["worker_start"] > 0 and ort["extra"]["overhead_s"]["worker_start"] > 0
+
+
+def test_only_a_gpu_runtime_gets_a_warm_up_call_after_a_long_first_call():
+    from types import SimpleNamespace
+
+    from runners.runtimes import on_accelerator
+    assert [on_accelerator(SimpleNamespace(provider=p)) for p in
+            ("cpu", "CPUExecutionProvider", "XNNPACK", "cuda", "cuda:1", "CUDAExecutionProvider",
+             "TensorrtExecutionProvider")] == [False, False, False, True, True, True, True]

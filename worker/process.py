@@ -36,7 +36,7 @@ from runners.gemm_peak import achieved_flops_per_s, utilization
 from runners.harness import REWARM_BELOW_S, TimingPolicy, WarmUp, time_round, warm_up
 from runners.memory import PeakRSSTracker
 from runners.reference import build_reference, fidelity_probe
-from runners.runtimes import Runtime, UnsupportedError, make_runtime
+from runners.runtimes import Runtime, UnsupportedError, make_runtime, on_accelerator
 from runners.stats import summarize
 from runners.stopping import CellBudget, cell_budget
 from runstore.records import CellRecord
@@ -111,7 +111,8 @@ class CellMeasurement:
                 raise RuntimeError(f"output shape {tuple(self.measured_shape)} does not match batch x frames "
                                    f"{self.expected}")
             del outputs
-            self.warm = warm_up(call, self.policy, runtime.sync, self.clock, first_call_s=rec.first_call_s)
+            self.warm = warm_up(call, self.policy, runtime.sync, self.clock, first_call_s=rec.first_call_s,
+                                long_call_warmups=1 if on_accelerator(runtime) else 0)
             self.budget = cell_budget(self.policy, self.warm.call_s * self.warm.calls_per_sample)
         except MemoryError as exc:
             rec.status, rec.error = "oom", f"out of memory: {exc}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from runners.runtimes.base import CPU_EP, GPU_EPS, Runtime, UnsupportedError
+from runners.runtimes.base import CPU_EP, GPU_EPS, Runtime, UnsupportedError, on_accelerator
 from runners.runtimes.executorch import ExecuTorchRuntime
 from runners.runtimes.onnxruntime import OnnxRuntimeRuntime, provider_list, session_options
 from runners.runtimes.openvino import OpenVinoRuntime
@@ -18,7 +18,7 @@ from runners.runtimes.pytorch import PyTorchRuntime
 from runstore.records import RUNTIMES
 
 __all__ = ["CPU_EP", "GPU_EPS", "ExecuTorchRuntime", "OnnxRuntimeRuntime", "OpenVinoRuntime", "PyTorchRuntime", "Runtime",
-           "UnsupportedError", "make_runtime", "provider_list", "session_options"]
+           "UnsupportedError", "make_runtime", "on_accelerator", "provider_list", "session_options"]
 
 RUNTIME_NAMES = RUNTIMES  # the run store's list: every name a record may carry
 ALL = "all"  # RUNTIMES=all: every runtime above (the optional ones must be installed)

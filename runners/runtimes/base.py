@@ -17,6 +17,13 @@ CPU_EP = "CPUExecutionProvider"
 GPU_EPS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
+def on_accelerator(runtime: "Runtime") -> bool:
+    """Whether ``runtime`` runs on a GPU (PyTorch on ``cuda``, ONNX Runtime's CUDA or TensorRT
+    provider): its sync waits for the device and a new shape's kernels may be tuned over calls."""
+    provider = str(runtime.provider)
+    return provider in GPU_EPS or provider.startswith("cuda")
+
+
 class UnsupportedError(RuntimeError):
     """This runtime/provider/variant cannot run here; the cell becomes ``unsupported``."""
 
