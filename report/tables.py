@@ -42,6 +42,7 @@ from report.cells import (
     speedup_estimate,
 )
 from runstore.records import RUNTIMES, CellRecord
+
 MISSING = "—"  # a runtime that has no record for this cell at all
 NON_SCALAR_FIELDS = ("latency_samples_s", "round_medians_s", "extra")
 
