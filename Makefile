@@ -3,7 +3,8 @@
 #   DEVICE=cpu|rpi|jetson|gpu|auto MODELS=a,b RUNTIMES=pytorch,onnxruntime PROVIDERS=...
 #   BATCH_SIZES=1,2,4,8 DURATIONS=1,2,4,8,16 REPS=10 THREADS=N ENERGY=auto|none|<sensor>
 #   QUICK=1 GRID=1 FRESH=1 RESULTS_DIR=results EXPORTER=torchscript|dynamo
-#   ORDER=interleaved|grouped REMEASURE=drift SPEEDUP_CI=0.10 MIN_TIME= MAX_TIME= CI_TARGET= CELL_TIMEOUT=
+#   ORDER=interleaved|grouped REMEASURE=drift SPEEDUP_CI=0.10 SPEEDUP_BASE=pytorch MIN_TIME= MAX_TIME= CI_TARGET=
+#   CELL_TIMEOUT=
 # Each is defined once in setting_defs/table.py (flag, default, valid values, whether make fleet
 # forwards it); tests/test_setting_defs.py checks this export list against it.
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ DEVICE ?= auto
 
 export DEVICE MODELS RUNTIMES PROVIDERS BATCH_SIZES DURATIONS REPS THREADS VARIANTS ENERGY \
        QUICK GRID FRESH TINY RESULTS_DIR ONNX_DIR EXPORTER CPU_WATTS WEIGHTS ORT_OPT NO_PEAK FLOPS_DIR \
-       ORDER REMEASURE SPEEDUP_CI MIN_TIME MAX_TIME CI_TARGET CELL_TIMEOUT
+       ORDER REMEASURE SPEEDUP_CI SPEEDUP_BASE MIN_TIME MAX_TIME CI_TARGET CELL_TIMEOUT
 # make fleet's own variables (fleet/cli.py)
 export HOSTS FLEET STOP POLL LOCK_TIMEOUT RECONNECT_TIMEOUT ALLOW_DIRTY SSH_CONFIG
 

@@ -1,15 +1,18 @@
 """The order in which the runtimes are measured, and the canary around each cell.
 
-A *comparison* is every runtime configuration of one model, variant and thread count (PyTorch
-and ONNX Runtime, one worker process each).  Each cell (input shape) is measured in *rounds*:
-a round is a short stretch of timed samples by one runtime.  Two orders:
+A *comparison* is every runtime configuration of one model, variant and thread count (PyTorch,
+ONNX Runtime and whichever other runtimes the run measures, one worker process each).  Each cell
+(input shape) is measured in *rounds*: a round is a short stretch of timed samples by one runtime.
+Two orders:
 
-- ``interleaved`` (default): both workers stay alive and the rounds alternate
-  (PT, ORT, PT, ORT …) until the stopping rule says the cell is done.  Drift of the machine
-  (other load, a throttling CPU) then lands on both runtimes alike and cancels out of the
-  speed-up, which gets a 95% confidence interval from the per-round ratios (``speedup_paired``, on
-  the ONNX Runtime record), and the rule stops once that CI is narrow enough
-  (``runners/stopping.py``).  Costs: two models in memory at once, and a settle wait between rounds.
+- ``interleaved`` (default): every worker stays alive and the rounds rotate over them
+  (PT, ORT, OV, PT, ORT, OV …) until the stopping rule says the cell is done.  Drift of the machine
+  (other load, a throttling CPU) then lands on every runtime alike and cancels out of the
+  speed-ups: each runtime's rounds pair with the *base* runtime's (``SPEEDUP_BASE``, PyTorch by
+  default), each pair's speed-up gets a 95% confidence interval from the per-round ratios
+  (``speedup_paired`` on the other runtime's record, ``speedup_base`` naming the base on every
+  record), and the rule stops once every pair's CI is narrow enough (``runners/stopping.py``).
+  Costs: every model in memory at once, and a settle wait between rounds.
 - ``grouped``: one runtime's worker measures all of its cells, then the next one's: the old
   phase-by-phase order, with one model in memory at a time, and the per-side stopping rule.
 
@@ -220,11 +223,13 @@ class Side:
 class Comparison:
     """The sides of one model × variant × threads, measured cell by cell in the chosen order."""
 
-    def __init__(self, sides: list[Side], order: str, policy: TimingPolicy, ticker: list[int]) -> None:
+    def __init__(self, sides: list[Side], order: str, policy: TimingPolicy, ticker: list[int],
+                 base: str = "pytorch") -> None:
         if order not in ORDERS:
             raise ValueError(f"unknown order {order!r}; valid: {', '.join(ORDERS)}")
         self.sides, self.order, self.policy = sides, order, policy
         self.ticker = ticker  # one tick per round ordered in the whole run (shared by comparisons)
+        self.base = base  # SPEEDUP_BASE: the runtime whose rounds the others' pair with
 
     def shapes(self, sides: list[Side]) -> list[CellShape]:
         """Every shape any of ``sides`` measures, smallest input first (allocator arenas then never
@@ -275,15 +280,20 @@ class Comparison:
         side.last_canary = (side.sup, time.perf_counter(), reply) if reply is not None and side.sup else None
         return reply
 
+    def base_side(self, live: list[Side]) -> Side | None:
+        """The live side of the base runtime (the first, where it runs under several providers)."""
+        return next((s for s in live if s.runtime == self.base), None)
+
     def pairs(self, live: list[Side], progress: dict[int, CellProgress]) -> list[tuple[CellProgress, CellProgress]]:
-        """The (PyTorch, other) sides whose rounds interleave: the paired rule's pairs (none in
-        grouped order, or without a live PyTorch side: each side then keeps the per-side rule)."""
+        """The (base, other) sides whose rounds interleave: the paired rule's pairs (none in
+        grouped order, or without a live side of the base runtime: each side then keeps the
+        per-side rule)."""
         if self.order != "interleaved":
             return []
-        reference = [s for s in live if s.runtime == "pytorch"]
-        if not reference:
+        reference = self.base_side(live)
+        if reference is None:
             return []
-        return [(progress[id(reference[0])], progress[id(s)]) for s in live if s is not reference[0]]
+        return [(progress[id(reference)], progress[id(s)]) for s in live if s is not reference]
 
     def measure_cell(self, sides: list[Side], cell: CellShape) -> None:
         """Canary, rounds in order until the stopping rule says the cell is done, canary, records."""
@@ -311,8 +321,10 @@ class Comparison:
                     live.remove(side)
             reason = stop_reason(self.policy, [progress[id(s)] for s in live], self.pairs(live, progress))
         pairs = self.pairs(live, progress)
-        pytorch_record: CellRecord | None = None
-        for side in list(live):  # PyTorch first (the plan's order): its rounds pair with the others'
+        base_side = self.base_side(live)
+        base_record: CellRecord | None = None
+        # the base's record first: the others' speed-ups are against its rounds
+        for side in sorted(live, key=lambda s: s is not base_side):
             p = progress[id(side)]
             canary = self.canary(side, p, cell, max(0, self.ticker[0] - 1), reuse=False)
             if canary is None:
@@ -324,10 +336,10 @@ class Comparison:
                 continue
             record = CellRecord.from_dict(reply["record"])
             self.annotate(record, p, canary, reason, pairs, len(live))
-            if side.runtime == "pytorch" and record.status == "ok":
-                pytorch_record = record
-            elif self.order == "interleaved" and pytorch_record is not None:
-                add_paired_speedup(pytorch_record, record)
+            if side is base_side and record.status == "ok":
+                base_record = record
+            elif self.order == "interleaved" and base_record is not None:
+                add_paired_speedup(base_record, record)
             side.on_record(record.to_dict())
 
     def measure_round(self, side: Side, p: CellProgress, cell: CellShape) -> bool:
@@ -354,7 +366,7 @@ class Comparison:
         """The parent's part of a record: order, canary and drift, why the cell stopped, and the
         wall time spent outside timed calls."""
         after = canary["seconds"]
-        record.order = self.order
+        record.order, record.speedup_base = self.order, self.base
         record.canary_before_s, record.canary_after_s = p.canary_before_s, after
         record.drift = is_drift(p.canary_before_s, after)
         if record.status == "ok":
@@ -408,14 +420,19 @@ def fixed_costs(records: list[Record]) -> dict[str, float]:
     return {k: round(v, 3) for k, v in out.items()}
 
 
-def add_paired_speedup(pytorch_record: CellRecord, record: CellRecord) -> None:
-    """A non-PyTorch record (ONNX Runtime, OpenVINO) gets the speed-up of its rounds against
-    PyTorch's (both ok): the quantity the stopping rule settled for this pair."""
-    if record.runtime == "pytorch" or record.status != "ok":
+def add_paired_speedup(base_record: CellRecord, record: CellRecord) -> None:
+    """A record of a runtime other than the base (``SPEEDUP_BASE``: PyTorch by default) gets the
+    speed-up of its rounds against the base's (both ok): the quantity the stopping rule settled for
+    this pair, base / this runtime (above 1: this runtime is faster).  ``speedup_base`` names the
+    base's runtime and ``extra.speedup_base_provider`` its provider (the base runtime may run under
+    several; another configuration of the base runtime gets no speed-up)."""
+    if record.runtime == base_record.runtime or record.status != "ok":
         return
-    found = paired_speedup(pytorch_record.round_medians_s, record.round_medians_s)
+    found = paired_speedup(base_record.round_medians_s, record.round_medians_s)
     if found is not None:
         record.speedup_paired, record.speedup_ci95_low, record.speedup_ci95_high = found
+        record.speedup_base = base_record.runtime
+        record.extra["speedup_base_provider"] = base_record.provider
 
 
 def comparisons(cells: list[PlannedCell]) -> list[list[tuple[RuntimeConfig, list[CellShape]]]]:

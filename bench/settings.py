@@ -26,6 +26,7 @@ from runners.runtimes import ALL, FIXED_PROVIDERS, expand_runtimes
 from runners.runtimes.packages import missing as runtime_package_gap
 from runstore.records import RUNTIMES
 from setting_defs import SettingError, check_writable, measuring_fields, parse_count, parse_list, setting
+from setting_defs.kinds import is_unset
 
 QUICK = {"batch_sizes": (1,), "durations": (1.0,), "reps": 5, "min_time_s": 0.2, "max_time_s": 3.0}
 
@@ -71,6 +72,7 @@ class Settings:
     max_time_s: float = _default("MAX_TIME")
     ci_target: float = _default("CI_TARGET")
     speedup_ci: float = _default("SPEEDUP_CI")  # relative width of the paired speed-up's CI (runners/stopping.py)
+    speedup_base: str = _default("SPEEDUP_BASE")  # the runtime the speed-ups are against (bench/schedule.py pairs())
     cell_timeout_s: float = 900.0
     exporter: str = _default("EXPORTER")
     measure_peak: bool = True
@@ -84,6 +86,8 @@ class Settings:
         """Names what is measured: two runs with the same hash can resume each other."""
         data = {k: getattr(self, k) for k in hash_fields()}
         data["weights"] = self.measured_weights()
+        if not self.base_is_measured():
+            del data["speedup_base"]
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()[:10]
 
     def measured_weights(self) -> str:
@@ -93,6 +97,12 @@ class Settings:
         if self.weights == "default" and all(resolve_source(m, "default", self.tiny) == "random" for m in self.models):
             return "random"
         return self.weights
+
+    def base_is_measured(self) -> bool:
+        """``SPEEDUP_BASE`` as far as it changes what is measured: PyTorch, which every version
+        before the setting paired with, or a run of one runtime (nothing to pair) measure what
+        they measured before, and hash as they did then, so an older run can still be resumed."""
+        return self.speedup_base != setting("SPEEDUP_BASE").default and len(self.runtimes) > 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,6 +141,20 @@ class Settings:
         return cells
 
 
+def speedup_base_of(runtimes: tuple[str, ...] | list[str], text: object) -> str:
+    """The run's base runtime: ``SPEEDUP_BASE`` as given, which must be one of ``runtimes``
+    (SettingsError naming it and the run's runtimes otherwise); unset, PyTorch, or the first of
+    ``runtimes`` when the run does not measure PyTorch."""
+    if is_unset(text):
+        default = str(setting("SPEEDUP_BASE").default)
+        return default if default in runtimes or not runtimes else runtimes[0]
+    given = str(text).strip()
+    if given not in runtimes:  # a runtime this run does not measure, or no runtime at all
+        raise SettingsError(f"SPEEDUP_BASE={given!r} is not among the runtimes of this run (RUNTIMES); "
+                            f"valid: {', '.join(runtimes)}")
+    return given
+
+
 def check_choice(values: tuple[str, ...], valid: tuple[str, ...] | list[str], name: str) -> None:
     for value in values:
         if value not in valid:
@@ -147,7 +171,8 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
                    cell_timeout_s: float | str | None = None, exporter: str | None = None, results_dir: str | None = None,
                    onnx_dir: str | None = None, weights: str | None = None, available_providers: list[str] | None = None,
                    all_providers: list[str] | None = None, accelerators: Accelerators | None = None,
-                   order: str | None = None, remeasure: str | None = None) -> Settings:
+                   order: str | None = None, remeasure: str | None = None,
+                   speedup_base: str | None = None) -> Settings:
     """Validated settings; explicit values are checked whatever QUICK, GRID or the profile say.
 
     Each keyword is a setting's ``field`` (setting_defs), as typed (text) or already typed; it is
@@ -167,6 +192,7 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     runtime_list = parse_list(runtimes, str, "RUNTIMES") or profile.runtimes
     check_choice(runtime_list, (*RUNTIMES, ALL), "runtime")
     runtime_list = expand_runtimes(runtime_list)
+    base = speedup_base_of(runtime_list, speedup_base)
     not_installed = runtime_package_gap(runtime_list)  # optional runtimes are installed only when asked
     if not_installed:
         raise SettingsError(not_installed)
@@ -217,6 +243,7 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
         energy=energy_spec, weights=weights_given, energy_preferred=tuple(profile.energy), grid=grid, tiny=tiny,
         cell_timeout_s=timing["CELL_TIMEOUT"] or profile.cell_timeout_s, exporter=exporter_name,
         results_dir=results, onnx_dir=onnx_folder, order=order_name, remeasure=remeasure_mode,
+        speedup_base=base,
     )
     if quick:
         explicit = {"batch_sizes": batch_sizes, "durations": durations, "reps": reps_given}

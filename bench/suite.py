@@ -226,7 +226,7 @@ def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | No
                     bar.start(f"{c.model} {c.runtime} b{shape.batch_size} {shape.duration_s:g}s")
 
                 sides.append(Side(job, folder.path / "logs", settings.cell_timeout_s, on_record, on_start))
-            Comparison(sides, settings.order, settings.policy(), ticker).run()
+            Comparison(sides, settings.order, settings.policy(), ticker, settings.speedup_base).run()
     except KeyboardInterrupt:
         status = "interrupted"
         bar.write("interrupted: finished cells are kept; run the same command again to resume")

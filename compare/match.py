@@ -8,8 +8,10 @@ Axes (``--by``):
   they are shown, not matched — unless a group has several of them for one cell, then cells
   pair by equal settings.
 * ``run`` — one group per run folder, matched like ``device``.
-* ``runtime`` — pytorch vs onnxruntime inside each run: the run is part of the row, the
-  provider is a setting.
+* ``runtime`` — every runtime of a run side by side (pytorch, onnxruntime, openvino, executorch)
+  inside each run: the run is part of the row, the provider is a setting.  The base is the
+  runtime the runs' speed-ups were against (``SPEEDUP_BASE``, recorded in each record; PyTorch
+  in records written before it) when they agree, else the first.
 * ``variant`` — fp32 vs fp16/int8 ... inside each run.
 
 A :class:`Comparison` holds groups (the first is the base of every ratio), rows, and per row
@@ -22,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runstore.records import RUNTIMES, CellRecord, cell_key
+from runstore.records import RUNTIMES, CellRecord, cell_key, run_base
 from runstore.verdict import quartiles
 
 from .fingerprints import check_software, hardware_notes
@@ -252,6 +254,8 @@ def build_comparison(runs: list[Run], by: str = "device", *, base: str | None = 
                     group_runs[label].append(r)
                 add(label, cell_label_key(rec, ctx), Entry(rec, r))
         context_label = "run"
+    if base is None and by == "runtime":
+        base = recorded_base(runs, group_labels)
     if base is not None:
         if base not in group_labels:
             raise ValueError(f"--base {base!r}: no such group (groups: {', '.join(group_labels)})")
@@ -320,6 +324,13 @@ def build_comparison(runs: list[Run], by: str = "device", *, base: str | None = 
         warnings.append(f"only one group ({groups[0].label if groups else 'none'}) along "
                         f"--by {by}: nothing to compare against; showing it alone")
     return Comparison(by, groups, rows, context_label, warnings)
+
+
+def recorded_base(runs: list[Run], labels: list[str]) -> str | None:
+    """The runtime the runs' own speed-ups were against (``SPEEDUP_BASE``, in their records;
+    PyTorch in records written before it), when every run agrees and it is a group; else None."""
+    found = {run_base(r.cells.values()) for r in runs}
+    return found.pop() if len(found) == 1 and next(iter(found)) in labels else None
 
 
 def cell_label_key(record: CellRecord, context: str | None) -> tuple:

@@ -17,11 +17,11 @@ from typing import Any, Mapping, Sequence
 
 from tabulate import tabulate
 
-from report.discussion import runtime_paragraph, runtime_verdicts
+from report.cells import runtime_label, short_label
+from report.discussion import RuntimeVerdicts, all_runtime_verdicts, runtime_paragraph
 from runstore.identity import software_label
 from runstore.records import CellRecord
-
-RUNTIME_NAMES = {"pytorch": "PyTorch", "onnxruntime": "ONNX Runtime"}
+from setting_defs.table import OPTIONAL_RUNTIME_PACKAGES
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -51,14 +51,15 @@ def _runtimes_line(cells: Sequence[CellRecord], settings: Mapping[str, Any]) -> 
             setups[runtime].append(str(cell.provider))
     if not setups:
         setups = {str(r): [] for r in settings.get("runtimes") or []}
-    parts = [RUNTIME_NAMES.get(r, r) + (f" ({', '.join(p)})" if p else "") for r, p in setups.items()]
+    parts = [runtime_label(r) + (f" ({', '.join(p)})" if p else "") for r, p in setups.items()]
     variants = _in_order([c.variant for c in cells]) or list(settings.get("variants") or [])
     text = " and ".join(parts) if len(parts) <= 2 else ", ".join(parts)
     return text + (f"; variants {_listed(variants)}" if variants else "")
 
 
-def machine_line(run: Mapping[str, Any]) -> str:
-    """The machine in one line: its name, the profile, the cores, the libraries measured."""
+def machine_line(run: Mapping[str, Any], runtimes: Sequence[str] = ()) -> str:
+    """The machine in one line: its name, the profile, the cores, the libraries measured (torch,
+    onnxruntime, and an optional runtime's library where ``runtimes`` name it)."""
     ident = _mapping(_mapping(run.get("fingerprints")).get(str(run.get("fingerprint"))))
     hardware, software = _mapping(ident.get("hardware")), _mapping(ident.get("software"))
     parts = [str(run.get("device_name") or hardware.get("model") or "unknown machine")]
@@ -67,7 +68,8 @@ def machine_line(run: Mapping[str, Any]) -> str:
     cores = hardware.get("usable_cores") or hardware.get("logical_cores")
     if cores:
         parts.append(f"{cores} usable core(s)")
-    libraries = {k: software[k] for k in ("torch", "onnxruntime") if software.get(k)}
+    optional = [r for r in runtimes if r in OPTIONAL_RUNTIME_PACKAGES]  # openvino, executorch: named as their packages
+    libraries = {k: software[k] for k in ("torch", "onnxruntime", *optional) if software.get(k)}
     if libraries:
         parts.append(software_label(libraries))
     if run.get("host"):
@@ -95,6 +97,9 @@ def settings_line(settings: Mapping[str, Any]) -> str:
     for key, label in (("order", "order"), ("energy", "energy"), ("weights", "weights")):
         if settings.get(key):
             parts.append(f"{label} {settings[key]}")
+    base = settings.get("speedup_base")
+    if base and (base != "pytorch" or len(settings.get("runtimes") or ()) > 2):
+        parts.append(f"speed-ups against {runtime_label(base)} (SPEEDUP_BASE)")
     flags = [name for name in ("quick", "tiny") if settings.get(name)]
     if flags:
         parts.append(", ".join(f"{f.upper()}=1" for f in flags))
@@ -107,39 +112,82 @@ def compared_lines(run: Mapping[str, Any], cells: Sequence[CellRecord]) -> list[
     models = _in_order([c.model for c in cells]) or list(settings.get("models") or [])
     return [f"**Models:** {_listed(models) or 'none recorded'}",
             f"**Runtimes:** {_runtimes_line(cells, settings)}",
-            f"**Machine:** {machine_line(run)}",
+            f"**Machine:** {machine_line(run, _measured(cells, settings))}",
             f"**Settings:** {settings_line(settings)}"]
 
 
+def _measured(cells: Sequence[CellRecord], settings: Mapping[str, Any]) -> list[str]:
+    return _in_order([c.runtime for c in cells]) or [str(r) for r in settings.get("runtimes") or []]
+
+
 def verdict_lines(cells: Sequence[CellRecord]) -> list[str]:
-    """Which runtime won where and by how much, and the test used: the discussion's verdict."""
-    return runtime_paragraph(runtime_verdicts(cells))
+    """Which runtime won where and by how much, and the test used: the discussion's verdict (for
+    each runtime against the base when the run compared several, each paragraph led by its name)."""
+    all_verdicts = all_runtime_verdicts(cells)
+    if len(all_verdicts) == 1:
+        return runtime_paragraph(all_verdicts[0])
+    lines = []
+    for verdicts in all_verdicts:
+        paragraph = runtime_paragraph(verdicts)
+        lead = f"{runtime_label(verdicts.other)} against {runtime_label(verdicts.base)}: "
+        lines += [lead + paragraph[0], *paragraph[1:]]
+    return lines
 
 
-def headline_table(cells: Sequence[CellRecord], fmt: str = "github") -> str:
-    """Per model (and setup, where several were measured): the verdict counts and the speed-ups."""
-    verdicts = runtime_verdicts(cells)
+def _headline_rows(verdicts: RuntimeVerdicts, with_runtime: bool) -> list[list[Any]]:
+    """Per model (and setup, where several were measured) of one pairing: the verdict counts and
+    the speed-ups' geometric mean and range."""
     outcome = {id(row): name for name, rows in (("faster", verdicts.faster), ("slower", verdicts.slower),
                                                 ("same", verdicts.same), ("no CI", verdicts.no_ci))
                for row in rows}
-    varying = [i for i in range(4) if len({r.setup[i] for _, r in verdicts.speedups} - {None}) > 1]
+    varying = verdicts.varying()
     groups: dict[tuple, list[tuple[float | None, str]]] = {}
     for value, row in verdicts.speedups:
-        key = (row.model, *(row.setup[i] for i in varying))
+        setup = verdicts.setup(row)
+        key = (row.model, *(setup[i] for i in varying))
         groups.setdefault(key, []).append((value, outcome.get(id(row), "")))
-    if not groups:
-        return ""
     rows = []
     for key, entries in groups.items():
         values = [v for v, _ in entries if v is not None]
         gmean = math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
         count = {name: sum(1 for _, o in entries if o == name) for name in ("faster", "slower", "same")}
         label = str(key[0]) + (f" [{' · '.join(_fmt_num(v) for v in key[1:] if v is not None)}]" if varying else "")
-        rows.append([label, len(entries), count["faster"], count["slower"], count["same"],
-                     f"{gmean:.2f}×" if gmean else "—",
+        rows.append([label, *([runtime_label(verdicts.other)] if with_runtime else []), len(entries),
+                     count["faster"], count["slower"], count["same"], f"{gmean:.2f}×" if gmean else "—",
                      f"{min(values):.2f}×–{max(values):.2f}×" if values else "—"])
-    return tabulate(rows, headers=["model", "cells", "ORT faster", "ORT slower", "indistinguishable",
-                                   "speed-up (geo. mean)", "range"], tablefmt=fmt, disable_numparse=True)
+    return rows
+
+
+def headline_table(cells: Sequence[CellRecord], fmt: str = "github") -> str:
+    """Per model (and setup, where several were measured): the verdict counts and the speed-ups;
+    one row per model and runtime when several runtimes were compared with the base."""
+    all_verdicts = all_runtime_verdicts(cells)
+    if len(all_verdicts) == 1:
+        rows = _headline_rows(all_verdicts[0], with_runtime=False)
+        other = short_label(all_verdicts[0].other)
+        headers = ["model", "cells", f"{other} faster", f"{other} slower", "indistinguishable",
+                   "speed-up (geo. mean)", "range"]
+    else:
+        rows = [row for verdicts in all_verdicts for row in _headline_rows(verdicts, with_runtime=True)]
+        base = short_label(all_verdicts[0].base)
+        headers = ["model", "runtime", "cells", f"faster than {base}", f"slower than {base}", "indistinguishable",
+                   f"speed-up {base}/runtime (geo. mean)", "range"]
+    if not rows:
+        return ""
+    return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
+
+
+def _headline_legend(cells: Sequence[CellRecord]) -> str:
+    all_verdicts = all_runtime_verdicts(cells)
+    base = runtime_label(all_verdicts[0].base)
+    if len(all_verdicts) == 1:
+        other = runtime_label(all_verdicts[0].other)
+        return (f"Per model: the verdict's cells, and the geometric mean and range of their speed-ups {base} / "
+                f"{other} (the estimator the verdict names and the comparison below prints; above 1: {other} "
+                "faster).")
+    return (f"Per model and runtime: the verdict's cells against {base} (the base, SPEEDUP_BASE), and the "
+            f"geometric mean and range of their speed-ups {base} / that runtime (the estimator the verdict "
+            "names and the comparison below prints; above 1: that runtime faster).")
 
 
 def answer_section(run: Mapping[str, Any], cells: Sequence[CellRecord]) -> str:
@@ -148,16 +196,14 @@ def answer_section(run: Mapping[str, Any], cells: Sequence[CellRecord]) -> str:
              "\n".join(f"- {line}" for line in verdict_lines(cells))]
     table = headline_table(cells)
     if table:
-        parts.append("Per model: the verdict's cells, and the geometric mean and range of their speed-ups PyTorch / "
-                     "ONNX Runtime (the estimator the verdict names and the comparison below prints; above 1: ONNX "
-                     "Runtime faster).\n\n" + table)
+        parts.append(_headline_legend(cells) + "\n\n" + table)
     return "\n\n".join(parts)
 
 
 def terminal_lines(run: Mapping[str, Any], cells: Sequence[CellRecord]) -> list[str]:
     """What the end of ``make bench`` prints first: what was compared, the verdict, its figures."""
     settings = _mapping(run.get("settings"))
-    lines = [f"compared: {_runtimes_line(cells, settings)} on {machine_line(run)}"]
+    lines = [f"compared: {_runtimes_line(cells, settings)} on {machine_line(run, _measured(cells, settings))}"]
     lines += [f"- {line}" for line in verdict_lines(cells)]
     table = headline_table(cells, fmt="simple")
     return lines + ([""] + table.splitlines() if table else [])

@@ -1,7 +1,8 @@
 """The computed discussion: the lab's hypotheses answered from a run's cells, with the numbers.
 
 The lab asks three questions of every run — does latency rank with model size, does ONNX Runtime
-win everywhere or only at some sizes, where does latency grow faster than linearly — and a
+(or each runtime of the run, against the base runtime ``SPEEDUP_BASE``) win everywhere or only at
+some sizes, where does latency grow faster than linearly — and a
 report that answers them in prose written before the data is a report that can be wrong.  So
 every sentence here is built from the cells: a statistic, the models it covers, and a wording
 chosen by thresholds on that statistic.
@@ -12,7 +13,8 @@ slope in log-log space.  The noise threshold is :mod:`runstore.verdict`'s.
 
 Public API: :func:`discussion` (the Markdown section), :func:`spearman`, :func:`ranks`,
 :func:`loglog_slope`, :func:`growth_slopes`, :func:`rank_correlations`,
-:func:`runtime_verdicts`, :func:`noisy_cells`, :data:`Slope`, :data:`Correlation`.
+:func:`runtime_verdicts`, :func:`all_runtime_verdicts`, :func:`noisy_cells`, :data:`Slope`,
+:data:`Correlation`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ from tabulate import tabulate
 
 from report.cells import (
     NOISY_PERCENT,
+    ORT,
+    PYTORCH,
+    PairedCell,
     as_float,
     compare_medians,
+    compared_runtimes,
     estimator_legend,
     iqr_ratio,
     is_noisy,
@@ -37,6 +43,8 @@ from report.cells import (
     model_sizes,
     pair_cells,
     paired_ci,
+    runtime_label,
+    speedup_base,
     speedup_estimate,
 )
 from report.series import SeriesKey, axis_value, reference_point, series_key, series_labels
@@ -255,52 +263,84 @@ def correlation_sentence(corr: Correlation, measure: str) -> str:
 
 @dataclass
 class RuntimeVerdicts:
-    """Paired cells sorted by the significance of ONNX Runtime vs PyTorch."""
+    """Paired cells sorted by the significance of one runtime (``other``: ONNX Runtime by default)
+    against the base (``base``: ``SPEEDUP_BASE``, PyTorch by default)."""
 
-    faster: list = field(default_factory=list)  # ONNX Runtime significantly faster
+    faster: list = field(default_factory=list)  # the other runtime significantly faster
     slower: list = field(default_factory=list)
     same: list = field(default_factory=list)  # 95% CIs overlap
     no_ci: list = field(default_factory=list)
     speedups: list = field(default_factory=list)  # (printed speed-up or None, paired cell)
     estimators: list = field(default_factory=list)  # which estimate each printed speed-up is
+    base: str = PYTORCH
+    other: str = ORT
 
     @property
     def n(self) -> int:
         return len(self.faster) + len(self.slower) + len(self.same) + len(self.no_ci)
 
+    def setup(self, row: PairedCell) -> tuple:
+        """The row's setup as far as this pairing goes: variant, threads, the two providers."""
+        return row.setup_of((self.base, self.other))
 
-def runtime_verdicts(cells: Iterable[CellRecord]) -> RuntimeVerdicts:
-    """Every cell measured ok under both runtimes, classified by ``report.cells.compare_medians``
-    (the paired speed-up's CI where the rounds were interleaved, else non-overlap of the 95% CIs)."""
-    out = RuntimeVerdicts()
+    def varying(self) -> list[int]:
+        """The parts of :meth:`setup` that differ between this pairing's cells."""
+        setups = [self.setup(r) for _, r in self.speedups]
+        return [i for i in range(4) if len({s[i] for s in setups} - {None}) > 1]
+
+
+def runtime_verdicts(cells: Iterable[CellRecord], other: str | None = None,
+                     base: str | None = None) -> RuntimeVerdicts:
+    """Every cell measured ok under both the base runtime (default: the run's, ``SPEEDUP_BASE``)
+    and ``other`` (default: the first other compared runtime: ONNX Runtime in the default run),
+    classified by ``report.cells.compare_medians`` (the paired speed-up's CI where the rounds were
+    interleaved, else non-overlap of the 95% CIs)."""
+    cells = list(cells)
+    base = base or speedup_base(cells)
+    runtimes = compared_runtimes(cells, base)
+    other = other or (runtimes[1] if len(runtimes) > 1 else ORT if base != ORT else PYTORCH)
+    out = RuntimeVerdicts(base=base, other=other)
     buckets = {"faster": out.faster, "slower": out.slower, "same": out.same, "no-ci": out.no_ci}
-    for row in pair_cells(cells):
-        verdict = compare_medians(row.pt, row.ort)
-        if verdict is None:
+    seen: set[tuple[int, int]] = set()
+    for row in pair_cells(cells, base):
+        base_cell, other_cell = row.base_cell, row.cell(other)
+        verdict = compare_medians(base_cell, other_cell)
+        # a third runtime under several providers repeats the pair in several rows: counted once
+        if verdict is None or (id(base_cell), id(other_cell)) in seen:
             continue
+        seen.add((id(base_cell), id(other_cell)))
         buckets[verdict].append(row)
-        found = speedup_estimate(row.pt, row.ort)
+        found = speedup_estimate(base_cell, other_cell)
         out.speedups.append((found.value if found else None, row))
         if found:
             out.estimators.append(found.estimator)
     return out
 
 
-def _row_label(row: Any, varying: Sequence[int] = ()) -> str:
+def all_runtime_verdicts(cells: Iterable[CellRecord]) -> list[RuntimeVerdicts]:
+    """:func:`runtime_verdicts` for every runtime compared with the base, in the table's order
+    (one in the default run: ONNX Runtime against PyTorch)."""
+    cells = list(cells)
+    runtimes = compared_runtimes(cells)
+    return [runtime_verdicts(cells, other, runtimes[0]) for other in runtimes[1:]] or [runtime_verdicts(cells)]
+
+
+def _row_label(row: Any, varying: Sequence[int] = (), setup: tuple | None = None) -> str:
     """'batch 1, 2 s', with the parts of the setup that vary in this run appended."""
     text = _fmt_shape(row.batch_size, row.duration_s)
-    setup = [f"{row.setup[i]} thr" if i == 1 else str(row.setup[i]) for i in varying
-             if row.setup[i] is not None]
-    if setup:
-        text += f" [{' · '.join(setup)}]"
+    setup = row.setup if setup is None else setup
+    parts = [f"{setup[i]} thr" if i == 1 else str(setup[i]) for i in varying if setup[i] is not None]
+    if parts:
+        text += f" [{' · '.join(parts)}]"
     return text
 
 
-def _where(rows: list, with_setup: Sequence[int] = ()) -> str:
+def _where(rows: list, with_setup: Sequence[int] = (), verdicts: RuntimeVerdicts | None = None) -> str:
     """'model (batch 1, 1 s; batch 2, 1 s)' per model, capped so a big grid stays readable."""
     per_model: dict[str, list[str]] = {}
     for row in rows:
-        per_model.setdefault(str(row.model), []).append(_row_label(row, with_setup))
+        setup = verdicts.setup(row) if verdicts is not None else None
+        per_model.setdefault(str(row.model), []).append(_row_label(row, with_setup, setup))
     parts = []
     for model, shapes in per_model.items():
         shown = "; ".join(shapes[:MAX_LISTED])
@@ -311,43 +351,63 @@ def _where(rows: list, with_setup: Sequence[int] = ()) -> str:
 
 
 def runtime_paragraph(verdicts: RuntimeVerdicts) -> list[str]:
-    """Counts, range of speed-ups, and where each outcome happened."""
+    """Counts, range of speed-ups, and where each outcome happened (the other runtime against the
+    base: ONNX Runtime against PyTorch by default)."""
     n = verdicts.n
+    base, other = runtime_label(verdicts.base), runtime_label(verdicts.other)
     if n == 0:
-        return ["No cell was measured ok under both PyTorch and ONNX Runtime, so the runtimes "
+        return [f"No cell was measured ok under both {base} and {other}, so the runtimes "
                 "cannot be compared in this run."]
-    paired = sum(1 for _, row in verdicts.speedups if paired_ci(row.ort) is not None)
+    paired = sum(1 for _, row in verdicts.speedups
+                 if paired_ci(row.cell(verdicts.other), row.base_cell) is not None)
     test = ("the 95% CI of the speed-up from paired rounds excludes 1" if paired == n else
             "non-overlapping 95% CIs of the median" if paired == 0 else
             f"for {paired} cells the 95% CI of the speed-up from paired rounds excludes 1, for the "
             f"other {n - paired} the two medians' 95% CIs do not overlap")
-    lines = [f"Of {n} cells measured ok under both runtimes, ONNX Runtime was significantly faster "
+    lines = [f"Of {n} cells measured ok under both runtimes, {other} was significantly faster "
              f"({test}) in {len(verdicts.faster)}, significantly "
              f"slower in {len(verdicts.slower)} and indistinguishable in {len(verdicts.same)}"
              + (f"; {len(verdicts.no_ci)} had no CI to test" if verdicts.no_ci else "") + "."]
     values = [(s, r) for s, r in verdicts.speedups if s is not None]
-    multi = [i for i in range(4) if len({r.setup[i] for _, r in verdicts.speedups} - {None}) > 1]
+    multi = verdicts.varying()
     if values:
         low = min(values, key=lambda v: v[0])
         high = max(values, key=lambda v: v[0])
         gmean = math.exp(sum(math.log(s) for s, _ in values) / len(values))
-        lines.append(f"Speed-up ({estimator_legend(verdicts.estimators)}, as in the table) ranged "
+        lines.append(f"Speed-up ({estimator_legend(verdicts.estimators, base, other)}, as in the table) ranged "
                      f"from {low[0]:.2f}× "
-                     f"({low[1].model}, {_row_label(low[1], multi)}) to {high[0]:.2f}× "
-                     f"({high[1].model}, {_row_label(high[1], multi)}); "
+                     f"({low[1].model}, {_row_label(low[1], multi, verdicts.setup(low[1]))}) to {high[0]:.2f}× "
+                     f"({high[1].model}, {_row_label(high[1], multi, verdicts.setup(high[1]))}); "
                      f"geometric mean {gmean:.2f}×.")
     if len(verdicts.faster) == n:
-        lines.append("ONNX Runtime won in every compared cell.")
+        lines.append(f"{other} won in every compared cell.")
     elif not verdicts.faster:
-        lines.append("ONNX Runtime was not significantly faster in any cell.")
+        lines.append(f"{other} was not significantly faster in any cell.")
     else:
-        lines.append(f"ONNX Runtime won significantly in {len(verdicts.faster)} of {n} cells, "
+        lines.append(f"{other} won significantly in {len(verdicts.faster)} of {n} cells, "
                      "not everywhere.")
     for name, rows in (("Faster", verdicts.faster), ("Slower", verdicts.slower),
                        ("Indistinguishable", verdicts.same)):
         if rows and len(rows) < n:
-            lines.append(f"{name} under ONNX Runtime: {_where(rows, multi)}.")
+            lines.append(f"{name} under {other}: {_where(rows, multi, verdicts)}.")
     return lines
+
+
+def runtimes_paragraphs(cells: Sequence[CellRecord]) -> tuple[str, list[str]]:
+    """The discussion's runtime subsection: its heading and its bullet lines.  One runtime against
+    the base (the default run): "Does ONNX Runtime win everywhere?" and its paragraph; several: a
+    paragraph per runtime, each led by "X against <base>"."""
+    all_verdicts = all_runtime_verdicts(cells)
+    if len(all_verdicts) == 1:
+        verdicts = all_verdicts[0]
+        return (f"Does {runtime_label(verdicts.other)} win everywhere?",
+                [f"- {line}" for line in runtime_paragraph(verdicts)])
+    base = runtime_label(all_verdicts[0].base)
+    lines = []
+    for verdicts in all_verdicts:
+        lines.append(f"- **{runtime_label(verdicts.other)} against {base}:**")
+        lines += [f"  - {line}" for line in runtime_paragraph(verdicts)]
+    return f"Does each runtime win everywhere against {base} (the base)?", lines
 
 
 # --------------------------------------------------------------------------- growth
@@ -524,8 +584,9 @@ def discussion(cells: Sequence[CellRecord], models: Mapping[str, Any] | None = N
     correlations = rank_correlations(cells, models)
     parts += [f"- {correlation_sentence(c, measure)}" for c in correlations] or [
         "- No parameter counts recorded."]
-    parts += ["", "### Does ONNX Runtime win everywhere?", ""]
-    parts += [f"- {line}" for line in runtime_paragraph(runtime_verdicts(cells))]
+    heading, runtime_lines = runtimes_paragraphs(cells)
+    parts += ["", f"### {heading}", ""]
+    parts += runtime_lines
     parts += ["", "### Where does latency grow faster than linearly?", ""]
     slopes = {axis: growth_slopes(cells, axis) for axis in ("duration_s", "batch_size")}
     for axis, found in slopes.items():

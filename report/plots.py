@@ -4,7 +4,8 @@ PNG files into ``run_dir/plots/``, drawn with matplotlib's object API (``Figure`
 no global backend or figure state, nothing to close, headless on a Pi or in CI.
 
 Every plot has a line per model and runtime — one colour per model, solid for PyTorch, dashed
-for ONNX Runtime (dotted/dash-dot for further setups of a runtime) — log axes, and error bars
+for ONNX Runtime, dash-dot-dot for OpenVINO, densely dashed for ExecuTorch (dotted/dash-dot and
+further dash patterns for further setups of a runtime) — log axes, and error bars
 from the 95% CI of the median (the IQR when no CI was recorded).  The two sweeps of the default
 run are drawn as they were measured: batch sizes at the first (smallest) duration, durations at
 batch 1.  A plot with fewer than two points on every line says nothing and is skipped.
@@ -28,7 +29,12 @@ from runstore.records import CellRecord
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
           "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
-STYLES = {PYTORCH: ("-", ":"), ORT: ("--", "-.")}
+# a line style per runtime (its further setups: the next ones); matplotlib's names or dash tuples
+STYLES: dict[str, tuple[Any, ...]] = {
+    PYTORCH: ("-", ":"), ORT: ("--", "-."),
+    "openvino": ((0, (3, 1, 1, 1, 1, 1)), (0, (3, 5, 1, 5, 1, 5))),
+    "executorch": ((0, (5, 1)), (0, (1, 1))),
+}
 
 
 def _latency_bars(cell: CellRecord, divisor: float = 1.0) -> tuple[float, float] | None:
@@ -143,9 +149,10 @@ def _fixed_value(cells: Sequence[CellRecord], spec: PlotSpec) -> float | None:
     return durations[0] if durations else None
 
 
-def _styles(lines: list[Line]) -> dict[tuple, str]:
-    """Solid PyTorch, dashed ONNX Runtime; a runtime's further setups get the next style."""
-    out: dict[tuple, str] = {}
+def _styles(lines: list[Line]) -> dict[tuple, Any]:
+    """Solid PyTorch, dashed ONNX Runtime, dash-dot-dot OpenVINO, densely dashed ExecuTorch; a
+    runtime's further setups get the next style."""
+    out: dict[tuple, Any] = {}
     for key in dict.fromkeys(line.series for line in lines):
         runtime = key[0]
         styles = STYLES.get(runtime, (":",))
@@ -225,7 +232,7 @@ SCATTERS: tuple[ScatterSpec, ...] = (
                 "median latency (ms)", "energy per inference (J)",
                 _scaled(lambda c: c.latency_median_s, 1e3), _scaled(_energy, 1.0)),
 )
-MARKERS = {PYTORCH: "o", ORT: "s"}
+MARKERS = {PYTORCH: "o", ORT: "s", "openvino": "D", "executorch": "^"}
 
 
 def _draw_scatter(spec: ScatterSpec, cells: Sequence[CellRecord], title: str, path: Path, dpi: int) -> bool:
@@ -239,7 +246,7 @@ def _draw_scatter(spec: ScatterSpec, cells: Sequence[CellRecord], title: str, pa
     models = list(dict.fromkeys(str(c.model) for c, _, _ in points))
     colors = {m: COLORS[i % len(COLORS)] for i, m in enumerate(models)}
     for c, x, y in points:
-        ax.scatter(x, y, color=colors[str(c.model)], marker=MARKERS.get(c.runtime, "^"),
+        ax.scatter(x, y, color=colors[str(c.model)], marker=MARKERS.get(c.runtime, "v"),
                    s=22, alpha=0.85)
     handles = [Line2D([], [], color=colors[m], marker="o", linestyle="", label=m) for m in models]
     handles += [Line2D([], [], color="black", marker=mk, linestyle="", label=rt)

@@ -1,8 +1,9 @@
-"""Tables of a run: the PyTorch-vs-ONNX Runtime comparison, ``summary.csv`` and the parameters.
+"""Tables of a run: the runtime comparison (PyTorch vs ONNX Runtime by default, or every runtime
+of the run against ``SPEEDUP_BASE``), ``summary.csv`` and the parameters.
 
 Everything here reads typed cell records (as :func:`report.run_report.load_cells` returns them) so
 a Pi's ``cells.jsonl`` copied to a laptop gives the same tables there.  The cell accessors, the
-pairing of a PyTorch cell with an ONNX Runtime cell and the significance test on two medians live
+pairing of the runtimes' cells and the significance test on two medians live
 in :mod:`report.cells`, shared with the discussion and the plots: one definition, one answer.
 This module only formats and lays them out.
 
@@ -24,7 +25,6 @@ from report.cells import (
     MEDIANS,
     ORT,
     PAIRED,
-    PYTORCH,
     PairedCell,
     as_float,
     ci95,
@@ -34,13 +34,15 @@ from report.cells import (
     is_ok,
     pair_cells,
     rtf,
+    runtime_label,
+    short_label,
     sizes_with_manifest,
     sort_num,
+    speedup_base,
     speedup_estimate,
 )
-from runstore.records import CellRecord
+from runstore.records import RUNTIMES, CellRecord
 
-SHORT_LABELS = {PYTORCH: "PT", ORT: "ORT"}
 MISSING = "—"  # a runtime that has no record for this cell at all
 NON_SCALAR_FIELDS = ("latency_samples_s", "round_medians_s", "extra")
 
@@ -128,20 +130,24 @@ def _latency_text(cell: CellRecord | None, spread: str | None) -> str:
     return text
 
 
-def _speedup_text(row: PairedCell) -> str:
-    """The speed-up with the 95% CI that belongs to it (see :func:`report.cells.speedup_estimate`)."""
-    found = speedup_estimate(row.pt, row.ort)
+def _speedup_text(row: PairedCell, other: str) -> str:
+    """The speed-up base / ``other`` with the 95% CI that belongs to it (see
+    :func:`report.cells.speedup_estimate`)."""
+    base_cell, other_cell = row.base_cell, row.cell(other)
+    found = speedup_estimate(base_cell, other_cell)
     if found is None:
-        return MISSING if row.pt is None or row.ort is None else ""
-    mark = "~" if compare_medians(row.pt, row.ort) == "same" else ""
-    drift = " drift" if any(c and c.drift is True for c in (row.pt, row.ort)) else ""
+        return MISSING if base_cell is None or other_cell is None else ""
+    mark = "~" if compare_medians(base_cell, other_cell) == "same" else ""
+    drift = " drift" if any(c and c.drift is True for c in (base_cell, other_cell)) else ""
     interval = f" [{found.ci[0]:.2f}, {found.ci[1]:.2f}]" if found.ci else ""
     return f"{mark}{found.value:.2f}×{interval}{drift}"
 
 
 def _shared_macs(row: PairedCell) -> int | None:
-    """MACs, a per-input quantity that either runtime's record may carry."""
-    for cell in (row.ort, row.pt):
+    """MACs, a per-input quantity that any runtime's record may carry (ONNX Runtime's first:
+    they are counted on its graph)."""
+    for runtime in sorted(row.runtimes, key=lambda r: r != ORT):
+        cell = row.cell(runtime)
         if cell and as_float(cell.macs) is not None:
             return cell.macs
     return None
@@ -171,46 +177,52 @@ OPTIONAL_COLUMNS: tuple[tuple[str, Callable[[CellRecord], Any], Callable[[Any], 
 
 
 def _setup_label(row: PairedCell, varying: list[int]) -> str:
-    names = ("variant", "threads", "PT provider", "ORT provider")
+    """The parts of the row's setup that vary in the table: variant, threads, providers."""
     parts = []
     for i in varying:
         value = row.setup[i]
         if value is None:
             continue
-        parts.append(f"{value} thr" if names[i] == "threads" else f"{value}")
+        parts.append(f"{value} thr" if i == 1 else f"{value}")
     return " · ".join(parts) if parts else MISSING
 
 
 def comparison_table(cells: Iterable[CellRecord], fmt: str = "simple",
-                     legend: bool = True) -> str:
-    """The runtime comparison: per model and cell, PyTorch vs ONNX Runtime, as tabulate text.
+                     legend: bool = True, base: str | None = None) -> str:
+    """The runtime comparison: per model and cell, every runtime of the run side by side, the
+    base (``SPEEDUP_BASE``, recorded in the cells; PyTorch by default) first, as tabulate text.
 
-    Columns: median latency (ms) with its spread (the header names the 95% CI of the median, or
-    the IQR when no record has a CI), speed-up (PyTorch / ONNX Runtime: the paired median ratio
-    with its 95% CI when the rounds were interleaved, else the ratio of the medians; ``~`` when not
-    significant), RTF per runtime; then MACs, achieved GFLOP/s, peak memory and energy per inference
-    where at least one record carries them.  A failed cell shows its status, an absent one ``—``.
-    Several variants/threads/providers in one run get a ``setup`` column instead of being mixed.
+    Columns: each runtime's median latency (ms) with its spread (the header names the 95% CI of
+    the median, or the IQR when no record has a CI); a speed-up per runtime other than the base
+    (base / that runtime: the paired median ratio with its 95% CI when the rounds were
+    interleaved, else the ratio of the medians; ``~`` when not significant); RTF per runtime; then
+    MACs, achieved GFLOP/s, peak memory and energy per inference where at least one record carries
+    them.  A failed cell shows its status, an absent one ``—``.  Several variants/threads/providers
+    in one run get a ``setup`` column instead of being mixed.  The default run (PyTorch, ONNX
+    Runtime) reads ``PT median ms``, ``ORT median ms``, ``speed-up PT/ORT``, ``RTF PT``, ``RTF ORT``.
     """
     cells = list(cells)
-    rows = pair_cells(cells)
+    rows = pair_cells(cells, base or speedup_base(cells))
     if not rows:
         return "(no PyTorch or ONNX Runtime cells)"
+    runtimes = rows[0].runtimes
     spread = _spread_kind(cells)
     suffix = f" [{spread}]" if spread == "95% CI" else f" ({spread})" if spread else ""
 
     # a runtime absent for some model (setup value None) is shown by its dashes, not a new group
-    varying = [i for i in range(4) if len({r.setup[i] for r in rows} - {None}) > 1]
+    varying = [i for i in range(len(rows[0].setup)) if len({r.setup[i] for r in rows} - {None}) > 1]
+    base_short = short_label(runtimes[0])
     headers: list[str] = (["setup"] if varying else []) + [
-        "model", "batch", "dur s", f"PT median ms{suffix}", f"ORT median ms{suffix}",
-        "speed-up PT/ORT", "RTF PT", "RTF ORT"]
+        "model", "batch", "dur s", *(f"{short_label(r)} median ms{suffix}" for r in runtimes),
+        *(f"speed-up {base_short}/{short_label(r)}" for r in runtimes[1:]),
+        *(f"RTF {short_label(r)}" for r in runtimes)]
     table: list[list[str]] = []
     for row in rows:
         line = [_setup_label(row, varying)] if varying else []
         line += [str(row.model), str(row.batch_size), _fmt_duration(row.duration_s),
-                 _latency_text(row.pt, spread), _latency_text(row.ort, spread), _speedup_text(row),
-                 fmt_num(rtf(row.pt)) if is_ok(row.pt) else "",
-                 fmt_num(rtf(row.ort)) if is_ok(row.ort) else ""]
+                 *(_latency_text(c, spread) for c in row.cells),
+                 *(_speedup_text(row, r) for r in row.others),
+                 *(fmt_num(rtf(c)) if is_ok(c) else "" for c in row.cells)]
         table.append(line)
 
     extra_headers, extra_columns = _optional_columns(rows)
@@ -222,8 +234,9 @@ def comparison_table(cells: Iterable[CellRecord], fmt: str = "simple",
     colalign = ["left"] * n_left + ["right"] * (len(headers) - n_left)
     text = tabulate(table, headers=headers, tablefmt=fmt, disable_numparse=True, colalign=colalign)
     if legend:
-        estimators = [e.estimator for r in rows if (e := speedup_estimate(r.pt, r.ort)) is not None]
-        text += "\n\n" + _legend(spread, estimators)
+        estimators = [e.estimator for r in rows for o in r.others
+                      if (e := speedup_estimate(r.base_cell, r.cell(o))) is not None]
+        text += "\n\n" + _legend(spread, estimators, runtimes)
     return text
 
 
@@ -233,20 +246,30 @@ def _optional_columns(rows: list[PairedCell]) -> tuple[list[str], list[list[str]
         ("MACs", [fmt_count(_shared_macs(r)) for r in rows])]
     for header, value, fmt in OPTIONAL_COLUMNS:
         getter = _per_runtime(value, fmt)
-        for runtime in (PYTORCH, ORT):
-            values = [getter(r.pt if runtime == PYTORCH else r.ort) for r in rows]
-            candidates.append((f"{header} {SHORT_LABELS[runtime]}", values))
+        for runtime in rows[0].runtimes if rows else ():
+            values = [getter(r.cell(runtime)) for r in rows]
+            candidates.append((f"{header} {short_label(runtime)}", values))
     kept = [(h, v) for h, v in candidates if any(x for x in v)]
     headers = [h for h, _ in kept]
     per_row = [[v[i] for _, v in kept] for i in range(len(rows))]
     return headers, per_row
 
 
-def _legend(spread: str | None, estimators: list[str]) -> str:
-    """The legend under the table: what the spread is, and which estimate the speed-up is."""
+def _legend(spread: str | None, estimators: list[str], runtimes: tuple[str, ...]) -> str:
+    """The legend under the table: what the spread is, and which estimate the speed-up is (one
+    other runtime: named; several: ``X`` stands for each)."""
     what = {"95% CI": "[low, high] is the 95% confidence interval of the median",
             "IQR": "IQR is the interquartile range of the samples"}.get(spread or "", "no spread recorded")
-    speed = f"speed-up = {estimator_legend(estimators or [MEDIANS])} (above 1: ONNX Runtime faster)"
+    base = runtime_label(runtimes[0])
+    if len(runtimes) == 1:
+        speed = f"no speed-up: one runtime ({base})"
+    elif len(runtimes) == 2:
+        other = runtime_label(runtimes[1])
+        speed = f"speed-up = {estimator_legend(estimators or [MEDIANS], base, other)} (above 1: {other} faster)"
+    else:
+        named = ", ".join(f"{short_label(r)} = {runtime_label(r)}" for r in runtimes)
+        speed = (f"speed-up {short_label(runtimes[0])}/X = {estimator_legend(estimators or [MEDIANS], base, 'X')}, "
+                 f"for each runtime X against {base}, the base (SPEEDUP_BASE; above 1: X faster; {named})")
     if PAIRED in estimators:
         speed += ("; [low, high] after it = the 95% CI of that paired median ratio, from the same "
                   "interleaved rounds (ORDER=interleaved)")
@@ -349,7 +372,7 @@ def variants_table(cells: Iterable[CellRecord], fmt: str = "simple") -> str:
     PyTorch measured in the same run, and the output's distance from fp32 PyTorch (max abs
     error, cosine of the last hidden state), so a fast but wrong variant shows."""
     cells = list(cells)
-    order = {"pytorch": 0, "onnxruntime": 1}
+    order = {runtime: i for i, runtime in enumerate(RUNTIMES)}
     models = list(dict.fromkeys(c.model for c in cells))
     rows = []
     for c in sorted(cells, key=lambda c: (models.index(c.model), sort_num(c.batch_size),

@@ -5,9 +5,10 @@ in interleaved order); the worker sizes its rounds with the same :func:`cell_bud
 and its caps live here and in :class:`runners.harness.TimingPolicy` only.
 
 - **Interleaved order** reports the *paired speed-up*: the median of the per-round ratios
-  PyTorch / other runtime with its distribution-free 95% CI (:func:`paired_speedup`).  The cell
-  stops when that CI is narrower than ``speedup_ci`` (relative width) and each side's own median CI
-  meets ``ci_target``, or a cap is reached.  A side's own CI is excused when its *rounds* already
+  base runtime / other runtime (``SPEEDUP_BASE``, PyTorch by default) with its distribution-free
+  95% CI (:func:`paired_speedup`), one per runtime other than the base.  The cell stops when every
+  such CI is narrower than ``speedup_ci`` (relative width) and each side's own median CI meets
+  ``ci_target``, or a cap is reached.  A side's own CI is excused when its *rounds* already
   disagree by more than ``ci_target`` (the CI of its round medians is wider than the target): the
   machine moved between rounds, and more samples would measure the drift, not the runtime — the
   very case in which a per-side rule ran every cell to its cap while the paired ratio was settled.
@@ -138,19 +139,20 @@ class SideTally:
         return self.own_ci_width() <= policy.ci_target
 
 
-def paired_speedup(pt_rounds: Sequence[float], other_rounds: Sequence[float]) -> tuple[float, float, float] | None:
-    """Median and 95% CI of the per-round ratios PyTorch / other runtime (rounds paired in order)."""
-    n = min(len(pt_rounds), len(other_rounds))
-    ratios = [p / o for p, o in zip(pt_rounds[:n], other_rounds[:n]) if o > 0]
+def paired_speedup(base_rounds: Sequence[float], other_rounds: Sequence[float]) -> tuple[float, float, float] | None:
+    """Median and 95% CI of the per-round ratios base runtime / other runtime (rounds paired in
+    order; the base is ``SPEEDUP_BASE``, PyTorch by default)."""
+    n = min(len(base_rounds), len(other_rounds))
+    ratios = [p / o for p, o in zip(base_rounds[:n], other_rounds[:n]) if o > 0]
     if not ratios:
         return None
     low, high = median_ci(ratios)
     return float(statistics.median(ratios)), low, high
 
 
-def speedup_ci_width(pt: SideTally, other: SideTally) -> float:
+def speedup_ci_width(base: SideTally, other: SideTally) -> float:
     """Relative width of the paired speed-up's 95% CI (inf before a CI exists)."""
-    found = paired_speedup(pt.round_medians, other.round_medians)
+    found = paired_speedup(base.round_medians, other.round_medians)
     if found is None or found[0] <= 0:
         return math.inf
     median, low, high = found
@@ -161,12 +163,13 @@ def stop_reason(policy: TimingPolicy, sides: Sequence[SideTally],
                 pairs: Sequence[tuple[SideTally, SideTally]] = ()) -> str | None:
     """Why the cell stops now (one of :data:`STOP_REASONS`), or None: measure another round.
 
-    ``sides`` are the live sides measured together; ``pairs`` the (PyTorch, other) sides whose
-    rounds interleave.  With pairs the paired rule applies, without them the per-side rule."""
+    ``sides`` are the live sides measured together; ``pairs`` the (base, other) sides whose
+    rounds interleave (one per runtime configuration other than the base's).  With pairs the
+    paired rule applies, every pair's CI alike; without them the per-side rule."""
     if not sides or not all(side.minimums_met(policy) for side in sides):
         return None
     if pairs:
-        settled = (all(speedup_ci_width(pt, other) <= policy.speedup_ci for pt, other in pairs)
+        settled = (all(speedup_ci_width(base, other) <= policy.speedup_ci for base, other in pairs)
                    and all(side.own_ci_met(policy) or side.rounds_disagree(policy) for side in sides))
     else:
         settled = all(side.own_ci_met(policy) for side in sides)

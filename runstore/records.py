@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
 STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "interrupted")
 # every runtime a record may name; the first two are the default comparison (make bench), the
 # others run when asked for (RUNTIMES=...,openvino,executorch or all) and need their package installed
 RUNTIMES = ("pytorch", "onnxruntime", "openvino", "executorch")
 DEFAULT_RUNTIMES = RUNTIMES[:2]
+# the runtime speed-ups are against when a run's records do not say (SPEEDUP_BASE's default, and
+# the only base before it existed)
+DEFAULT_BASE = RUNTIMES[0]
 
 
 @dataclass
@@ -71,8 +74,9 @@ class CellRecord:
     rtf: float | None = None
     throughput_audio_s_per_s: float | None = None
     # drift: the order runtimes were measured in and the canary around this cell
-    # (bench/schedule.py, runners/canary.py); the paired speed-up (PyTorch / this runtime) is on the
-    # other runtime's record (ONNX Runtime, OpenVINO)
+    # (bench/schedule.py, runners/canary.py); the paired speed-up (base runtime / this runtime) is on
+    # every record of a runtime other than the base (``speedup_base``: SPEEDUP_BASE, on every record
+    # the scheduler annotates; None in records written before the setting, whose base was PyTorch)
     order: str | None = None
     round_medians_s: list[float] = field(default_factory=list)
     canary_before_s: float | None = None
@@ -81,6 +85,7 @@ class CellRecord:
     speedup_paired: float | None = None
     speedup_ci95_low: float | None = None
     speedup_ci95_high: float | None = None
+    speedup_base: str | None = None
     # why the cell's rounds stopped (runners/stopping.py): ``target`` (the reported CI met its
     # target), ``time-cap`` or ``sample-cap`` (a cap came first: the CI is as wide as it came out)
     stop_reason: str | None = None
@@ -169,6 +174,13 @@ def _coerce(value: Any, kind: str) -> Any:
 _KINDS = {f.name: _kind(str(f.type)) for f in fields(CellRecord)}
 _REQUIRED = [f.name for f in fields(CellRecord) if f.default is MISSING and f.default_factory is MISSING]
 CELL_FIELDS = ("model", "runtime", "batch_size", "duration_s")  # what makes a record a cell
+
+
+def run_base(records: Iterable[CellRecord]) -> str:
+    """The runtime a run's speed-ups are against: the ``speedup_base`` its records carry (the
+    scheduler writes it on every record it annotates), :data:`DEFAULT_BASE` for records written
+    before ``SPEEDUP_BASE`` existed."""
+    return next((r.speedup_base for r in records if r.speedup_base), DEFAULT_BASE)
 
 
 CELL_KEY_FIELDS = ("model", "runtime", "provider", "variant", "batch_size", "duration_s", "threads")

@@ -108,6 +108,9 @@ EXPORTERS = ("torchscript", "dynamo")
 # runstore.records.RUNTIMES and runners.runtimes.ALL (every runtime); the optional ones (openvino,
 # executorch) must be installed (make setup-runtimes)
 RUNTIME_NAMES = ("pytorch", "onnxruntime", "openvino", "executorch", "all")
+# SPEEDUP_BASE: any runtime a record may name (runstore.records.RUNTIMES); it must also be one of
+# the run's RUNTIMES (bench.settings.build_settings says so, naming the run's)
+BASE_NAMES = RUNTIME_NAMES[:-1]
 # the optional runtimes' distributions: recorded (environment, fingerprint) only where installed,
 # so that runs recorded before they existed keep their fingerprints
 OPTIONAL_RUNTIME_PACKAGES = ("openvino", "executorch", "ai-edge-litert")
@@ -164,11 +167,16 @@ SETTINGS: tuple[SettingDef, ...] = (
     SettingDef("SPEEDUP_CI", "--speedup-ci", parse_positive, 0.15, "0.15",
                "interleaved order: stop when the paired speed-up's 95% CI is this narrow (relative width; "
                "runners/stopping.py)", field="speedup_ci", measuring=True, fleet=True),
+    SettingDef("SPEEDUP_BASE", "--speedup-base", choice_parser(BASE_NAMES), "pytorch",
+               "pytorch (a run without PyTorch: the first of RUNTIMES)",
+               "the runtime every speed-up is against: its rounds pair with each other runtime's, and every "
+               "other runtime's record carries its speed-up over it (must be one of RUNTIMES)",
+               field="speedup_base", measuring=True, fleet=True, choices=BASE_NAMES),
     SettingDef("EXPORTER", "--exporter", choice_parser(EXPORTERS), "torchscript", "torchscript",
                "the ONNX exporter", field="exporter", measuring=True, fleet=True,
                tools=("bench", "export", "eval"), choices=EXPORTERS),
     SettingDef("ORDER", "--order", choice_parser(ORDERS), "interleaved", "interleaved",
-               "interleaved: PyTorch and ONNX Runtime rounds alternate per cell; grouped: phase by phase",
+               "interleaved: the runtimes' rounds alternate per cell; grouped: phase by phase",
                field="order", measuring=True, fleet=True, choices=ORDERS),
     # how the run goes, not what it measures
     SettingDef("REMEASURE", "--remeasure", choice_parser(("drift",)), "", "off",

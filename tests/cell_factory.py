@@ -7,7 +7,7 @@ from typing import Any
 
 from runstore.records import CellRecord
 
-PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider"}
+PROVIDERS = {"pytorch": "cpu", "onnxruntime": "CPUExecutionProvider", "openvino": "CPU", "executorch": "XNNPACK"}
 
 
 def latency(median: float, rel_ci: float = 0.02) -> dict[str, float]:

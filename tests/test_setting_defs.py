@@ -112,6 +112,7 @@ def test_fixed_choices_are_the_ones_the_code_accepts():
     assert setting("ORDER").choices == ORDERS
     assert setting("EXPORTER").choices == EXPORTERS
     assert setting("RUNTIMES").choices == (*RUNTIMES, ALL)
+    assert setting("SPEEDUP_BASE").choices == RUNTIMES
     assert setting("VARIANTS").choices == VARIANTS
     assert setting("ORT_OPT").choices == ORT_OPT_LEVELS
     from runners.harness import SPEEDUP_CI, TimingPolicy
@@ -144,10 +145,11 @@ def test_every_bench_setting_is_a_flag_of_python_m_runners(monkeypatch):
 
 def test_the_hash_fields_are_the_measuring_settings_and_stay_what_they_were():
     # a run of an older version resumes only when its hash is computed from the same fields
+    # (speedup_base joined them; at its default, PyTorch, it is left out of the hash: below)
     assert set(hash_fields()) == {"device", "models", "runtimes", "batch_sizes", "durations", "reps", "threads",
                                   "variants", "ort_opts", "providers", "pytorch_device", "energy", "weights", "grid",
                                   "quick", "tiny", "min_time_s", "max_time_s", "ci_target", "speedup_ci", "exporter",
-                                  "order"}
+                                  "order", "speedup_base"}
     kw = dict(device="cpu", models=("logmel", "apc"), runtimes=("pytorch", "onnxruntime"), batch_sizes=(1, 2),
               durations=(1.0,))
     # the hash of these settings in the version before setting_defs (WEIGHTS' default was random then,
@@ -156,6 +158,10 @@ def test_the_hash_fields_are_the_measuring_settings_and_stay_what_they_were():
     assert Settings(**kw, speedup_ci=0.10).settings_hash() == "70efefe987"   # default = random weights here
     assert Settings(**kw, order="grouped", speedup_ci=0.10).settings_hash() != "70efefe987"
     assert Settings(**kw).settings_hash() == "77ff7e2f74"
+    # SPEEDUP_BASE at PyTorch (what every older run paired with) leaves the hash as it was
+    assert Settings(**kw, speedup_base="pytorch", speedup_ci=0.10).settings_hash() == "70efefe987"
+    assert Settings(**kw, speedup_base="pytorch").settings_hash() == "77ff7e2f74"
+    assert Settings(**kw, speedup_base="onnxruntime").settings_hash() != "77ff7e2f74"
 
 
 def test_weights_default_is_one_default_for_bench_export_and_eval():

@@ -31,7 +31,7 @@ FIXED_PROVIDERS = {"openvino": "CPU", "executorch": "XNNPACK"}
 
 def expand_runtimes(names: tuple[str, ...]) -> tuple[str, ...]:
     """``RUNTIMES`` as the plan uses it: ``all`` becomes every runtime, in the run store's order
-    (PyTorch first: the others' rounds pair with its rounds); duplicates are dropped."""
+    (PyTorch first; the rounds pair with SPEEDUP_BASE's, bench/schedule.py); duplicates are dropped."""
     out: list[str] = []
     for name in names:
         for runtime in (RUNTIME_NAMES if name == ALL else (name,)):
