@@ -194,6 +194,9 @@ def export_artifacts(settings: Settings, runtimes: tuple[str, ...], *, fresh: bo
 
 def _refuse(refused: list[dict[str, Any]], outcome: EdgeExport, runtime: str, model: str, shape: tuple[int, int],
             reason: str, made_on: dict[str, str], log: Callable[[str], None]) -> None:
+    """List a shape that cannot be made (the latest reason only)."""
+    refused[:] = [e for e in refused if not (e.get("runtime") == runtime and e.get("model") == model
+                                             and list(e.get("input_shape") or []) == list(shape))]
     refused.append({"runtime": runtime, "model": model, "input_shape": list(shape), "reason": portable_text(reason),
                     "made_on": made_on, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     outcome.unsupported.append(f"{runtime} {model} {shape[0]}x{shape[1]}: {reason}")

@@ -85,6 +85,12 @@ def make_persistent(module: Any) -> int:
     return count
 
 
+def module_digest(module: Any) -> str:
+    """The module's architecture-and-weights hash (``artifacts.module_digests``' first; kept for
+    the runtimes that import it from here)."""
+    return artifacts.module_digests(module)[0]
+
+
 def has_rnn(module: Any) -> str | None:
     """The class name of the first RNN (GRU, LSTM, RNN) in ``module``, or None."""
     import torch  # deferred: heavy
