@@ -32,8 +32,15 @@ from models.registry import get_spec
 from models.weights import NO_WEIGHTS_LABEL, has_no_weights, resolve_source
 from runners.memory import return_freed_memory
 from runners.reference import build_reference, probe_shape
-from runners.runtimes import FIXED_PROVIDERS, ONNX_RUNTIMES, SHIPPABLE, UnsupportedError, expand_runtimes, make_runtime
-from runners.runtimes import artifacts
+from runners.runtimes import (
+    FIXED_PROVIDERS,
+    ONNX_RUNTIMES,
+    SHIPPABLE,
+    UnsupportedError,
+    artifacts,
+    expand_runtimes,
+    make_runtime,
+)
 from runstore.folder import portable_text
 from setting_defs import SettingError
 

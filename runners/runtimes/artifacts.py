@@ -290,7 +290,7 @@ def from_manifest(folder: str | Path | None, key: ArtifactKey) -> tuple[Artifact
         return None, [str(exc)]
     if manifest is None or folder is None:
         return None, []
-    refused = []
+    refused: list[str] = []
     for entry in manifest["artifacts"]:
         if not isinstance(entry, dict) or not for_shape(entry, key):
             continue
