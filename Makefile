@@ -2,8 +2,8 @@
 # Settings are make variables, passed to the Python command line as environment variables:
 #   DEVICE=cpu|rpi|jetson|gpu|auto MODELS=a,b RUNTIMES=pytorch,onnxruntime PROVIDERS=...
 #   BATCH_SIZES=1,2,4,8 DURATIONS=1,2,4,8,16 REPS=10 THREADS=N ENERGY=auto|none|<sensor>
-#   QUICK=1 GRID=1 FRESH=1 RESULTS_DIR=results EXPORTER=torchscript|dynamo
-#   ORDER=interleaved|grouped REMEASURE=drift SPEEDUP_CI=0.10 SPEEDUP_BASE=pytorch MIN_TIME= MAX_TIME= CI_TARGET=
+#   QUICK=1 GRID=1 FRESH=1 RESULTS_DIR=results ARTIFACTS_DIR= EXPORTER=torchscript|dynamo
+#   ORDER=interleaved|grouped REMEASURE=drift SPEEDUP_CI=0.15 SPEEDUP_BASE=pytorch MIN_TIME= MAX_TIME= CI_TARGET=
 #   CELL_TIMEOUT=
 # Each is defined once in setting_defs/table.py (flag, default, valid values, whether make fleet
 # forwards it); tests/test_setting_defs.py checks this export list against it.
@@ -18,7 +18,7 @@ DYNAMO := $(if $(filter dynamo,$(EXPORTER)),$(VENV)/.wavebench-set-dynamo)
 DEVICE ?= auto
 
 export DEVICE MODELS RUNTIMES PROVIDERS BATCH_SIZES DURATIONS REPS THREADS VARIANTS ENERGY \
-       QUICK GRID FRESH TINY RESULTS_DIR ONNX_DIR EXPORTER CPU_WATTS WEIGHTS ORT_OPT NO_PEAK FLOPS_DIR \
+       QUICK GRID FRESH TINY RESULTS_DIR ONNX_DIR ARTIFACTS_DIR EXPORTER CPU_WATTS WEIGHTS ORT_OPT NO_PEAK FLOPS_DIR \
        ORDER REMEASURE SPEEDUP_CI SPEEDUP_BASE MIN_TIME MAX_TIME CI_TARGET CELL_TIMEOUT
 # make fleet's own variables (fleet/cli.py)
 export HOSTS FLEET STOP POLL LOCK_TIMEOUT RECONNECT_TIMEOUT ALLOW_DIRTY SSH_CONFIG
@@ -29,6 +29,7 @@ help:
 	@echo "make bench   set up, export and benchmark the lab suite (DEVICE=$(DEVICE))"
 	@echo "make setup-runtimes RUNTIMES=openvino,executorch   install an optional runtime (all: every one)"
 	@echo "make export  build the models and export them to ONNX (checked against PyTorch)"
+	@echo "make export RUNTIMES=executorch DEVICE=rpi   per-shape ExecuTorch programs for a board, with a manifest"
 	@echo "make test    set up and run the tests"
 	@echo "make lint    ruff over the tree, mypy over the run store, harness and runtimes"
 	@echo "make sensors list the energy sensors found here, what is missing and how to fix it"

@@ -56,6 +56,7 @@ class WorkerJob:
     flops_onnx_path: str | None = None  # the fp32 graph the MACs are counted on
     trt_cache: str | None = None
     artifact_dir: str | None = None  # where the runtime caches what it compiles (OpenVINO's CACHE_DIR)
+    manifest_dir: str | None = None  # artifacts made on another machine, with their manifest (ARTIFACTS_DIR)
     manifest_entry: dict[str, Any] = field(default_factory=dict)  # export facts: params, bytes, variants
     # how to measure
     policy: TimingPolicy = field(default_factory=TimingPolicy)  # the stopping rule (runners/stopping.py)

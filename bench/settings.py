@@ -80,6 +80,7 @@ class Settings:
     remeasure: str = _default("REMEASURE")  # "drift": a resumed run measures its drift-flagged comparisons again
     results_dir: str = _default("RESULTS_DIR")
     onnx_dir: str = "results/onnx"
+    artifacts_dir: str = "results/onnx/artifacts"  # edge-runtime artifacts made elsewhere, with their manifest
     extra: dict[str, Any] = field(default_factory=dict)
 
     def settings_hash(self) -> str:
@@ -172,7 +173,7 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
                    onnx_dir: str | None = None, weights: str | None = None, available_providers: list[str] | None = None,
                    all_providers: list[str] | None = None, accelerators: Accelerators | None = None,
                    order: str | None = None, remeasure: str | None = None,
-                   speedup_base: str | None = None) -> Settings:
+                   speedup_base: str | None = None, artifacts_dir: str | None = None) -> Settings:
     """Validated settings; explicit values are checked whatever QUICK, GRID or the profile say.
 
     Each keyword is a setting's ``field`` (setting_defs), as typed (text) or already typed; it is
@@ -233,6 +234,7 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     remeasure_mode = str(value("REMEASURE", remeasure))
     results = str(value("RESULTS_DIR", results_dir))
     onnx_folder = str(value("ONNX_DIR", onnx_dir) or Path(results) / "onnx")
+    artifacts_folder = str(value("ARTIFACTS_DIR", artifacts_dir) or Path(onnx_folder) / "artifacts")  # read only here
     check_writable(results, "RESULTS_DIR", "--results", setting("RESULTS_DIR").folder)
     check_writable(onnx_folder, "ONNX_DIR", "--onnx-dir", setting("ONNX_DIR").folder)
     settings = Settings(
@@ -242,8 +244,8 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
         ort_opts=tuple(opt_list), providers=tuple(provider_list), pytorch_device=profile.pytorch_device,
         energy=energy_spec, weights=weights_given, energy_preferred=tuple(profile.energy), grid=grid, tiny=tiny,
         cell_timeout_s=timing["CELL_TIMEOUT"] or profile.cell_timeout_s, exporter=exporter_name,
-        results_dir=results, onnx_dir=onnx_folder, order=order_name, remeasure=remeasure_mode,
-        speedup_base=base,
+        results_dir=results, onnx_dir=onnx_folder, artifacts_dir=artifacts_folder, order=order_name,
+        remeasure=remeasure_mode, speedup_base=base,
     )
     if quick:
         explicit = {"batch_sizes": batch_sizes, "durations": durations, "reps": reps_given}

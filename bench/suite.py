@@ -32,7 +32,7 @@ from runners.canary import DRIFT_THRESHOLD
 from runners.gemm_peak import gemm_peak_entry
 from runners.memory import return_freed_memory
 from runners.reference import save_reference
-from runners.runtimes import ONNX_RUNTIMES
+from runners.runtimes import ONNX_RUNTIMES, SHIPPABLE
 from runstore.folder import SCHEMA_VERSION, OpenedRun, RunFolder, open_run, portable_text
 from runstore.identity import fingerprint_hash, identity
 from runstore.records import DEFAULT_RUNTIMES, cell_key
@@ -110,6 +110,7 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
         onnx_path=files.get("fp32") if tensorrt else files.get(base_variant),
         flops_onnx_path=files.get("fp32"), trt_cache=str(Path(settings.results_dir) / "trt_cache"),
         artifact_dir=str(Path(settings.onnx_dir) / config.runtime) if config.runtime in ARTIFACT_CACHES else None,
+        manifest_dir=settings.artifacts_dir if config.runtime in SHIPPABLE else None,
         manifest_entry=manifest, policy=settings.policy(), energy=settings.energy,
         energy_preferred=list(settings.energy_preferred),
         fake_timing=settings.extra.get("fake_timing"),  # tests only (worker/fake_timing.py)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fleet.artifacts import Shipment
 from fleet.config import Board
 from fleet.fetch import FetchError, fetch_run
 from fleet.lock import LockWait, holder_name
@@ -53,11 +54,12 @@ class Detached(Exception):
 
 class BoardDriver:
     def __init__(self, board: Board, conn: Connection, archive: Archive, options: Options,
-                 bars: Bars, stop: threading.Event) -> None:
+                 bars: Bars, stop: threading.Event, shipment: Shipment | None = None) -> None:
         self.board, self.conn, self.archive, self.options = board, conn, archive, options
         self.remote = Remote(board, conn)
         self.bars, self.stop = bars, stop
-        self.run_id = board.run_id(archive.commit.sha)
+        self.shipment = shipment  # the laptop's edge-runtime artifacts this board's run can use
+        self.run_id = board.run_id(archive.commit.sha, shipment.digest if shipment else "")
         self.outcome = Outcome(board)
         self.total: int | None = None
 
@@ -84,12 +86,26 @@ class BoardDriver:
             self.bars.update(name, None, None, f"shipping commit {self.archive.commit.short}")
             self.remote.unpack(self.archive.commit.sha, self.archive.data())
         self.conn.ensure_master()
+        self._ship_artifacts()
         self._start()
         status = self._follow()
         self._finish(status)
 
+    def _ship_artifacts(self) -> None:
+        """The edge-runtime artifacts this board's run can use (fleet/artifacts.py), once per set."""
+        if self.shipment is None:
+            return
+        shipment = self.shipment
+        if self.remote.has_artifacts(shipment.digest):
+            self.bars.message(self.board.name, f"edge-runtime artifacts already there: {shipment.describe()}")
+            return
+        self.bars.update(self.board.name, None, None, f"shipping {shipment.describe()}")
+        self.remote.ship_artifacts(shipment.digest, shipment.write_tar)
+        self.bars.message(self.board.name, f"shipped {shipment.describe()} (checksums verified on the board)")
+
     def _environment(self) -> dict[str, str]:
-        return {**self.board.settings, **self.board.env}
+        shipped = {"WAVEBENCH_ARTIFACTS": self.shipment.digest} if self.shipment else {}
+        return {**self.board.settings, **self.board.env, **shipped}
 
     def _start(self) -> None:
         wait = LockWait(self.options.lock_timeout_s)
@@ -168,6 +184,9 @@ class BoardDriver:
                               f"reboot); the same command resumes it\n{indent(tail)}")
         if status.state != "finished":
             raise RemoteError(f"the board has no run {self.run_id} (state {status.state})")
+        if status.exit.startswith("setup-runtimes-failed"):
+            raise RemoteError(f"installing the optional runtimes on the board failed ({status.exit}; what make "
+                              f"setup-runtimes RUNTIMES={self.board.settings.get('RUNTIMES', '')} runs)\n{indent(tail)}")
         if status.exit.startswith("setup-failed"):
             raise RemoteError(f"the board's set-up (scripts/setup_env.sh) failed ({status.exit})\n{indent(tail)}")
         try:

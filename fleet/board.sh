@@ -32,6 +32,21 @@ unpack)  # unpack COMMIT < tar: into a temporary folder, then renamed (another l
   if ! { mkdir -p "$tmp" && tar -x -C "$tmp" && touch "$tmp/.complete"; }; then rm -rf "$tmp"; exit 4; fi
   mv -T "$tmp" "$d" 2>/dev/null || rm -rf "$tmp"
   [ -f "$d/.complete" ] ;;
+have-artifacts)  # have-artifacts DIGEST: is that set of edge-runtime artifacts here, checked?
+  if [ -f "$base/artifacts/$1/.complete" ]; then echo yes; else echo no; fi ;;
+artifacts)  # artifacts DIGEST < tar: unpacked into a temporary folder, kept only when every checksum holds
+  d=$base/artifacts/$1
+  if [ -f "$d/.complete" ]; then cat > /dev/null; exit 0; fi
+  mkdir -p "$base/artifacts" || exit 3
+  tmp=$base/artifacts/.in-$1-$$
+  rm -rf "$tmp"
+  if ! { mkdir -p "$tmp" && tar -x -C "$tmp"; }; then rm -rf "$tmp"; echo "artifacts: the copy did not unpack" >&2; exit 4; fi
+  if ! (cd "$tmp" && sha256sum -c --quiet SHA256SUMS >&2); then
+    rm -rf "$tmp"; echo "artifacts: a file arrived damaged (its sha256 is not the manifest's)" >&2; exit 5
+  fi
+  touch "$tmp/.complete"
+  mv -T "$tmp" "$d" 2>/dev/null || rm -rf "$tmp"
+  [ -f "$d/.complete" ] ;;
 start)   # start RUN_ID COMMIT PROFILE VENV HOLDER < environment, "#--job--#", job script
   id=$1 commit=$2 profile=$3 venv=$(expand "$4") holder=$5
   run=$runs/$id
@@ -50,7 +65,7 @@ start)   # start RUN_ID COMMIT PROFILE VENV HOLDER < environment, "#--job--#", j
   rm -f "$run/payload" "$run/exit"
   [ -f "$run/started" ] && echo "relaunched $(now)" >> "$run/launches"
   now > "$run/started"    # also the mark that finds the run folder the suite writes (status)
-  setsid nohup sh "$run/job.sh" "$run" "$base/code/$commit" "$venv" "$profile" "$base/results" \
+  setsid nohup sh "$run/job.sh" "$run" "$base/code/$commit" "$venv" "$profile" "$base/results" "$base/artifacts" \
     >> "$run/log" 2>&1 < /dev/null &
   echo $! > "$run/pid"
   echo "state=started" ;;

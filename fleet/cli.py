@@ -20,6 +20,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+from fleet.artifacts import ArtifactsError, Shipment, pick
 from fleet.board import BoardDriver, Options, Outcome
 from fleet.config import Board, ConfigError, load_fleet, parse_hosts, settings_from_env
 from fleet.progress import Bars
@@ -73,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                           lock_timeout_s=seconds(found["LOCK_TIMEOUT"], "LOCK_TIMEOUT", 0),
                           reconnect_timeout_s=seconds(found["RECONNECT_TIMEOUT"], "RECONNECT_TIMEOUT", 0))
         commit = current_commit(found["ALLOW_DIRTY"])
-    except (ConfigError, ShipError, SettingError) as exc:
+        # the edge-runtime artifacts each board can use (make export RUNTIMES=...): read before any board is contacted
+        shipments = {b.name: pick(found["ARTIFACTS_DIR"], b) for b in boards}
+    except (ConfigError, ShipError, SettingError, ArtifactsError) as exc:
         print(f"fleet: error: {exc}", file=sys.stderr)
         return 2
     if commit.dirty:
@@ -83,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     conns = {b.name: Connection(b.host, sockets, tag=f"b{i}") for i, b in enumerate(boards)}
     try:
         if found["STOP"]:
-            return stop_boards(boards, conns, commit.sha)
-        return drive(boards, conns, Archive(commit), options, compare=not args.no_compare)
+            return stop_boards(boards, conns, commit.sha, shipments)
+        return drive(boards, conns, Archive(commit), options, compare=not args.no_compare, shipments=shipments)
     finally:
         for conn in conns.values():
             conn.close()
@@ -92,12 +95,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def drive(boards: list[Board], conns: dict[str, Connection], archive: Archive, options: Options,
-          compare: bool) -> int:
+          compare: bool, shipments: dict[str, Shipment | None] | None = None) -> int:
+    shipments = shipments or {}
     names = ", ".join(f"{b.name} ({b.profile})" for b in boards)
     print(f"fleet: commit {archive.commit.short} on {names}", file=sys.stderr)
+    for board in boards:
+        shipment = shipments.get(board.name)
+        if shipment is not None:
+            print(f"fleet: {board.name} gets {shipment.describe()}", file=sys.stderr)
     bars = Bars([b.name for b in boards])
     stop = threading.Event()
-    drivers = [BoardDriver(b, conns[b.name], archive, options, bars, stop) for b in boards]
+    drivers = [BoardDriver(b, conns[b.name], archive, options, bars, stop, shipments.get(b.name)) for b in boards]
     outcomes: dict[str, Outcome] = {}
 
     def work(driver: BoardDriver) -> None:
@@ -160,13 +168,16 @@ def run_compare(runs: list[Path], results: Path) -> bool:
     return True
 
 
-def stop_boards(boards: list[Board], conns: dict[str, Connection], commit: str) -> int:
+def stop_boards(boards: list[Board], conns: dict[str, Connection], commit: str,
+                shipments: dict[str, Shipment | None] | None = None) -> int:
     """``STOP=1``: Ctrl-C for each board's run of this command (finished cells are kept there)."""
+    shipments = shipments or {}
     results: dict[str, str] = {}
 
     def stop_one(board: Board) -> None:
         try:
-            state = Remote(board, conns[board.name]).stop(board.run_id(commit))
+            shipment = shipments.get(board.name)
+            state = Remote(board, conns[board.name]).stop(board.run_id(commit, shipment.digest if shipment else ""))
             results[board.name] = {"stopped": "stopped (its cells are kept; the same command resumes it)",
                                    "killed": "did not stop within 60 s: killed",
                                    "not-running": "no run of this command is running there"}.get(state, state)

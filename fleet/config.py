@@ -61,11 +61,14 @@ class Board:
     def venv_path(self) -> str:
         return self.venv or self.dir.rstrip("/") + "/venv"
 
-    def run_id(self, commit: str) -> str:
-        """Names this board's run of this commit and these settings; the same command gives the
-        same id, which is how a re-run finds (re-attaches to, or resumes) its run."""
-        key = {"commit": commit, "host": self.host, "profile": self.profile, "dir": self.dir,
-               "settings": dict(sorted(self.settings.items())), "env": dict(sorted(self.env.items()))}
+    def run_id(self, commit: str, artifacts: str = "") -> str:
+        """Names this board's run of this commit and these settings (and the edge-runtime artifacts
+        shipped with it: their digest, when there are any); the same command gives the same id,
+        which is how a re-run finds (re-attaches to, or resumes) its run."""
+        key: dict[str, object] = {"commit": commit, "host": self.host, "profile": self.profile, "dir": self.dir,
+                                  "settings": dict(sorted(self.settings.items())), "env": dict(sorted(self.env.items()))}
+        if artifacts:
+            key["artifacts"] = artifacts
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 

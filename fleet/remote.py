@@ -5,6 +5,7 @@ The board keeps, under its wavebench folder (``~/wavebench`` by default)::
     code/<commit>/       the shipped commit (git archive), one folder per commit
     venv/                the virtual environment, set up by scripts/setup_env.sh
     results/             the suite's results (results/<device>/<run_id>/, as with make bench)
+    artifacts/<digest>/  edge-runtime artifacts from the laptop (make export), checked, one folder per set
     runs/<fleet run>/    pid, log, exit, phase, run_dir: what the laptop polls
     lock, lock.holder    the board's lock (flock) and who holds it since when
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Callable
 
 from fleet.config import Board
 from fleet.ssh import Connection, Result, quote
@@ -74,6 +76,19 @@ class Remote:
 
     def unpack(self, commit: str, archive: bytes) -> None:
         self.call("unpack", commit, input=archive, timeout=600)
+
+    def has_artifacts(self, digest: str) -> bool:
+        return self.call("have-artifacts", digest).stdout.strip() == "yes"
+
+    def ship_artifacts(self, digest: str, write: Callable[[IO[bytes]], None], timeout: float = 3600.0) -> None:
+        """Stream a tar of edge-runtime artifacts (``write`` writes it) into ``artifacts/<digest>/``;
+        the board keeps it only when every file's sha256 is the manifest's."""
+        argv = ["sh", "-c", BOARD_SH, "wavebench-fleet", "artifacts", self.board.dir, digest]
+        result = self.conn.pipe_in(" ".join(quote(a) for a in argv), write, timeout=timeout)
+        if result.returncode != 0:
+            tail = (result.stderr.strip().splitlines() or ["no message"])[-1]
+            raise RemoteError(f"{self.board.name}: shipping the edge-runtime artifacts failed "
+                              f"(exit {result.returncode}): {tail}")
 
     def start(self, run_id: str, commit: str, holder: str, environment: dict[str, str]) -> StartReply:
         env_lines = "".join(f"export {k}={quote(v)}\n" for k, v in sorted(environment.items()))

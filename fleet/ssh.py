@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Callable, Sequence
 
 SSH_CONFIG_ENV = "SSH_CONFIG"   # an ssh_config file to use instead of ~/.ssh/config (tests, CI)
 FORCED = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=5",
@@ -121,6 +121,35 @@ class Connection:
         if proc.returncode == 255:
             raise classify(self.host, err)
         return Result(proc.returncode, "", err)
+
+    def pipe_in(self, command: str, write: Callable[[IO[bytes]], None], timeout: float = 3600.0) -> Result:
+        """Run ``command`` with its stdin fed by ``write`` (a tar stream of files too large to hold
+        in memory); its output is kept in temporary files, so neither side can block the other."""
+        argv = self.base_argv() + ["-T", self.host, "--", command]
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err)
+            assert proc.stdin is not None
+            try:
+                write(proc.stdin)
+            except BrokenPipeError:
+                pass  # the board stopped reading: its exit status and message say why
+            finally:
+                try:
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise SshError(f"{self.host} unreachable: copy took over {timeout:g}s", lasting=False) from None
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        if proc.returncode == 255:
+            raise classify(self.host, stderr)
+        return Result(proc.returncode, stdout, stderr)
 
     def ensure_master(self) -> None:
         """(Re)start the shared connection when it is not running; never blocks on it: until it

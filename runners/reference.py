@@ -36,9 +36,14 @@ def build_reference(model: str, tiny: bool, weights_source: str) -> Any:
     return build_weighted(model, tiny, weights_source)[0]
 
 
+def probe_shape(spec: Any) -> tuple[int, int]:
+    """(batch, samples) of the probe input (a runtime with per-shape artifacts needs one for it too)."""
+    return 1, max(spec.min_samples, int(PROBE_SECONDS * SAMPLE_RATE))
+
+
 def probe_input(spec: Any) -> np.ndarray:
     """The fixed input on which every runtime and variant is compared with fp32 PyTorch."""
-    return synthetic_batch(1, max(spec.min_samples, int(PROBE_SECONDS * SAMPLE_RATE)), seed=PROBE_SEED)
+    return synthetic_batch(*probe_shape(spec), seed=PROBE_SEED)
 
 
 def save_reference(model: str, tiny: bool, weights_source: str, path: str | Path,

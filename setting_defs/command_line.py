@@ -46,12 +46,15 @@ def texts(args: argparse.Namespace, tool: str) -> dict[str, Any]:
 
 def values(args: argparse.Namespace, tool: str) -> dict[str, Any]:
     """The settings of ``tool`` parsed and checked (SettingError: one line), defaults applied;
-    ``ONNX_DIR`` and ``FLOPS_DIR`` default to folders of ``RESULTS_DIR``, as for make bench."""
+    ``ONNX_DIR`` and ``FLOPS_DIR`` default to folders of ``RESULTS_DIR``, as for make bench, and
+    ``ARTIFACTS_DIR`` to ``<ONNX_DIR>/artifacts``."""
     out = {name: setting(name).value(text) for name, text in texts(args, tool).items()}
     results = out.get("RESULTS_DIR") or setting("RESULTS_DIR").default
     for name, sub in (("ONNX_DIR", "onnx"), ("FLOPS_DIR", "flops")):
         if name in out and out[name] is None:
             out[name] = str(Path(results) / sub)
+    if "ARTIFACTS_DIR" in out and out["ARTIFACTS_DIR"] is None:
+        out["ARTIFACTS_DIR"] = str(Path(out.get("ONNX_DIR") or Path(results) / "onnx") / "artifacts")
     return out
 
 

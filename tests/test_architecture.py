@@ -33,8 +33,9 @@ ALLOWED: dict[str, set[str]] = {
     "fleet": {"setting_defs", "runstore", "bench", "compare"},
 }
 # orchestration calls the report at the end of a run (deferred: it pulls matplotlib);
-# ``python -m runners`` (the contract's command line) is the orchestration's entry point
-EXCEPTIONS = {("bench.suite", "report"), ("runners.__main__", "bench")}
+# ``python -m runners`` (the contract's command line) is the orchestration's entry point; ``python -m
+# export`` (make export's) reaches bench for the edge runtimes' artifacts (a profile's cell shapes)
+EXCEPTIONS = {("bench.suite", "report"), ("runners.__main__", "bench"), ("export.__main__", "bench")}
 # the worker process talks to the parent through the job only: the parent imports no worker module
 NEVER = {("bench", "worker")}
 # code that runs while a cell is measured, or that measures: no reporting libraries

@@ -12,9 +12,12 @@ Skipped (with the reason) only when no ``sshd`` can be found; ``WAVEBENCH_REQUIR
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import platform
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -323,6 +326,39 @@ def test_make_fleet_order_grouped_runs_the_board_grouped(lab, tmp_path):
     records = [json.loads(line) for line in (remote / "cells.jsonl").read_text().splitlines() if line.strip()]
     assert sorted(r["runtime"] for r in records) == ["onnxruntime", "pytorch"]
     assert {r["order"] for r in records} == {"grouped"}
+
+
+@needs_sshd
+@pytest.mark.skipif(importlib.util.find_spec("executorch") is None,
+                    reason="executorch is not installed (make setup-runtimes RUNTIMES=executorch)")
+def test_edge_artifacts_made_on_the_laptop_are_shipped_and_used_on_the_board(lab, tmp_path, monkeypatch):
+    # make export RUNTIMES=executorch DEVICE=rpi on the laptop (in this process: the boards' venv chains to it)
+    import export.__main__ as export_main
+
+    laptop = Laptop(lab, tmp_path)
+    for name in ("RUNTIMES", "DEVICE", "MODELS", "BATCH_SIZES", "DURATIONS", "GRID", "QUICK", "ONNX_DIR",
+                 "ARTIFACTS_DIR", "FRESH", "WEIGHTS", "TINY"):
+        monkeypatch.delenv(name, raising=False)
+    assert export_main.main(["--runtimes", "executorch", "--device", "rpi", "--models", "logmel", "--tiny", "--quick",
+                             "--batch-sizes", "1", "--durations", "0.25", "--results", str(laptop.results)]) == 0
+    toml = laptop.fleet_toml({"pi-board": {"profile": "rpi", "tree": lab["trees"]["pi"]}},
+                             MODELS="logmel", RUNTIMES="executorch", DURATIONS="0.25")
+    code, out = laptop.run(["--fleet", str(toml)])
+    assert code == 0, out
+    assert "pi-board gets 2 executorch artifact(s)" in out and "checksums verified on the board" in out
+    board = tmp_path / "board-pi-board"
+    (shipped,) = [p.parent for p in (board / "artifacts").glob("*/.complete")]
+    assert len(json.loads((shipped / "manifest.json").read_text())["artifacts"]) == 2
+    log = next((board / "runs").glob("*/log")).read_text()
+    assert "setup-runtimes: executorch is installed" in log   # RUNTIMES' optional runtime, set up remote-side
+    (local,) = list(laptop.results.glob("rpi/*/cells.jsonl"))
+    (cell,) = [json.loads(line) for line in local.read_text().splitlines() if line.strip()]
+    assert cell["runtime"] == "executorch" and cell["status"] == "ok", cell["error"]
+    made_on = f"from manifest (made on {socket.gethostname()}, {platform.machine()})"
+    assert cell["extra"]["runtime_artifact"] == made_on and cell["extra"]["runtime_export_s"] is None
+    assert cell["output_cosine"] > 0.9999   # the probe's program came from the manifest too
+    run = json.loads((local.parent / "run.json").read_text())
+    assert str(tmp_path) not in json.dumps(run["settings"])   # the board's folders are not in the record
 
 
 def measured(board_dir: Path) -> int:

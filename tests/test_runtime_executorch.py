@@ -74,6 +74,7 @@ def test_exports_checks_and_caches_a_program_per_shape(tmp_path):
     again.load()
     out2 = again.outputs_numpy(again.make_call(again.prepare(wav))())
     assert again.facts["runtime_loaded_from_cache"] is True and again.facts["runtime_export_s"] is None
+    assert again.facts["runtime_artifact"] == "from cache"
     assert np.array_equal(out[-1], out2[-1])
     # another shape or other weights: another key, another file
     assert again.artifact_path((1, 4000)) == ptes[0] and again.artifact_path((2, 4000)) != ptes[0]
@@ -147,7 +148,7 @@ def test_a_tiny_suite_measures_executorch_beside_pytorch_and_records_the_unsuppo
     assert extra["runtime_delegate"] == "XNNPACK" and extra["runtime_precision"] == "fp32"
     assert extra["runtime_threads"] == 1 and extra["runtime_version"]
     assert extra["runtime_export_s"] > 0 and extra["runtime_loaded_from_cache"] is False  # apart from latency
-    assert extra["runtime_artifact"].startswith("logmel-b1-n8000-")
+    assert extra["runtime_artifact"] == "exported here" and extra["runtime_artifact_file"].startswith("logmel-b1-n8000-")
     assert extra["canary_change"] is not None  # ExecuTorch's own canary ran around the cell
     assert cells[("logmel", "pytorch")]["status"] == "ok"
     refused = cells[("apc", "executorch")]

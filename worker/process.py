@@ -28,7 +28,7 @@ from energy import FIELDS as ENERGY_FIELDS
 from energy import open_meter_or_reason
 from export.variants import parse_variant
 from flops import macs_for
-from models.audio_format import SAMPLE_RATE
+from models.audio_format import samples_of
 from models.registry import get_spec
 from runners.audio import synthetic_batch
 from runners.canary import make_canary, read_canary
@@ -49,7 +49,7 @@ def make_job_runtime(job: WorkerJob) -> Runtime:
     return make_runtime(job.runtime, build=lambda: build_reference(job.model, job.tiny, job.weights_source),
                         onnx_path=job.onnx_path, provider=job.provider, threads=job.threads,
                         variant=variant, opt_level=opt, trt_cache=job.trt_cache, artifact_dir=job.artifact_dir,
-                        model=job.model)
+                        model=job.model, manifest_dir=job.manifest_dir)
 
 
 class CellMeasurement:
@@ -79,7 +79,7 @@ class CellMeasurement:
         rec, runtime = self.rec, self.runtime
         rec.load_time_s = runtime.load_time_s
         batch, duration = rec.batch_size, rec.duration_s
-        samples = int(round(duration * SAMPLE_RATE))
+        samples = samples_of(duration)
         self.input_samples = samples
         if samples < spec.min_samples:
             rec.status = "unsupported"

@@ -17,8 +17,8 @@ from runners.runtimes.openvino import OpenVinoRuntime
 from runners.runtimes.pytorch import PyTorchRuntime
 from runstore.records import RUNTIMES
 
-__all__ = ["CPU_EP", "GPU_EPS", "ExecuTorchRuntime", "OnnxRuntimeRuntime", "OpenVinoRuntime", "PyTorchRuntime", "Runtime",
-           "UnsupportedError", "make_runtime", "on_accelerator", "provider_list", "session_options"]
+__all__ = ["CPU_EP", "GPU_EPS", "SHIPPABLE", "ExecuTorchRuntime", "OnnxRuntimeRuntime", "OpenVinoRuntime", "PyTorchRuntime",
+           "Runtime", "UnsupportedError", "make_runtime", "on_accelerator", "provider_list", "session_options"]
 
 RUNTIME_NAMES = RUNTIMES  # the run store's list: every name a record may carry
 ALL = "all"  # RUNTIMES=all: every runtime above (the optional ones must be installed)
@@ -27,6 +27,9 @@ ONNX_RUNTIMES = ("onnxruntime", "openvino")
 # the provider field of a runtime that has a single one here (PyTorch: the profile's device;
 # ONNX Runtime: the profile's execution providers): OpenVINO's CPU plugin, ExecuTorch's XNNPACK delegate
 FIXED_PROVIDERS = {"openvino": "CPU", "executorch": "XNNPACK"}
+# the runtimes whose per-shape artifacts can be made on another machine (make export RUNTIMES=...)
+# and used here from their manifest (runners/runtimes/artifacts.py); LiteRT next
+SHIPPABLE = ("executorch",)
 
 
 def expand_runtimes(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -43,12 +46,14 @@ def expand_runtimes(names: tuple[str, ...]) -> tuple[str, ...]:
 def make_runtime(kind: str, *, build: Callable[[], Any] | None = None, onnx_path: str | Path | None = None,
                  provider: str = CPU_EP, threads: int | None = None, variant: str = "fp32",
                  opt_level: str = "all", trt_cache: str | Path | None = None,
-                 artifact_dir: str | Path | None = None, model: str = "model") -> Runtime:
+                 artifact_dir: str | Path | None = None, model: str = "model",
+                 manifest_dir: str | Path | None = None) -> Runtime:
     """The runtime ``kind`` for one model: PyTorch and ExecuTorch from ``build`` (a function
     returning the fp32 module), ONNX Runtime and OpenVINO from ``onnx_path``.  ``provider`` is a
     device (``cpu``, ``cuda``) for PyTorch, an execution provider for ONNX Runtime, a device
     (``CPU``) for OpenVINO and the delegate (``XNNPACK``) for ExecuTorch; ``artifact_dir`` is where
-    a runtime caches what it compiles or exports (``model`` names ExecuTorch's files there)."""
+    a runtime caches what it compiles or exports (``model`` names ExecuTorch's files there);
+    ``manifest_dir`` holds artifacts made on another machine with their manifest (``make export``)."""
     if kind == "pytorch":
         if build is None:
             raise UnsupportedError("no PyTorch model to build")
@@ -71,5 +76,5 @@ def make_runtime(kind: str, *, build: Callable[[], Any] | None = None, onnx_path
             raise UnsupportedError(f"ExecuTorch runs with the XNNPACK delegate here, not {provider!r}")
         if opt_level != "all":
             raise UnsupportedError(f"ONNX Runtime's graph optimisation level {opt_level!r} does not apply to ExecuTorch")
-        return ExecuTorchRuntime(build, threads, variant, artifact_dir, model)
+        return ExecuTorchRuntime(build, threads, variant, artifact_dir, model, manifest_dir=manifest_dir)
     raise ValueError(f"unknown runtime {kind!r}; valid: {', '.join(RUNTIME_NAMES)}")

@@ -8,15 +8,20 @@ checked against PyTorch on its own input (max abs error and cosine, the threshol
 export's check: refused when off) and cached under ``artifact_dir`` (``results/onnx/executorch/``)
 with a JSON sidecar.  The cache key is the model's architecture and weights (a hash of its
 ``repr`` and its state dict), the input shape, and the torch and ExecuTorch versions: a later run
-with the same key loads the file instead of exporting again.  The export time is recorded apart
-(``extra.runtime_export_s``, ``null`` when loaded from the cache), never in a latency.
+with the same key loads the file instead of exporting again.  Programs exported on another machine
+(``make export RUNTIMES=executorch`` on a laptop, shipped by ``make fleet``) are used from their
+manifest (``manifest_dir``) when the model hash, shape, recipe and ExecuTorch release match and the
+file's checksum verifies (``runners/runtimes/artifacts.py``; ``extra.runtime_artifact`` says where
+the program came from).  The export time is recorded apart (``extra.runtime_export_s``, ``null``
+when the program was not exported here), never in a latency.
 
 What cannot be exported or lowered is ``unsupported`` with ExecuTorch's own words (the cell's
 reason), and the run goes on:
 
 - an RNN (GRU/LSTM) is unrolled into one node per frame: its export time grows with the input
   (tiny APC at 1 s did not finish in minutes), so an RNN above :data:`MAX_RNN_SAMPLES` input
-  samples is refused before exporting;
+  samples is not exported during ``make bench`` (a cached or shipped program is still used;
+  ``make export`` tries it, within its time limit);
 - an export that outlasts ``export_timeout_s`` is stopped and refused (and so is every larger
   shape of the same model in this worker);
 - a fidelity check that fails refuses the artifact.
@@ -33,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 import signal
 import threading
@@ -44,6 +48,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from runners.memory import return_freed_memory
+from runners.runtimes import artifacts
 from runners.runtimes.base import UnsupportedError
 
 DELEGATE = "XNNPACK"
@@ -80,6 +85,12 @@ def make_persistent(module: Any) -> int:
     return count
 
 
+def module_digest(module: Any) -> str:
+    """The module's architecture-and-weights hash (``artifacts.module_digests``' first; kept for
+    the runtimes that import it from here)."""
+    return artifacts.module_digests(module)[0]
+
+
 def has_rnn(module: Any) -> str | None:
     """The class name of the first RNN (GRU, LSTM, RNN) in ``module``, or None."""
     import torch  # deferred: heavy
@@ -88,16 +99,6 @@ def has_rnn(module: Any) -> str | None:
         if isinstance(sub, torch.nn.RNNBase):
             return type(sub).__name__
     return None
-
-
-def module_digest(module: Any) -> str:
-    """A hash of the module's architecture (its ``repr``) and every parameter and buffer."""
-    h = hashlib.sha256(repr(module).encode())
-    for name, tensor in module.state_dict().items():
-        h.update(name.encode())
-        h.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 class Deadline:
@@ -167,9 +168,11 @@ class ExecuTorchRuntime:
 
     def __init__(self, build: Callable[[], Any], threads: int | None, variant: str = "fp32",
                  artifact_dir: str | Path | None = None, model: str = "model",
-                 export_timeout_s: float | None = EXPORT_TIMEOUT_S, max_rnn_samples: int = MAX_RNN_SAMPLES) -> None:
+                 export_timeout_s: float | None = EXPORT_TIMEOUT_S, max_rnn_samples: int = MAX_RNN_SAMPLES,
+                 manifest_dir: str | Path | None = None) -> None:
         self.build, self.threads, self.variant = build, threads, variant
         self.artifact_dir = Path(artifact_dir) if artifact_dir else None
+        self.manifest_dir = Path(manifest_dir) if manifest_dir else None  # programs made elsewhere (make export)
         self.model, self.export_timeout_s, self.max_rnn_samples = model, export_timeout_s, max_rnn_samples
         self.provider = DELEGATE
         self.io = "torch CPU tensors, passed to Method.execute"
@@ -177,6 +180,7 @@ class ExecuTorchRuntime:
         self.facts: dict[str, Any] = {}
         self.module: Any = None
         self.digest = ""
+        self.weights_digest = ""
         self.rnn: str | None = None
         self.timed_out: tuple[int, int] | None = None  # the smallest shape whose export timed out
         self._runtime: Any = None
@@ -208,56 +212,61 @@ class ExecuTorchRuntime:
         self.module = self.build().eval()
         make_persistent(self.module)
         self.rnn = has_rnn(self.module)
-        self.digest = module_digest(self.module)
+        self.digest, self.weights_digest = artifacts.module_digests(self.module)
         self.load_time_s = time.perf_counter() - start
         self.facts = {"runtime_version": executorch_version(), "runtime_delegate": DELEGATE,
                       "runtime_precision": PRECISION, "runtime_threads": int(_threadpool_get_thread_count())}
 
     # --- the artifact, per input shape -------------------------------------------------------
-    def key(self, shape: tuple[int, int]) -> dict[str, Any]:
+    def artifact_key(self, shape: tuple[int, int]) -> artifacts.ArtifactKey:
+        """What the program for ``shape`` is made from and for (runners/runtimes/artifacts.py): the
+        ExecuTorch release loads it (must match where it is used); torch and ExecuTorch export it."""
         import torch  # deferred: heavy
 
-        return {"model": self.model, "module_sha256": self.digest, "input_shape": list(shape),
-                "torch": torch.__version__, "executorch": executorch_version(), "recipe": RECIPE}
+        version = executorch_version()
+        return artifacts.ArtifactKey(
+            runtime=self.name, model=self.model, module_sha256=self.digest, weights_sha256=self.weights_digest,
+            input_shape=(int(shape[0]), int(shape[1])), recipe=RECIPE, suffix=".pte",
+            runtime_versions={"executorch": version},
+            exporter_versions={"torch": torch.__version__, "executorch": version})
+
+    def key(self, shape: tuple[int, int]) -> dict[str, Any]:
+        """The cache's key for ``shape`` (its sidecar's ``key``)."""
+        return self.artifact_key(shape).cache_dict()
 
     def artifact_path(self, shape: tuple[int, int]) -> Path | None:
         if self.artifact_dir is None:
             return None
-        key = hashlib.sha256(json.dumps(self.key(shape), sort_keys=True).encode()).hexdigest()[:16]
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model)
-        return self.artifact_dir / f"{safe}-b{shape[0]}-n{shape[1]}-{key}.pte"
+        return artifacts.cache_path(self.artifact_dir, self.artifact_key(shape))
 
     def cached(self, shape: tuple[int, int]) -> dict[str, Any] | None:
         """The sidecar of a cached program for ``shape`` whose key and checksum still match."""
-        path = self.artifact_path(shape)
-        if path is None or not path.exists() or not path.with_suffix(".json").exists():
-            return None
-        try:
-            meta = json.loads(path.with_suffix(".json").read_text())
-        except (OSError, ValueError):
-            return None
-        if meta.get("key") != self.key(shape) or meta.get("sha256") != hashlib.sha256(path.read_bytes()).hexdigest():
-            return None
-        return meta
+        return artifacts.read_cached(self.artifact_dir, self.artifact_key(shape))
 
     def refusal(self, shape: tuple[int, int]) -> str | None:
-        """Why ``shape`` is not even tried (an RNN over a long input, a shape past a timed-out one)."""
+        """Why ``shape`` is not exported during a benchmark (an RNN over a long input, a shape past a
+        timed-out one): a cached or shipped program is still used."""
         if self.rnn and shape[1] > self.max_rnn_samples:
             return (f"ExecuTorch unrolls the {self.rnn} frame by frame at export: an input of {shape[1]} samples is "
                     f"above the {self.max_rnn_samples}-sample limit set for RNNs (its export takes minutes and GBs; "
-                    f"docs/runtimes.md)")
+                    f"docs/runtimes.md; make export RUNTIMES=executorch can make it on another machine)")
+        return self.after_timeout(shape)
+
+    def after_timeout(self, shape: tuple[int, int]) -> str | None:
+        """Why ``shape`` is not tried at all: as large or larger than a shape whose export timed out."""
         if self.timed_out and shape[0] >= self.timed_out[0] and shape[1] >= self.timed_out[1]:
             return (f"the ExecuTorch export of input {self.timed_out[0]}x{self.timed_out[1]} took longer than "
                     f"{self.export_timeout_s:g} s and was stopped; this input is as large or larger")
         return None
 
     def export(self, shape: tuple[int, int]) -> tuple[bytes, dict[str, Any]]:
-        """Export, lower and check the program for ``shape``; UnsupportedError when it cannot be."""
+        """Export, lower and check the program for ``shape``; UnsupportedError when it cannot be.
+        No size limit for RNNs here (``make export`` calls this directly): only the time limit."""
         import torch  # deferred: heavy (the parent imports this module)
 
         from export.onnx_export import compare_outputs  # deferred: it imports torch
 
-        why = self.refusal(shape)
+        why = self.after_timeout(shape)
         if why:
             raise UnsupportedError(why)
         example = torch.from_numpy(_probe(shape))
@@ -301,40 +310,34 @@ class ExecuTorchRuntime:
         return data, meta
 
     def program(self, shape: tuple[int, int]) -> Any:
-        """The loaded ``forward`` method for ``shape``: from the cache, or exported now."""
+        """The loaded ``forward`` method for ``shape``: from this machine's cache, from a manifest of
+        programs made elsewhere, or exported now (runners/runtimes/artifacts.py decides, and says which)."""
         if self._shape == shape and self._method is not None:
             return self._method
         self._method = self._program = self._source = None  # one program at a time: its weights are the cell's memory
-        meta = self.cached(shape)
-        path = self.artifact_path(shape)
-        if meta is not None and path is not None:
-            source: Any = path
-            from_cache = True
-        else:
-            source, meta = self.export(shape)
-            from_cache = False
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".pte.tmp")
-                tmp.write_bytes(source)
-                tmp.replace(path)
-                path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+        got = artifacts.obtain(self.artifact_key(shape), convert=lambda: self.export(shape),
+                               cache_dir=self.artifact_dir, manifest_dir=self.manifest_dir,
+                               cannot_convert=self.refusal(shape))
+        if got.exported_here:
             return_freed_memory()  # what the export freed goes back before the cell's memory is read
+        meta = got.meta
         start = time.perf_counter()
         # the program, and the bytes it was loaded from, live as long as its method: a program
         # loaded from bytes points into them (freed bytes crashed the full-size models' calls)
-        self._source = source
-        self._program = self._runtime.load_program(source)
+        self._source = got.source
+        self._program = self._runtime.load_program(self._source)
         self._method = self._program.load_method("forward")
         self._shape = shape
         self.facts.update({
-            "runtime_loaded_from_cache": from_cache,
-            "runtime_export_s": None if from_cache else meta["export_s"],
+            "runtime_artifact": got.provenance,  # exported here | from cache | from manifest (made on <host>)
+            "runtime_artifact_file": got.file_name,
+            "runtime_artifact_refused": "; ".join(got.refused) or None,
+            "runtime_loaded_from_cache": not got.exported_here,
+            "runtime_export_s": meta["export_s"] if got.exported_here else None,
             "runtime_program_load_s": time.perf_counter() - start,
-            "runtime_artifact": path.name if path is not None else None,
-            "runtime_artifact_bytes": meta["bytes"],
-            "runtime_artifact_check": meta["check"],
-            "runtime_undelegated_ops": meta["undelegated_ops"],
+            "runtime_artifact_bytes": meta.get("bytes"),
+            "runtime_artifact_check": meta.get("check"),
+            "runtime_undelegated_ops": meta.get("undelegated_ops"),
         })
         return self._method
 
