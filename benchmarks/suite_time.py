@@ -37,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.schedule import fixed_costs  # noqa: E402
 from benchmarks.bench_output import write_outputs  # noqa: E402
 from host.environment import read_cpu  # noqa: E402
 from host.sysfs import sysfs_root  # noqa: E402
@@ -132,7 +133,12 @@ def run_facts(run_dir: Path) -> dict[str, Any]:
     """What the run says of its own time: the prediction, where it made one."""
     found = {k: v for k, v in _flatten(read_run_dict(run_dir)).items() if "predicted" in k or k.endswith("wall_s")}
     cells = read_records(run_dir)
-    return {"run": run_dir.name, "cells": len(cells), "ok": sum(r.status == "ok" for r in cells), **found}
+    stops: dict[str, int] = {}
+    for r in cells:
+        stops[str(r.stop_reason)] = stops.get(str(r.stop_reason), 0) + 1
+    costs = fixed_costs([r.to_dict() for r in cells])
+    return {"run": run_dir.name, "cells": len(cells), "ok": sum(r.status == "ok" for r in cells), **found,
+            "stop_reasons": stops, "costs": costs}
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -181,6 +187,18 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"| {row['code']} | {row['scenario']} | {row['wall_s']:.1f} | {row['facts']['ok']} / "
                      f"{row['facts']['cells']} | {'' if predicted is None else f'{predicted:.0f}'} | "
                      f"{row['facts']['run']} |")
+    lines += ["", "Where each run's measuring time went, from its records (`extra.overhead_s`, summed over "
+              "both sides of every cell: a comparison's workers start together, so `worker_start` counts "
+              "overlapping seconds twice), and why its cells stopped:", "",
+              "| scenario | timed calls | first call | warm-up | re-warm | settle | worker start | other | "
+              "stop reasons |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        c = row["facts"].get("costs") or {}
+        named = ("timed", "first_call", "warm_up", "rewarm", "settle", "worker_start")
+        other = sum(v for k, v in c.items() if k not in named and k != "total")
+        stops = ", ".join(f"{k} {v}" for k, v in sorted((row["facts"].get("stop_reasons") or {}).items()))
+        lines.append(f"| {row['scenario']} | " + " | ".join(f"{c.get(k, 0.0):.1f}" for k in named)
+                     + f" | {other:.1f} | {stops} |")
     if result.get("agreement"):
         lines += ["", "## Verdicts against a reference run", ""]
         for item in result["agreement"]:
