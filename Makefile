@@ -27,7 +27,7 @@ export HOSTS FLEET STOP POLL LOCK_TIMEOUT RECONNECT_TIMEOUT ALLOW_DIRTY SSH_CONF
 
 help:
 	@echo "make bench   set up, export and benchmark the lab suite (DEVICE=$(DEVICE))"
-	@echo "make setup-runtimes RUNTIMES=openvino,executorch   install an optional runtime (all: every one)"
+	@echo "make setup-runtimes RUNTIMES=openvino,executorch,litert   install an optional runtime (all: every one)"
 	@echo "make export  build the models and export them to ONNX (checked against PyTorch)"
 	@echo "make export RUNTIMES=executorch DEVICE=rpi   per-shape ExecuTorch programs for a board, with a manifest"
 	@echo "make test    set up and run the tests"
@@ -53,8 +53,8 @@ $(VENV)/.wavebench-set-%: requirements-%.txt $(STAMP)
 comma := ,
 setup: $(STAMP) $(foreach s,$(subst $(comma), ,$(SETS)),$(VENV)/.wavebench-set-$(s))
 
-# the optional runtimes (requirements-<runtime>.txt: openvino, executorch), installed only when asked
-# for (executorch with pip --no-deps: runners/runtimes/packages.py); make bench RUNTIMES=...,openvino
+# the optional runtimes (requirements-<runtime>.txt: openvino, executorch, litert), installed only when
+# asked for (executorch and litert with pip --no-deps: runners/runtimes/packages.py); make bench RUNTIMES=...,openvino
 # refuses to start without them and names this target
 setup-runtimes: $(STAMP)
 	$(PY) -m runners.runtimes.packages $(or $(RUNTIMES),all)

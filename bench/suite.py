@@ -118,8 +118,8 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
 
 
 # runtimes that cache what they compile or export beside the ONNX files (OpenVINO's compiled model,
-# ExecuTorch's .pte per input shape): <ONNX_DIR>/<runtime>/
-ARTIFACT_CACHES = ("openvino", "executorch")
+# ExecuTorch's .pte and LiteRT's .tflite per input shape): <ONNX_DIR>/<runtime>/
+ARTIFACT_CACHES = ("openvino", "executorch", "litert")
 
 
 def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | None = None,
@@ -275,7 +275,7 @@ def predict(settings: Settings, todo: list[PlannedCell], manifest: dict[str, Any
             log: Callable[[str], None]) -> WorkEstimate | None:
     """The measuring phase's predicted wall time (``bench/estimate.py``), printed before the first
     cell; the GEMM peaks it needs are the ones the cells' utilisation is computed against.  A CPU
-    runtime without a peak of its own (OpenVINO's CPU plugin, ExecuTorch's XNNPACK) is predicted at the best CPU rate
+    runtime without a peak of its own (OpenVINO's CPU plugin, ExecuTorch's and LiteRT's XNNPACK) is predicted at the best CPU rate
     measured for its thread count."""
     if not todo:
         return None
@@ -297,7 +297,7 @@ def predict(settings: Settings, todo: list[PlannedCell], manifest: dict[str, Any
 
 def _on_cpu(config: RuntimeConfig) -> bool:
     """A CPU provider (PyTorch's ``cpu``, ONNX Runtime's CPU EP, OpenVINO's ``CPU`` plugin,
-    ExecuTorch's ``XNNPACK`` delegate)."""
+    ExecuTorch's and LiteRT's ``XNNPACK`` delegate)."""
     return str(config.provider).lower() in ("cpu", "cpuexecutionprovider", "xnnpack")
 
 

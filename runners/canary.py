@@ -6,7 +6,7 @@ changes (a chain of 256×256 fp32 matrix products: same FLOPs, same kernels, sam
 when its time moves by more than :data:`DRIFT_THRESHOLD` between the two, the machine changed
 speed while the cell was measured (other load, a throttling CPU, a power plan) and the cell is
 flagged ``drift``.  Each runtime runs its own canary (PyTorch through ``torch.matmul``, ONNX
-Runtime through a one-node-chain session, OpenVINO and ExecuTorch through their own compiled chain) because the two libraries use different kernels and
+Runtime through a one-node-chain session, OpenVINO, ExecuTorch and LiteRT through their own compiled chain) because the libraries use different kernels and
 thread pools, and a drift in one need not show in the other.
 
 The threshold: ``benchmarks/canary_noise.py`` (→ ``docs/benchmarks/canary-noise.md``) measures how
@@ -145,6 +145,44 @@ def executorch_canary(threads: int | None) -> Callable[[], None]:
     return call
 
 
+def litert_canary(threads: int | None) -> Callable[[], None]:
+    """The chain converted to a ``.tflite`` model and run by LiteRT's interpreter (its default XNNPACK
+    delegate and thread pool, the worker's threads), fp32 as its cells.  It needs the converter
+    (litert-torch): where only the runtime is installed (Linux aarch64) there is no canary, and the
+    cells' drift is unknown (``null``, with the reason)."""
+    # deferred: heavy and optional; only the LiteRT worker builds this
+    import litert_torch
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+
+    rng = np.random.default_rng(0)
+    weight = torch.from_numpy((rng.standard_normal((MATRIX_N, MATRIX_N)) / MATRIX_N ** 0.5).astype(np.float32))
+
+    class Chain(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(weight, requires_grad=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for _ in range(CHAIN):
+                x = x @ self.w
+            return x
+
+    x = np.random.default_rng(1).standard_normal((MATRIX_N, MATRIX_N)).astype(np.float32)
+    data = bytes(litert_torch.convert(Chain().eval(), (torch.from_numpy(x),)).model_content())
+    interpreter = Interpreter(model_content=data, num_threads=threads or None)
+    interpreter.allocate_tensors()
+    index = interpreter.get_input_details()[0]["index"]
+    output = interpreter.get_output_details()[0]["index"]
+
+    def call() -> None:
+        interpreter.set_tensor(index, x)
+        interpreter.invoke()
+        interpreter.get_tensor(output)
+    call.model_bytes = data  # type: ignore[attr-defined]
+    return call
+
+
 def make_canary(runtime: str, threads: int | None, provider: str) -> Callable[[], None]:
     if runtime == "pytorch":
         return torch_canary(threads, "cuda" if provider.startswith("cuda") else "cpu")
@@ -152,6 +190,8 @@ def make_canary(runtime: str, threads: int | None, provider: str) -> Callable[[]
         return openvino_canary(threads, provider)
     if runtime == "executorch":
         return executorch_canary(threads)
+    if runtime == "litert":
+        return litert_canary(threads)
     return ort_canary(threads, provider if provider != "TensorrtExecutionProvider" else "CUDAExecutionProvider")
 
 

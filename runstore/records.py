@@ -14,8 +14,8 @@ from typing import Any, Iterable, Protocol
 
 STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "interrupted")
 # every runtime a record may name; the first two are the default comparison (make bench), the
-# others run when asked for (RUNTIMES=...,openvino,executorch or all) and need their package installed
-RUNTIMES = ("pytorch", "onnxruntime", "openvino", "executorch")
+# others run when asked for (RUNTIMES=...,openvino,executorch,litert or all) and need their package installed
+RUNTIMES = ("pytorch", "onnxruntime", "openvino", "executorch", "litert")
 DEFAULT_RUNTIMES = RUNTIMES[:2]
 # the runtime speed-ups are against when a run's records do not say (SPEEDUP_BASE's default, and
 # the only base before it existed)

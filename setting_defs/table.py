@@ -106,14 +106,14 @@ def _switch(name: str, help: str, **kw: Any) -> SettingDef:
 ORDERS = ("interleaved", "grouped")
 EXPORTERS = ("torchscript", "dynamo")
 # runstore.records.RUNTIMES and runners.runtimes.ALL (every runtime); the optional ones (openvino,
-# executorch) must be installed (make setup-runtimes)
-RUNTIME_NAMES = ("pytorch", "onnxruntime", "openvino", "executorch", "all")
+# executorch, litert) must be installed (make setup-runtimes)
+RUNTIME_NAMES = ("pytorch", "onnxruntime", "openvino", "executorch", "litert", "all")
 # SPEEDUP_BASE: any runtime a record may name (runstore.records.RUNTIMES); it must also be one of
 # the run's RUNTIMES (bench.settings.build_settings says so, naming the run's)
 BASE_NAMES = RUNTIME_NAMES[:-1]
 # the optional runtimes' distributions: recorded (environment, fingerprint) only where installed,
 # so that runs recorded before they existed keep their fingerprints
-OPTIONAL_RUNTIME_PACKAGES = ("openvino", "executorch", "ai-edge-litert")
+OPTIONAL_RUNTIME_PACKAGES = ("openvino", "executorch", "ai-edge-litert", "litert-torch")
 VARIANT_NAMES = ("fp32", "fp16", "int8")
 ORT_OPT_NAMES = ("disable", "basic", "extended", "all")
 
@@ -126,8 +126,8 @@ SETTINGS: tuple[SettingDef, ...] = (
                field="models", measuring=True, fleet=True, tools=SHARED),
     SettingDef("RUNTIMES", "--runtimes", choice_list(RUNTIME_NAMES), None,
                "the profile's: pytorch,onnxruntime (make eval: both)",
-               "runtimes to measure (make export: whose artifacts to make); openvino and executorch are installed by "
-               "make setup-runtimes", field="runtimes", measuring=True, fleet=True, tools=("bench", "eval", "export"),
+               "runtimes to measure (make export: whose artifacts to make); openvino, executorch and litert are "
+               "installed by make setup-runtimes", field="runtimes", measuring=True, fleet=True, tools=("bench", "eval", "export"),
                choices=RUNTIME_NAMES),
     SettingDef("PROVIDERS", "--providers", text_list, None, "the profile's",
                "ONNX Runtime execution providers (must exist in the installed onnxruntime)",

@@ -30,7 +30,7 @@ RUNTIME_SETS = tuple(OPTIONAL)
 TOOLS = {"pytest", "ruff", "mypy", "vermin"}
 # import name -> distribution name, where they differ
 DISTRIBUTION = {"sklearn": "scikit-learn", "yaml": "pyyaml", "onnx_tool": "onnx-tool", "silero_vad": "silero-vad",
-                "pynvml": "nvidia-ml-py"}
+                "pynvml": "nvidia-ml-py", "ai_edge_litert": "ai-edge-litert", "litert_torch": "litert-torch"}
 # installed by scripts/setup_env.sh itself (kept when the board has its own build, or --no-deps)
 BY_SETUP = {"torch", "onnxruntime", "s3prl", "resemblyzer", "silero-vad"}
 # the code make bench (and make fleet, make report, make compare, ...) runs, and what else may use more
@@ -70,7 +70,7 @@ def test_the_bench_set_installs_no_test_or_lint_tool():
     found = sets()
     assert set(found) == {"bench", "dev", "eval", "dynamo", *RUNTIME_SETS}
     for runtime in RUNTIME_SETS:
-        assert OPTIONAL[runtime].module in found[runtime], runtime
+        assert DISTRIBUTION.get(OPTIONAL[runtime].module, OPTIONAL[runtime].module) in found[runtime], runtime
         assert not found["bench"] & found[runtime], runtime  # installed only when asked for
     assert found["dev"] == TOOLS
     assert found["eval"] == {"scikit-learn", "soundfile"}

@@ -186,7 +186,7 @@ def test_reps_default_is_written_once():
     ("CI_TARGET", "0", "CI_TARGET=0 must be > 0"),
     ("CPU_WATTS", "-5", "CPU_WATTS=-5 must be > 0"),
     ("ORDER", "random", "ORDER='random' is not valid; valid: interleaved, grouped"),
-    ("RUNTIMES", "pytorch,tflite", "RUNTIMES='tflite' is not valid; valid: pytorch, onnxruntime, openvino, executorch, all"),
+    ("RUNTIMES", "pytorch,tflite", "RUNTIMES='tflite' is not valid; valid: pytorch, onnxruntime, openvino, executorch, litert, all"),
     ("REPS", "0", "REPS=0 must be >= 1"),
 ])
 def test_a_bad_value_is_one_line_naming_it(name, text, message):

@@ -88,7 +88,7 @@ class CellMeasurement:
             return rec
         wav = synthetic_batch(batch, samples, seed=0)
         try:
-            prepared = runtime.prepare(wav)  # ExecuTorch exports its program for this shape here
+            prepared = runtime.prepare(wav)  # ExecuTorch and LiteRT make their artifact for this shape here
         except UnsupportedError as exc:
             rec.status, rec.error = "unsupported", str(exc)
             return rec

@@ -12,21 +12,24 @@ from typing import Any, Callable
 
 from runners.runtimes.base import CPU_EP, GPU_EPS, Runtime, UnsupportedError, on_accelerator
 from runners.runtimes.executorch import ExecuTorchRuntime
+from runners.runtimes.litert import LiteRTRuntime
 from runners.runtimes.onnxruntime import OnnxRuntimeRuntime, provider_list, session_options
 from runners.runtimes.openvino import OpenVinoRuntime
 from runners.runtimes.pytorch import PyTorchRuntime
 from runstore.records import RUNTIMES
 
-__all__ = ["CPU_EP", "GPU_EPS", "SHIPPABLE", "ExecuTorchRuntime", "OnnxRuntimeRuntime", "OpenVinoRuntime", "PyTorchRuntime",
-           "Runtime", "UnsupportedError", "make_runtime", "on_accelerator", "provider_list", "session_options"]
+__all__ = ["CPU_EP", "GPU_EPS", "SHIPPABLE", "ExecuTorchRuntime", "LiteRTRuntime", "OnnxRuntimeRuntime", "OpenVinoRuntime",
+           "PyTorchRuntime", "Runtime", "UnsupportedError", "make_runtime", "on_accelerator", "provider_list",
+           "session_options"]
 
 RUNTIME_NAMES = RUNTIMES  # the run store's list: every name a record may carry
 ALL = "all"  # RUNTIMES=all: every runtime above (the optional ones must be installed)
 # the runtimes that load the ONNX file make export writes (the others build their own artifact)
 ONNX_RUNTIMES = ("onnxruntime", "openvino")
 # the provider field of a runtime that has a single one here (PyTorch: the profile's device;
-# ONNX Runtime: the profile's execution providers): OpenVINO's CPU plugin, ExecuTorch's XNNPACK delegate
-FIXED_PROVIDERS = {"openvino": "CPU", "executorch": "XNNPACK"}
+# ONNX Runtime: the profile's execution providers): OpenVINO's CPU plugin, ExecuTorch's XNNPACK
+# delegate, LiteRT's default CPU delegate (XNNPACK too)
+FIXED_PROVIDERS = {"openvino": "CPU", "executorch": "XNNPACK", "litert": "XNNPACK"}
 # the runtimes whose per-shape artifacts can be made on another machine (make export RUNTIMES=...)
 # and used here from their manifest (runners/runtimes/artifacts.py); LiteRT next
 SHIPPABLE = ("executorch",)
@@ -48,12 +51,13 @@ def make_runtime(kind: str, *, build: Callable[[], Any] | None = None, onnx_path
                  opt_level: str = "all", trt_cache: str | Path | None = None,
                  artifact_dir: str | Path | None = None, model: str = "model",
                  manifest_dir: str | Path | None = None) -> Runtime:
-    """The runtime ``kind`` for one model: PyTorch and ExecuTorch from ``build`` (a function
+    """The runtime ``kind`` for one model: PyTorch, ExecuTorch and LiteRT from ``build`` (a function
     returning the fp32 module), ONNX Runtime and OpenVINO from ``onnx_path``.  ``provider`` is a
     device (``cpu``, ``cuda``) for PyTorch, an execution provider for ONNX Runtime, a device
-    (``CPU``) for OpenVINO and the delegate (``XNNPACK``) for ExecuTorch; ``artifact_dir`` is where
-    a runtime caches what it compiles or exports (``model`` names ExecuTorch's files there);
-    ``manifest_dir`` holds artifacts made on another machine with their manifest (``make export``)."""
+    (``CPU``) for OpenVINO and the delegate (``XNNPACK``) for ExecuTorch and LiteRT; ``artifact_dir``
+    is where a runtime caches what it compiles or exports (``model`` names ExecuTorch's and LiteRT's
+    files there); ``manifest_dir`` holds artifacts made on another machine with their manifest
+    (``make export``)."""
     if kind == "pytorch":
         if build is None:
             raise UnsupportedError("no PyTorch model to build")
@@ -77,4 +81,12 @@ def make_runtime(kind: str, *, build: Callable[[], Any] | None = None, onnx_path
         if opt_level != "all":
             raise UnsupportedError(f"ONNX Runtime's graph optimisation level {opt_level!r} does not apply to ExecuTorch")
         return ExecuTorchRuntime(build, threads, variant, artifact_dir, model, manifest_dir=manifest_dir)
+    if kind == "litert":
+        if build is None:
+            raise UnsupportedError("no PyTorch model to convert (LiteRT converts the PyTorch module)")
+        if provider != "XNNPACK":
+            raise UnsupportedError(f"LiteRT runs with its default XNNPACK delegate here, not {provider!r}")
+        if opt_level != "all":
+            raise UnsupportedError(f"ONNX Runtime's graph optimisation level {opt_level!r} does not apply to LiteRT")
+        return LiteRTRuntime(build, threads, variant, artifact_dir, model)
     raise ValueError(f"unknown runtime {kind!r}; valid: {', '.join(RUNTIME_NAMES)}")

@@ -1,7 +1,7 @@
 """Which Python package each runtime needs, where its wheels exist, and how to install it.
 
 PyTorch and ONNX Runtime are set-up's own (``scripts/setup_env.sh``); the edge runtimes
-(OpenVINO, ExecuTorch; LiteRT next, issue 22) are installed only when asked for (``make setup-runtimes
+(OpenVINO, ExecuTorch, LiteRT: issue 22) are installed only when asked for (``make setup-runtimes
 RUNTIMES=openvino``, or ``pip install -r requirements-openvino.txt``), so that the default ``make
 bench`` stays PyTorch vs ONNX Runtime and a board gets nothing it does not measure.  A run that
 asks for a runtime whose package is missing is refused before anything is measured, with one line
@@ -17,7 +17,7 @@ import importlib.util
 import platform
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +35,8 @@ class RuntimePackage:
     min_glibc: dict[str, tuple[int, int]]  # machine -> the manylinux glibc its Linux wheel needs
     no_deps: bool = False  # pip --no-deps: its metadata pins another torch than the one set-up kept
     note: str = ""
+    # machine -> what of the requirement file does not install there (environment markers skip it)
+    partial: dict[str, str] = field(default_factory=dict)
 
     @property
     def requirements_path(self) -> Path:
@@ -60,6 +62,15 @@ OPTIONAL = {
         min_glibc={"aarch64": (2, 28), "x86_64": (2, 28)},
         no_deps=True,  # its metadata pulls coremltools, pandas, ... and pins torch>=2.13
         note="each release pairs with one torch release: 1.4 <-> torch 2.13 (pytorch/executorch #21563)"),
+    "litert": RuntimePackage(
+        runtime="litert", module="ai_edge_litert", requirements="requirements-litert.txt",
+        pythons=((3, 10), (3, 13)),
+        machines={"Linux": ("x86_64", "aarch64"), "Darwin": ("arm64",)},
+        min_glibc={"aarch64": (2, 28), "x86_64": (2, 28)},
+        no_deps=True,  # litert-torch's metadata pins torch and pulls torchax, kagglehub, transformers, ...
+        note="the runtime (ai-edge-litert) installs on Linux aarch64, the converter (litert-torch) does not",
+        partial={"aarch64": "the converter (litert-torch: litert-converter has no Linux aarch64 wheel) is not "
+                            "installed: only .tflite files converted elsewhere run here (docs/runtimes.md)"}),
 }
 
 
@@ -135,6 +146,8 @@ def install(runtimes: list[str], run=subprocess.call) -> int:
         status = run(command)
         if status:
             return status
+        if platform.machine() in package.partial:
+            print(f"setup-runtimes: {runtime}: {package.partial[platform.machine()]}")
     return 0
 
 

@@ -1,0 +1,476 @@
+"""LiteRT (formerly TensorFlow Lite) on the CPU: a ``.tflite`` model converted per input shape from
+the same PyTorch module the PyTorch runner measures, run by LiteRT's interpreter with its default
+XNNPACK delegate.
+
+The artifact step (``litert_torch.convert(module, (sample,))``, torch.export-based) runs in the
+worker, outside every timed call, when a cell's input shape is first prepared.  A ``.tflite`` has
+fixed shapes, so each (batch, samples) gets its own model; each is run on its own input beside the
+PyTorch module (max abs error and cosine, the thresholds of the ONNX export's check: refused when
+off) and cached under ``artifact_dir`` (``results/onnx/litert/``) with a JSON sidecar.  The cache
+key is the model's architecture and weights (a hash of its ``repr`` and its state dict), the input
+shape, and the torch, converter (``litert-torch``) and runtime (``ai-edge-litert``) versions: a
+later run with the same key loads the file instead of converting again.  The conversion time is
+recorded apart (``extra.runtime_export_s``, ``null`` when loaded from the cache), never in a latency.
+
+The runtime (``ai-edge-litert``) installs on Linux aarch64, the converter does not (its
+``litert-converter`` has no Linux aarch64 wheel).  Where the converter is missing, the runner loads
+a ``.tflite`` made elsewhere for the same model, weights and shape (its sidecar's key, the versions
+aside: those are recorded as what it was made with) from the same folder, and otherwise refuses
+the cell saying where to convert it (``python -m runners.runtimes.litert`` on a machine with the
+converter, then copy ``results/onnx/litert/``).
+
+What it cannot take is ``unsupported`` with the reason, and the run goes on:
+
+- an RNN (GRU/LSTM) is unrolled into one set of nodes per frame and its interpreter's memory grows
+  with the input (docs/runtimes.md), so an RNN above :data:`MAX_RNN_SAMPLES` input samples is
+  refused before converting;
+- a conversion that fails, with the converter's own words; one that outlasts
+  ``export_timeout_s`` is stopped (and so is every larger shape of the same model in this worker);
+- a model that disagrees with PyTorch, or that LiteRT cannot load;
+- a variant other than fp32 (no quantization recipe here).
+
+The timed call is ``set_tensor`` → ``invoke`` → ``get_tensor`` of every output, on an interpreter
+made (``num_threads`` = the cell's threads) and allocated once per shape.  Recorded in every cell
+(``extra.runtime_*``): the runtime and converter versions, the delegate (``XNNPACK``, LiteRT's
+default on the CPU; how many nodes it took, read from the interpreter), fp32, the threads passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from runners.memory import return_freed_memory
+from runners.runtimes.base import UnsupportedError
+from runners.runtimes.executorch import (
+    MAX_REL_ERR,
+    MIN_COSINE,
+    Deadline,
+    ExportTimeout,
+    has_rnn,
+    module_digest,
+    reason_of,
+    time_limit,
+)
+
+DELEGATE = "XNNPACK"
+PRECISION = "fp32"
+RECIPE = "litert_torch.convert(module, (sample,)) -> .tflite, fp32, default XNNPACK delegate, v1"
+# an RNN is unrolled frame by frame: above this many input samples it is refused before converting
+# (docs/runtimes.md: the measurements behind the limit)
+MAX_RNN_SAMPLES = 4000
+EXPORT_TIMEOUT_S = 480.0  # a conversion that takes longer is stopped: unsupported (under the 900 s cell timeout)
+# the fields of a cache key that say which model, weights and shape a file is; the others (versions)
+# say what made it, and a machine without the converter takes a file made by other versions
+IDENTITY = ("model", "module_sha256", "input_shape", "recipe")
+CONVERTER_MODULE = "litert_torch"
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        from importlib.metadata import version  # deferred: only the LiteRT worker asks
+
+        return version(distribution)
+    except Exception:  # not installed
+        return None
+
+
+def litert_version() -> str | None:
+    """The installed ``ai-edge-litert`` (the runtime), or None."""
+    return _version("ai-edge-litert")
+
+
+def converter_version() -> str | None:
+    """The installed ``litert-torch`` (the converter), or None."""
+    return _version("litert-torch")
+
+
+def has_converter() -> bool:
+    return importlib.util.find_spec(CONVERTER_MODULE) is not None
+
+
+def converter_gap(machine: str | None = None, system: str | None = None) -> str:
+    """Why the converter is missing here, for the refusal's words."""
+    machine, system = machine or platform.machine(), system or platform.system()
+    if system == "Linux" and machine in ("aarch64", "arm64"):
+        return "litert-converter, which litert-torch needs, publishes no Linux aarch64 wheel: only the runtime installs here"
+    return "make setup-runtimes RUNTIMES=litert installs it where a wheel exists (x86-64 Linux, macOS)"
+
+
+def convert(module: Any, example: Any) -> bytes:
+    """The ``.tflite`` bytes of ``module`` at ``example``'s shape (litert-torch, torch.export-based)."""
+    # deferred: the converter is optional and heavy (it imports jax); only a conversion needs it
+    import litert_torch
+
+    edge = litert_torch.convert(module, (example,))
+    return bytes(edge.model_content())
+
+
+def output_order(interpreter: Any) -> list[int]:
+    """The output tensors' indices in the PyTorch module's order.  litert-torch names a returned
+    tuple's items ``output_0``, ``output_1``, … in its signature; the interpreter's own output list
+    need not follow that order."""
+    details = interpreter.get_output_details()
+    try:
+        signatures = interpreter._get_full_signature_list()
+        outputs = dict(next(iter(signatures.values()))["outputs"])
+    except Exception:  # no signature: the interpreter's order
+        return [int(d["index"]) for d in details]
+    names = sorted(outputs, key=lambda n: (int(n.rsplit("_", 1)[1]) if n.rsplit("_", 1)[-1].isdigit() else 1 << 30, n))
+    if len(names) != len(details):
+        return [int(d["index"]) for d in details]
+    return [int(outputs[n]) for n in names]
+
+
+def delegation(interpreter: Any) -> tuple[int, list[str]]:
+    """(nodes the delegate took, op names left to LiteRT's own kernels) in the execution plan, as
+    the interpreter reports its nodes after ``allocate_tensors``."""
+    try:
+        ops = interpreter._get_ops_details()
+    except Exception:  # an interpreter without the (private) node listing
+        return -1, []
+    delegated = sum(1 for op in ops if "DELEGATE" in str(op.get("op_name", "")).upper())
+    # a delegated node keeps its entry; the ones it replaced are not in the plan any more, so the
+    # names below are every op of the graph when nothing was delegated, and a mixed list otherwise
+    left = sorted({str(op.get("op_name")) for op in ops if "DELEGATE" not in str(op.get("op_name", "")).upper()})
+    return delegated, left
+
+
+class LiteRTRuntime:
+    name = "litert"
+
+    def __init__(self, build: Callable[[], Any], threads: int | None, variant: str = "fp32",
+                 artifact_dir: str | Path | None = None, model: str = "model",
+                 export_timeout_s: float | None = EXPORT_TIMEOUT_S, max_rnn_samples: int = MAX_RNN_SAMPLES) -> None:
+        self.build, self.threads, self.variant = build, threads, variant
+        self.artifact_dir = Path(artifact_dir) if artifact_dir else None
+        self.model, self.export_timeout_s, self.max_rnn_samples = model, export_timeout_s, max_rnn_samples
+        self.provider = DELEGATE
+        self.io = "host arrays, copied in by set_tensor and out by get_tensor inside the timed call"
+        self.load_time_s: float | None = None
+        self.facts: dict[str, Any] = {}
+        self.module: Any = None
+        self.digest = ""
+        self.rnn: str | None = None
+        self.converter = False
+        self.timed_out: tuple[int, int] | None = None  # the smallest shape whose conversion timed out
+        self._interpreter_class: Any = None
+        self._shape: tuple[int, int] | None = None
+        self._interpreter: Any = None
+        self._source: Any = None
+
+    def load(self) -> None:
+        if self.variant != "fp32":
+            raise UnsupportedError(f"LiteRT runs the fp32 model converted from PyTorch here ({DELEGATE} delegate); "
+                                   f"the {self.variant} variant is a PyTorch and ONNX Runtime recipe")
+        try:
+            # deferred: ai-edge-litert is optional (make setup-runtimes RUNTIMES=litert)
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise UnsupportedError(f"ai-edge-litert is not installed ({exc}); "
+                                   "make setup-runtimes RUNTIMES=litert") from None
+        start = time.perf_counter()
+        self._interpreter_class = Interpreter
+        self.module = self.build().eval()
+        self.rnn = has_rnn(self.module)
+        self.digest = module_digest(self.module)
+        self.converter = has_converter()
+        self.load_time_s = time.perf_counter() - start
+        self.facts = {"runtime_version": litert_version(), "runtime_delegate": DELEGATE,
+                      "runtime_precision": PRECISION, "runtime_threads": self.threads,
+                      "runtime_converter": f"litert-torch {converter_version()}" if self.converter else None}
+
+    # --- the artifact, per input shape -------------------------------------------------------
+    def key(self, shape: tuple[int, int]) -> dict[str, Any]:
+        import torch  # deferred: heavy
+
+        return {"model": self.model, "module_sha256": self.digest, "input_shape": list(shape),
+                "torch": torch.__version__, "litert_torch": converter_version(), "ai_edge_litert": litert_version(),
+                "recipe": RECIPE}
+
+    def artifact_path(self, shape: tuple[int, int]) -> Path | None:
+        if self.artifact_dir is None:
+            return None
+        key = hashlib.sha256(json.dumps(self.key(shape), sort_keys=True).encode()).hexdigest()[:16]
+        return self.artifact_dir / f"{self._stem(shape)}-{key}.tflite"
+
+    def _stem(self, shape: tuple[int, int]) -> str:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model)
+        return f"{safe}-b{shape[0]}-n{shape[1]}"
+
+    def _intact(self, path: Path, want: dict[str, Any], fields: tuple[str, ...] | None) -> dict[str, Any] | None:
+        """The sidecar of ``path`` when its key matches ``want`` (on ``fields``, or whole) and the file its checksum."""
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            return None
+        key = meta.get("key") or {}
+        if (key != want) if fields is None else any(key.get(f) != want[f] for f in fields):
+            return None
+        try:
+            if meta.get("sha256") != hashlib.sha256(path.read_bytes()).hexdigest():
+                return None
+        except OSError:
+            return None
+        return meta
+
+    def cached(self, shape: tuple[int, int]) -> tuple[Path, dict[str, Any]] | None:
+        """A cached model for ``shape`` whose key and checksum still match.  Without the converter,
+        one made elsewhere (other versions) for the same model, weights and shape will do: the newest."""
+        path = self.artifact_path(shape)
+        if path is None:
+            return None
+        want = self.key(shape)
+        if path.exists():
+            meta = self._intact(path, want, None)
+            if meta is not None:
+                return path, meta
+        if self.converter:
+            return None
+        found = []
+        for other in sorted(path.parent.glob(f"{self._stem(shape)}-*.tflite")):
+            meta = self._intact(other, want, IDENTITY)
+            if meta is not None:
+                found.append((str(meta.get("created", "")), other, meta))
+        if not found:
+            return None
+        _, other, meta = max(found, key=lambda item: item[0])
+        return other, meta
+
+    def refusal(self, shape: tuple[int, int]) -> str | None:
+        """Why ``shape`` is not even tried (an RNN over a long input, a shape past a timed-out one)."""
+        if self.rnn and shape[1] > self.max_rnn_samples:
+            return (f"LiteRT's converter unrolls the {self.rnn} frame by frame: an input of {shape[1]} samples is "
+                    f"above the {self.max_rnn_samples}-sample limit set for RNNs (the interpreter's memory grows "
+                    f"with every frame; docs/runtimes.md)")
+        if self.timed_out and shape[0] >= self.timed_out[0] and shape[1] >= self.timed_out[1]:
+            return (f"the LiteRT conversion of input {self.timed_out[0]}x{self.timed_out[1]} took longer than "
+                    f"{self.export_timeout_s:g} s and was stopped; this input is as large or larger")
+        return None
+
+    def no_converter(self, shape: tuple[int, int]) -> str:
+        where = self.artifact_dir or "results/onnx/litert"
+        return (f"the LiteRT converter (litert-torch) is not installed on this machine ({converter_gap()}), and "
+                f"{where} holds no .tflite for input {shape[0]}x{shape[1]} of this model and weights: convert it "
+                f"on a machine with the converter (python -m runners.runtimes.litert --models {self.model} "
+                f"--shapes {shape[0]}x{shape[1]}, with the run's --tiny/--weights, or a make bench "
+                f"RUNTIMES=litert there with the same settings) and copy its results/onnx/litert/ here")
+
+    def export(self, shape: tuple[int, int]) -> tuple[bytes, dict[str, Any]]:
+        """Convert and check the model for ``shape``; UnsupportedError when it cannot be."""
+        import torch  # deferred: heavy (the parent imports this module)
+
+        from export.onnx_export import compare_outputs  # deferred: it imports torch
+
+        why = self.refusal(shape)
+        if why:
+            raise UnsupportedError(why)
+        if not self.converter:
+            raise UnsupportedError(self.no_converter(shape))
+        example = torch.from_numpy(probe(shape))
+        start = time.perf_counter()
+        deadline = Deadline(self.export_timeout_s)
+        try:
+            try:
+                with time_limit(self.export_timeout_s) as deadline:
+                    data = convert(self.module, example)
+            except Exception:
+                if deadline.fired:  # a library's clean-up replaced the alarm with an error of its own
+                    raise ExportTimeout(deadline.message) from None
+                raise
+            if deadline.fired:  # the alarm was swallowed on the way: what came out is not to be trusted
+                raise ExportTimeout(deadline.message)
+        except ExportTimeout:
+            self.timed_out = shape if self.timed_out is None else min(self.timed_out, shape)
+            raise UnsupportedError(f"LiteRT could not convert input {shape[0]}x{shape[1]}: "
+                                   f"{deadline.message.replace('export', 'conversion')}") from None
+        except MemoryError as exc:
+            raise UnsupportedError(f"LiteRT ran out of memory converting input {shape[0]}x{shape[1]}: {exc}") from None
+        except Exception as exc:  # what torch.export or the converter cannot take
+            raise UnsupportedError(f"litert-torch {converter_version()} could not convert input "
+                                   f"{shape[0]}x{shape[1]}: {reason_of(exc)}") from None
+        export_s = time.perf_counter() - start
+        try:
+            interpreter = self._interpreter_class(model_content=data, num_threads=self.threads or None)
+            interpreter.allocate_tensors()
+            got = run_once(interpreter, example.numpy())
+        except Exception as exc:
+            raise UnsupportedError(f"LiteRT {litert_version()} could not run the model converted for input "
+                                   f"{shape[0]}x{shape[1]}: {reason_of(exc)}") from None
+        del interpreter  # before ``data`` can go
+        with torch.inference_mode():
+            ref = [o.numpy() for o in self.module(example)]
+        try:
+            err, cosine = compare_outputs(ref, got)
+        except Exception as exc:  # an output count or shape that differs
+            raise UnsupportedError(f"the LiteRT model for input {shape[0]}x{shape[1]} disagrees with PyTorch: "
+                                   f"{exc}") from None
+        scale = max(1.0, max(float(np.max(np.abs(r))) for r in ref))
+        if not (cosine >= MIN_COSINE and err <= MAX_REL_ERR * scale):
+            raise UnsupportedError(f"the LiteRT model for input {shape[0]}x{shape[1]} disagrees with PyTorch: "
+                                   f"max abs err {err:.3g}, cosine {cosine:.6f} (needed: cosine >= {MIN_COSINE}, "
+                                   f"max abs err <= {MAX_REL_ERR * scale:.3g})")
+        meta = {"key": self.key(shape), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                "export_s": export_s, "check": {"max_abs_err": err, "cosine": cosine},
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        return data, meta
+
+    def interpreter(self, shape: tuple[int, int]) -> Any:
+        """The allocated interpreter for ``shape``: its model from the cache, or converted now."""
+        if self._shape == shape and self._interpreter is not None:
+            return self._interpreter
+        self._interpreter = self._source = None  # one model at a time: its weights are the cell's memory
+        hit = self.cached(shape)
+        path = self.artifact_path(shape)
+        if hit is not None:
+            path, meta = hit
+            source: Any = path
+            from_cache = True
+        else:
+            source, meta = self.export(shape)
+            from_cache = False
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tflite.tmp")
+                tmp.write_bytes(source)
+                tmp.replace(path)
+                path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+                source = path
+            return_freed_memory()  # what the conversion freed goes back before the cell's memory is read
+        start = time.perf_counter()
+        try:
+            if isinstance(source, Path):
+                interpreter = self._interpreter_class(model_path=str(source), num_threads=self.threads or None)
+            else:  # no cache folder: the bytes, kept alive as long as the interpreter
+                interpreter = self._interpreter_class(model_content=source, num_threads=self.threads or None)
+            interpreter.allocate_tensors()
+        except Exception as exc:  # a file LiteRT cannot load (made by a newer converter, say)
+            raise UnsupportedError(f"LiteRT {litert_version()} could not load the model for input "
+                                   f"{shape[0]}x{shape[1]}: {reason_of(exc)}") from None
+        delegated, left = delegation(interpreter)
+        self._source, self._interpreter, self._shape = source, interpreter, shape
+        made_here = meta["key"] == self.key(shape)
+        self.facts.update({
+            "runtime_loaded_from_cache": from_cache,
+            "runtime_export_s": None if from_cache else meta["export_s"],
+            "runtime_program_load_s": time.perf_counter() - start,
+            "runtime_artifact": path.name if path is not None else None,
+            "runtime_artifact_bytes": meta["bytes"],
+            "runtime_artifact_check": meta["check"],
+            "runtime_artifact_made_with": None if made_here else {
+                k: meta["key"].get(k) for k in ("torch", "litert_torch", "ai_edge_litert")},
+            "runtime_delegated_nodes": delegated,
+            "runtime_undelegated_ops": left if delegated > 0 else None,
+        })
+        if delegated == 0:
+            self.facts["runtime_delegate"] = None  # LiteRT's own kernels ran everything
+        return interpreter
+
+    # --- the Runtime protocol -----------------------------------------------------------------
+    def prepare(self, wav: np.ndarray) -> Any:
+        x = np.ascontiguousarray(wav, dtype=np.float32)
+        interpreter = self.interpreter((int(x.shape[0]), int(x.shape[1])))
+        [detail] = interpreter.get_input_details()
+        if tuple(int(d) for d in detail["shape"]) != x.shape:
+            raise RuntimeError(f"the LiteRT model takes {tuple(detail['shape'])}, the input is {x.shape}")
+        # the interpreter and the bytes or file it was made from travel with the input
+        return interpreter, int(detail["index"]), output_order(interpreter), x, self._source
+
+    def make_call(self, prepared: Any) -> Callable[[], Any]:
+        interpreter, index, outputs, x, keep = prepared
+        set_tensor, invoke, get_tensor = interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor
+
+        def call() -> Any:
+            assert keep is not None
+            set_tensor(index, x)
+            invoke()
+            return [get_tensor(i) for i in outputs]
+        return call
+
+    def sync(self) -> None:
+        return None  # invoke() returns when the model has run
+
+    def outputs_numpy(self, outputs: Any) -> list[np.ndarray]:
+        return [np.array(o, dtype=np.float32, copy=True) for o in outputs]
+
+    def batch_of(self, prepared: Any) -> int:
+        return int(prepared[3].shape[0])
+
+    def reset_device_peak(self) -> int | None:
+        return None  # CPU only: the worker reports host RSS
+
+    def device_peak_over(self, baseline: int | None) -> int | None:
+        return None
+
+    def close(self) -> None:
+        self._interpreter = self._source = None
+        self.module = None
+
+
+def run_once(interpreter: Any, x: np.ndarray) -> list[np.ndarray]:
+    """One call of an allocated interpreter, outputs in the PyTorch module's order."""
+    [detail] = interpreter.get_input_details()
+    interpreter.set_tensor(int(detail["index"]), np.ascontiguousarray(x, dtype=np.float32))
+    interpreter.invoke()
+    return [np.array(interpreter.get_tensor(i), dtype=np.float32) for i in output_order(interpreter)]
+
+
+def probe(shape: tuple[int, int]) -> np.ndarray:
+    """The example input a conversion traces and checks with (the shape is what matters)."""
+    from runners.audio import synthetic_batch  # deferred: only a conversion needs it
+
+    return synthetic_batch(shape[0], shape[1], seed=7)
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    batch, _, samples = text.lower().partition("x")
+    return int(batch), int(samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Convert (or find cached) ``.tflite`` files for models and shapes, into the folder a board
+    reads: ``python -m runners.runtimes.litert --models tera --shapes 1x16000,1x32000 [--tiny]``."""
+    p = argparse.ArgumentParser(prog="python -m runners.runtimes.litert", description=main.__doc__)
+    p.add_argument("--models", required=True, help="comma-separated model names")
+    p.add_argument("--shapes", default="1x16000", help="BATCHxSAMPLES,... (16000 samples = 1 s)")
+    p.add_argument("--tiny", action="store_true", help="the tiny configurations (as make bench TINY=1)")
+    p.add_argument("--weights", default="default", help="as make bench WEIGHTS (default: each model's own)")
+    p.add_argument("--out", default="results/onnx/litert", help="the cache folder (make bench's ONNX_DIR/litert)")
+    args = p.parse_args(argv)
+    # deferred: the command line only (it builds models)
+    from runners.reference import build_reference
+
+    if not has_converter():
+        print(f"error: the LiteRT converter (litert-torch) is not installed: {converter_gap()}", file=sys.stderr)
+        return 2
+    status = 0
+    for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+        runtime = LiteRTRuntime(lambda: build_reference(model, args.tiny, args.weights), None,
+                                artifact_dir=args.out, model=model)
+        runtime.load()
+        for text in args.shapes.split(","):
+            shape = parse_shape(text)
+            try:
+                runtime.interpreter(shape)
+            except UnsupportedError as exc:
+                print(f"{model} {text}: unsupported: {exc}", file=sys.stderr)
+                status = 1
+                continue
+            facts = runtime.facts
+            print(f"{model} {text}: {facts['runtime_artifact']} ({facts['runtime_artifact_bytes']} bytes, "
+                  f"{'cached' if facts['runtime_loaded_from_cache'] else 'converted in %.1f s' % facts['runtime_export_s']})")
+        runtime.close()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

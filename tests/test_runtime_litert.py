@@ -1,0 +1,244 @@
+"""LiteRT as a runner: it converts a ``.tflite`` per input shape from the PyTorch module, checks it
+against PyTorch, caches it under a key of model, weights, shape and versions, records what it ran
+with and how long the conversion took (apart from the latency), turns what it cannot convert into
+``unsupported`` cells with the reason, runs files converted elsewhere where the converter is
+missing (Linux aarch64), and measures beside PyTorch in a tiny suite run.
+
+The tests that convert skip, with the reason, where the converter (litert-torch) or the runtime
+(ai-edge-litert) cannot be imported (``make setup-runtimes RUNTIMES=litert`` installs them); the
+refusal of a missing package is tested everywhere.  Conversions are kept few and small (tiny
+log-mel and TERA; a GRU is refused by its size limit, not converted).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bench.cli import main as bench_main
+from bench.profiles import load_profile
+from bench.settings import SettingsError, build_settings
+from runners.audio import synthetic_batch
+from runners.runtimes import LiteRTRuntime, UnsupportedError, make_runtime
+from runners.runtimes import litert as litert_module
+from runners.runtimes.packages import OPTIONAL, install, wheel_gap
+
+HAVE_RUNTIME = importlib.util.find_spec("ai_edge_litert") is not None
+HAVE_CONVERTER = importlib.util.find_spec("litert_torch") is not None
+needs_runtime = pytest.mark.skipif(not HAVE_RUNTIME,
+                                   reason="ai-edge-litert is not installed (make setup-runtimes RUNTIMES=litert)")
+needs_converter = pytest.mark.skipif(not (HAVE_RUNTIME and HAVE_CONVERTER),
+                                     reason="litert-torch or ai-edge-litert is not installed (make setup-runtimes "
+                                            "RUNTIMES=litert; the converter has no Linux aarch64 wheel)")
+
+
+def build(model: str):
+    from runners.reference import build_reference
+
+    return lambda: build_reference(model, True, "random")
+
+
+def torch_outputs(model: str, wav: np.ndarray) -> list[np.ndarray]:
+    import torch
+
+    with torch.inference_mode():
+        return [o.numpy() for o in build(model)()(torch.from_numpy(wav))]
+
+
+def litert(model: str, tmp_path, **kw):
+    return make_runtime("litert", build=build(model), provider="XNNPACK", threads=1,
+                        artifact_dir=tmp_path / "litert", model=model, **kw)
+
+
+@needs_converter
+def test_converts_checks_and_caches_a_model_per_shape(tmp_path):
+    from export.onnx_export import compare_outputs
+
+    wav = synthetic_batch(1, 4000, seed=3)
+    runtime = litert("logmel", tmp_path)
+    runtime.load()
+    facts = runtime.facts
+    assert facts["runtime_delegate"] == "XNNPACK" and facts["runtime_precision"] == "fp32"
+    assert facts["runtime_threads"] == 1 and facts["runtime_version"] and facts["runtime_converter"]
+    prepared = runtime.prepare(wav)
+    out = runtime.outputs_numpy(runtime.make_call(prepared)())
+    err, cosine = compare_outputs(torch_outputs("logmel", wav), out)
+    assert cosine > 0.9999 and err < 1e-3, (err, cosine)
+    assert runtime.batch_of(prepared) == 1
+    facts = dict(runtime.facts)
+    assert facts["runtime_loaded_from_cache"] is False and facts["runtime_export_s"] > 0
+    assert facts["runtime_artifact_check"]["cosine"] > 0.9999  # checked when converted
+    assert facts["runtime_delegated_nodes"] > 0 and facts["runtime_delegate"] == "XNNPACK"  # read back
+    assert facts["runtime_artifact_made_with"] is None  # made here, by these versions
+    files = sorted((tmp_path / "litert").glob("logmel-b1-n4000-*.tflite"))
+    assert len(files) == 1 and files[0].with_suffix(".json").exists()
+    runtime.close()
+
+    again = litert("logmel", tmp_path)  # a later run: same model, weights, shape and versions
+    again.load()
+    out2 = again.outputs_numpy(again.make_call(again.prepare(wav))())
+    assert again.facts["runtime_loaded_from_cache"] is True and again.facts["runtime_export_s"] is None
+    assert np.array_equal(out[-1], out2[-1])
+    # another shape or other weights: another key, another file
+    assert again.artifact_path((1, 4000)) == files[0] and again.artifact_path((2, 4000)) != files[0]
+    again.digest = "other weights"
+    assert again.artifact_path((1, 4000)) != files[0] and again.cached((1, 4000)) is None
+
+
+@needs_converter
+def test_without_the_converter_it_runs_a_file_made_elsewhere_or_says_where_to_make_it(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "litert"
+    # made "elsewhere": the command line a machine with the converter runs
+    assert litert_module.main(["--models", "logmel", "--shapes", "1x3200", "--tiny", "--weights", "random",
+                               "--out", str(out)]) == 0
+    assert "logmel 1x3200: logmel-b1-n3200-" in capsys.readouterr().out
+    [made] = out.glob("logmel-b1-n3200-*.tflite")
+    sidecar = made.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    meta["key"].update(torch="2.0.0+elsewhere", litert_torch="0.0.1")  # other versions made it
+    sidecar.write_text(json.dumps(meta))
+
+    monkeypatch.setattr(litert_module, "has_converter", lambda: False)  # as on Linux aarch64
+    monkeypatch.setattr(litert_module, "converter_version", lambda: None)
+    runtime = litert("logmel", tmp_path)
+    runtime.load()
+    assert runtime.facts["runtime_converter"] is None
+    wav = synthetic_batch(1, 3200, seed=0)
+    out_lite = runtime.outputs_numpy(runtime.make_call(runtime.prepare(wav))())
+    from export.onnx_export import compare_outputs
+
+    err, cosine = compare_outputs(torch_outputs("logmel", wav), out_lite)
+    assert cosine > 0.9999 and err < 1e-3
+    assert runtime.facts["runtime_loaded_from_cache"] is True and runtime.facts["runtime_artifact"] == made.name
+    assert runtime.facts["runtime_artifact_made_with"]["torch"] == "2.0.0+elsewhere"
+    with pytest.raises(UnsupportedError) as err_info:  # a shape nobody converted
+        runtime.prepare(synthetic_batch(1, 4800, seed=0))
+    said = str(err_info.value)
+    assert "the LiteRT converter (litert-torch) is not installed on this machine" in said
+    assert "python -m runners.runtimes.litert --models logmel --shapes 1x4800" in said
+    assert "copy its results/onnx/litert/ here" in said
+    made.write_bytes(made.read_bytes()[:-8] + b"\0" * 8)  # a damaged file is not taken either
+    assert runtime.cached((1, 3200)) is None
+
+
+def test_the_refusal_names_the_missing_aarch64_wheel():
+    assert "publishes no Linux aarch64 wheel" in litert_module.converter_gap("aarch64", "Linux")
+    assert "make setup-runtimes RUNTIMES=litert" in litert_module.converter_gap("x86_64", "Linux")
+
+
+@needs_converter
+def test_what_it_cannot_convert_is_unsupported_with_the_reason(tmp_path):
+    import torch
+
+    apc = litert("apc", tmp_path)  # a GRU: refused by its size limit, before any conversion is tried
+    apc.load()
+    with pytest.raises(UnsupportedError, match=r"unrolls the GRU frame by frame: an input of 16000 samples is "
+                                               r"above the \d+-sample limit set for RNNs"):
+        apc.prepare(synthetic_batch(1, 16000, seed=0))
+
+    class DataDependent(torch.nn.Module):  # control flow on the input's values: torch.export refuses it
+        def forward(self, x):
+            if x.sum() > 0:
+                return (x.unsqueeze(-1),)
+            return (-x.unsqueeze(-1),)
+
+    bad = make_runtime("litert", build=DataDependent, provider="XNNPACK", threads=1)
+    bad.load()
+    with pytest.raises(UnsupportedError, match="could not convert input 1x800: "):
+        bad.prepare(synthetic_batch(1, 800, seed=0))
+
+    slow = LiteRTRuntime(build("logmel"), 1, model="logmel", export_timeout_s=0.01)  # past its time limit
+    slow.load()
+    with pytest.raises(UnsupportedError, match="took longer than 0.01 s and was stopped"):
+        slow.prepare(synthetic_batch(1, 1600, seed=0))
+    with pytest.raises(UnsupportedError, match="this input is as large or larger"):
+        slow.prepare(synthetic_batch(2, 3200, seed=0))  # not tried again
+    with pytest.raises(UnsupportedError, match="the int8 variant is a PyTorch and ONNX Runtime recipe"):
+        litert("logmel", tmp_path, variant="int8").load()
+    with pytest.raises(UnsupportedError, match="graph optimisation level 'basic' does not apply"):
+        litert("logmel", tmp_path, opt_level="basic")
+
+
+@needs_converter
+def test_a_model_that_disagrees_with_pytorch_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("runners.runtimes.litert.MIN_COSINE", 1.5)  # no output can pass
+    runtime = litert("logmel", tmp_path)
+    runtime.load()
+    with pytest.raises(UnsupportedError, match="disagrees with PyTorch: max abs err .* cosine"):
+        runtime.prepare(synthetic_batch(1, 1600, seed=0))
+    assert not list((tmp_path / "litert").glob("*.tflite"))  # nothing refused is cached
+
+
+@needs_converter
+def test_a_tiny_suite_measures_litert_beside_pytorch_and_records_the_unsupported(tmp_path):
+    from bench.suite import run_suite
+    from runstore.folder import read_cells
+
+    settings = build_settings(load_profile("cpu"), models="tera,apc", runtimes="pytorch,litert",
+                              batch_sizes="1", durations="0.5", reps=3, threads="1", providers=None,
+                              energy="none", tiny=True, results_dir=str(tmp_path / "results"),
+                              min_time_s=0.05, max_time_s=0.5)
+    outcome = run_suite(replace(settings, measure_peak=False), progress=False, log=lambda m: None,
+                        environment={"test": True})
+    cells = {(c["model"], c["runtime"]): c for c in read_cells(outcome.run_dir)}
+    measured = cells[("tera", "litert")]
+    assert measured["status"] == "ok", measured["error"]
+    assert measured["provider"] == "XNNPACK" and measured["threads"] == 1 and measured["variant"] == "fp32"
+    assert measured["latency_n"] >= 3 and measured["load_time_s"] > 0
+    assert measured["output_cosine"] > 0.9999 and measured["output_max_abs_err"] < 1e-3  # the fidelity probe
+    extra = measured["extra"]
+    assert extra["runtime_delegate"] == "XNNPACK" and extra["runtime_precision"] == "fp32"
+    assert extra["runtime_threads"] == 1 and extra["runtime_version"]
+    assert extra["runtime_export_s"] > 0 and extra["runtime_loaded_from_cache"] is False  # apart from latency
+    assert extra["runtime_artifact"].startswith("tera-b1-n8000-")
+    assert extra["canary_change"] is not None  # LiteRT's own canary ran around the cell
+    assert cells[("tera", "pytorch")]["status"] == "ok"
+    refused = cells[("apc", "litert")]
+    assert refused["status"] == "unsupported" and "unrolls the GRU" in refused["error"], refused["error"]
+    assert cells[("apc", "pytorch")]["status"] == "ok"
+    assert outcome.all_ok  # unsupported by design is not a failure
+    # the models are cached beside the ONNX files: one per shape (the cell's and the probe's 1 s)
+    assert len(list((tmp_path / "results" / "onnx" / "litert").glob("tera-*.tflite"))) == 2
+
+
+def test_a_missing_litert_is_refused_with_how_to_install_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # find_spec answers None
+    monkeypatch.setattr("runners.runtimes.packages.wheel_gap", lambda package: None)
+    with pytest.raises(SettingsError) as err:
+        build_settings(load_profile("cpu"), models="tera", runtimes="pytorch,litert", batch_sizes="1",
+                       durations="1", reps=None, threads="1", providers=None, energy="none")
+    assert str(err.value).startswith("RUNTIMES=litert: the ai_edge_litert package is not installed; install it "
+                                     "with make setup-runtimes RUNTIMES=litert (or ")
+    assert "--no-deps -r requirements-litert.txt" in str(err.value)
+    code = bench_main(["--device", "cpu", "--models", "tera", "--runtimes", "pytorch,litert", "--tiny",
+                       "--quick", "--energy", "none", "--results", str(tmp_path / "results")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "make setup-runtimes RUNTIMES=litert" in lines[0], lines
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_packages_install_without_their_dependencies_keep_torch_and_skip_the_converter_on_aarch64(
+        monkeypatch, capsys):
+    package = OPTIONAL["litert"]
+    assert package.no_deps and package.requirements_path.exists()
+    lines = [line.split("#")[0].strip() for line in package.requirements_path.read_text().splitlines()]
+    lines = [line for line in lines if line]
+    assert not any(line.split(";")[0].strip().startswith("torch") and not line.startswith(("torchao", "torchax"))
+                   for line in lines), lines
+    converter = [line for line in lines if line.startswith(("litert-torch", "litert-converter"))]
+    assert converter and all("platform_machine" in line for line in converter)  # not on Linux aarch64
+    assert any(line.startswith("ai-edge-litert") and ";" not in line for line in lines)  # the runtime: everywhere
+    assert wheel_gap(package, (3, 11), "Linux", "aarch64", (2, 36)) is None
+    assert "no wheel for Linux riscv64" in wheel_gap(package, (3, 11), "Linux", "riscv64", (2, 39))
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    monkeypatch.setattr("runners.runtimes.packages.wheel_gap", lambda package: None)
+    monkeypatch.setattr("runners.runtimes.packages.platform.machine", lambda: "aarch64")
+    ran: list = []
+    assert install(["litert"], run=lambda cmd: ran.append(cmd) or 0) == 0
+    assert "--no-deps" in ran[0] and ran[0][-2:] == ["-r", str(package.requirements_path)]
+    assert "the converter (litert-torch" in capsys.readouterr().out
