@@ -32,7 +32,7 @@ What it cannot take is ``unsupported`` with the reason, and the run goes on:
 The timed call is ``set_tensor`` → ``invoke`` → ``get_tensor`` of every output, on an interpreter
 made (``num_threads`` = the cell's threads) and allocated once per shape.  Recorded in every cell
 (``extra.runtime_*``): the runtime and converter versions, the delegate (``XNNPACK``, LiteRT's
-default on the CPU; how many nodes it took, read from the interpreter), fp32, the threads passed.
+default on the CPU; its partitions and the ops it left, read from the interpreter), fp32, the threads passed.
 """
 
 from __future__ import annotations
@@ -65,9 +65,11 @@ from runners.runtimes.executorch import (
 DELEGATE = "XNNPACK"
 PRECISION = "fp32"
 RECIPE = "litert_torch.convert(module, (sample,)) -> .tflite, fp32, default XNNPACK delegate, v1"
-# an RNN is unrolled frame by frame: above this many input samples it is refused before converting
-# (docs/runtimes.md: the measurements behind the limit)
-MAX_RNN_SAMPLES = 4000
+# an RNN is unrolled frame by frame, and XNNPACK packs the recurrent weights once per unrolled step:
+# full-size APC (GRU 3 x 512) at 1 s (100 frames) took 162 s to convert and its interpreter 0.9 GB
+# (~9 MB per frame), so above 1 s of input (16000 samples) an RNN is refused before converting
+# (docs/runtimes.md)
+MAX_RNN_SAMPLES = 16000
 EXPORT_TIMEOUT_S = 480.0  # a conversion that takes longer is stopped: unsupported (under the 900 s cell timeout)
 # the fields of a cache key that say which model, weights and shape a file is; the others (versions)
 # say what made it, and a machine without the converter takes a file made by other versions
@@ -132,17 +134,28 @@ def output_order(interpreter: Any) -> list[int]:
 
 
 def delegation(interpreter: Any) -> tuple[int, list[str]]:
-    """(nodes the delegate took, op names left to LiteRT's own kernels) in the execution plan, as
-    the interpreter reports its nodes after ``allocate_tensors``."""
+    """(delegate partitions, op names left to LiteRT's own kernels), read from an allocated
+    interpreter.  Its node list keeps every node of the graph and adds one ``DELEGATE`` node per
+    partition the delegate took (inputs: the tensors entering it; outputs: those leaving it): a node
+    is delegated when it is reached walking back from a partition's outputs without crossing its inputs."""
     try:
         ops = interpreter._get_ops_details()
     except Exception:  # an interpreter without the (private) node listing
         return -1, []
-    delegated = sum(1 for op in ops if "DELEGATE" in str(op.get("op_name", "")).upper())
-    # a delegated node keeps its entry; the ones it replaced are not in the plan any more, so the
-    # names below are every op of the graph when nothing was delegated, and a mixed list otherwise
-    left = sorted({str(op.get("op_name")) for op in ops if "DELEGATE" not in str(op.get("op_name", "")).upper()})
-    return delegated, left
+    graph = [op for op in ops if op.get("op_name") != "DELEGATE"]
+    partitions = [op for op in ops if op.get("op_name") == "DELEGATE"]
+    producer = {int(t): i for i, op in enumerate(graph) for t in op.get("outputs", ())}
+    inside: set[int] = set()
+    for partition in partitions:
+        entering = {int(t) for t in partition.get("inputs", ())}
+        stack = [int(t) for t in partition.get("outputs", ())]
+        while stack:
+            tensor = stack.pop()
+            if tensor in entering or tensor not in producer or producer[tensor] in inside:
+                continue
+            inside.add(producer[tensor])
+            stack.extend(int(t) for t in graph[producer[tensor]].get("inputs", ()))
+    return len(partitions), sorted({str(op.get("op_name")) for i, op in enumerate(graph) if i not in inside})
 
 
 class LiteRTRuntime:
@@ -250,8 +263,8 @@ class LiteRTRuntime:
         """Why ``shape`` is not even tried (an RNN over a long input, a shape past a timed-out one)."""
         if self.rnn and shape[1] > self.max_rnn_samples:
             return (f"LiteRT's converter unrolls the {self.rnn} frame by frame: an input of {shape[1]} samples is "
-                    f"above the {self.max_rnn_samples}-sample limit set for RNNs (the interpreter's memory grows "
-                    f"with every frame; docs/runtimes.md)")
+                    f"above the {self.max_rnn_samples}-sample limit set for RNNs (conversion time and the "
+                    f"interpreter's memory grow with every frame: ~9 MB per frame for full-size APC; docs/runtimes.md)")
         if self.timed_out and shape[0] >= self.timed_out[0] and shape[1] >= self.timed_out[1]:
             return (f"the LiteRT conversion of input {self.timed_out[0]}x{self.timed_out[1]} took longer than "
                     f"{self.export_timeout_s:g} s and was stopped; this input is as large or larger")
@@ -368,8 +381,8 @@ class LiteRTRuntime:
             "runtime_artifact_check": meta["check"],
             "runtime_artifact_made_with": None if made_here else {
                 k: meta["key"].get(k) for k in ("torch", "litert_torch", "ai_edge_litert")},
-            "runtime_delegated_nodes": delegated,
-            "runtime_undelegated_ops": left if delegated > 0 else None,
+            "runtime_delegate_partitions": delegated,
+            "runtime_undelegated_ops": left if delegated >= 0 else None,
         })
         if delegated == 0:
             self.facts["runtime_delegate"] = None  # LiteRT's own kernels ran everything

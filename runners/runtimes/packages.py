@@ -64,10 +64,10 @@ OPTIONAL = {
         note="each release pairs with one torch release: 1.4 <-> torch 2.13 (pytorch/executorch #21563)"),
     "litert": RuntimePackage(
         runtime="litert", module="ai_edge_litert", requirements="requirements-litert.txt",
-        pythons=((3, 10), (3, 13)),
+        pythons=((3, 10), (3, 14)),  # ai-edge-litert 2.3.0 and litert-converter 0.5.0: cp310-cp314
         machines={"Linux": ("x86_64", "aarch64"), "Darwin": ("arm64",)},
-        min_glibc={"aarch64": (2, 28), "x86_64": (2, 28)},
-        no_deps=True,  # litert-torch's metadata pins torch and pulls torchax, kagglehub, transformers, ...
+        min_glibc={"aarch64": (2, 27), "x86_64": (2, 27)},
+        no_deps=True,  # litert-torch's metadata pins torch<2.15 and pulls kagglehub, transformers, sentencepiece, ...
         note="the runtime (ai-edge-litert) installs on Linux aarch64, the converter (litert-torch) does not",
         partial={"aarch64": "the converter (litert-torch: litert-converter has no Linux aarch64 wheel) is not "
                             "installed: only .tflite files converted elsewhere run here (docs/runtimes.md)"}),
