@@ -66,7 +66,7 @@ DELEGATE = "XNNPACK"
 PRECISION = "fp32"
 RECIPE = "litert_torch.convert(module, (sample,)) -> .tflite, fp32, default XNNPACK delegate, v1"
 # an RNN is unrolled frame by frame, and XNNPACK packs the recurrent weights once per unrolled step:
-# full-size APC (GRU 3 x 512) at 1 s (100 frames) took 162 s to convert and its interpreter 0.9 GB
+# full-size APC (GRU 3 x 512) at 1 s (~100 frames) took 69-162 s to convert and its interpreter 0.9 GB
 # (~9 MB per frame), so above 1 s of input (16000 samples) an RNN is refused before converting
 # (docs/runtimes.md)
 MAX_RNN_SAMPLES = 16000
@@ -105,7 +105,7 @@ def converter_gap(machine: str | None = None, system: str | None = None) -> str:
     machine, system = machine or platform.machine(), system or platform.system()
     if system == "Linux" and machine in ("aarch64", "arm64"):
         return "litert-converter, which litert-torch needs, publishes no Linux aarch64 wheel: only the runtime installs here"
-    return "make setup-runtimes RUNTIMES=litert installs it where a wheel exists (x86-64 Linux, macOS)"
+    return "make setup-runtimes RUNTIMES=litert installs it on x86-64 Linux and macOS"
 
 
 def convert(module: Any, example: Any) -> bytes:
@@ -271,9 +271,9 @@ class LiteRTRuntime:
         return None
 
     def no_converter(self, shape: tuple[int, int]) -> str:
-        where = self.artifact_dir or "results/onnx/litert"
+        where = f"{self.artifact_dir} holds" if self.artifact_dir else "there is no cache folder with"
         return (f"the LiteRT converter (litert-torch) is not installed on this machine ({converter_gap()}), and "
-                f"{where} holds no .tflite for input {shape[0]}x{shape[1]} of this model and weights: convert it "
+                f"{where} no .tflite for input {shape[0]}x{shape[1]} of this model and weights: convert it "
                 f"on a machine with the converter (python -m runners.runtimes.litert --models {self.model} "
                 f"--shapes {shape[0]}x{shape[1]}, with the run's --tiny/--weights, or a make bench "
                 f"RUNTIMES=litert there with the same settings) and copy its results/onnx/litert/ here")
