@@ -31,8 +31,6 @@ from runners.runtimes.packages import OPTIONAL, install, wheel_gap
 
 HAVE_RUNTIME = importlib.util.find_spec("ai_edge_litert") is not None
 HAVE_CONVERTER = importlib.util.find_spec("litert_torch") is not None
-needs_runtime = pytest.mark.skipif(not HAVE_RUNTIME,
-                                   reason="ai-edge-litert is not installed (make setup-runtimes RUNTIMES=litert)")
 needs_converter = pytest.mark.skipif(not (HAVE_RUNTIME and HAVE_CONVERTER),
                                      reason="litert-torch or ai-edge-litert is not installed (make setup-runtimes "
                                             "RUNTIMES=litert; the converter has no Linux aarch64 wheel)")
