@@ -381,11 +381,10 @@ class LiteRTRuntime:
             "runtime_artifact_check": meta["check"],
             "runtime_artifact_made_with": None if made_here else {
                 k: meta["key"].get(k) for k in ("torch", "litert_torch", "ai_edge_litert")},
+            "runtime_delegate": None if delegated == 0 else DELEGATE,  # 0 partitions: LiteRT's own kernels ran it all
             "runtime_delegate_partitions": delegated,
             "runtime_undelegated_ops": left if delegated >= 0 else None,
         })
-        if delegated == 0:
-            self.facts["runtime_delegate"] = None  # LiteRT's own kernels ran everything
         return interpreter
 
     # --- the Runtime protocol -----------------------------------------------------------------
