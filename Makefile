@@ -29,7 +29,7 @@ help:
 	@echo "make bench   set up, export and benchmark the lab suite (DEVICE=$(DEVICE))"
 	@echo "make setup-runtimes RUNTIMES=openvino,executorch,litert   install an optional runtime (all: every one)"
 	@echo "make export  build the models and export them to ONNX (checked against PyTorch)"
-	@echo "make export RUNTIMES=executorch DEVICE=rpi   per-shape ExecuTorch programs for a board, with a manifest"
+	@echo "make export RUNTIMES=executorch,litert DEVICE=rpi   per-shape ExecuTorch programs / LiteRT models for a board, with a manifest"
 	@echo "make test    set up and run the tests"
 	@echo "make lint    ruff over the tree, mypy over the run store, harness and runtimes"
 	@echo "make sensors list the energy sensors found here, what is missing and how to fix it"

@@ -1,4 +1,4 @@
-"""``make export RUNTIMES=executorch``: the edge runtimes' per-shape artifacts for a device profile's
+"""``make export RUNTIMES=executorch,litert``: the edge runtimes' per-shape artifacts for a device profile's
 cells, made on this machine to be used on another, with their manifest.
 
 A board cannot always make them itself: LiteRT's converter has no Linux aarch64 wheel, and an
@@ -59,7 +59,7 @@ class EdgeExport:
 
 def split_runtimes(names: tuple[str, ...]) -> tuple[bool, tuple[str, ...]]:
     """(whether an ONNX export is wanted, the runtimes whose artifacts make export makes) for
-    ``RUNTIMES``: ONNX Runtime and OpenVINO load the ONNX file; ExecuTorch makes per-shape
+    ``RUNTIMES``: ONNX Runtime and OpenVINO load the ONNX file; ExecuTorch and LiteRT make per-shape
     artifacts; PyTorch builds its module in the worker (nothing to export)."""
     expanded = expand_runtimes(names)
     return bool(set(expanded) & set(ONNX_RUNTIMES)), tuple(r for r in expanded if r in SHIPPABLE)

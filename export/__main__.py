@@ -1,5 +1,5 @@
 """``python -m export``: build and export models to ONNX (``make export`` calls it); with
-``RUNTIMES=executorch`` also the edge runtimes' per-shape artifacts for ``DEVICE``'s cells, with
+``RUNTIMES=executorch`` (or ``litert``) also the edge runtimes' per-shape artifacts for ``DEVICE``'s cells, with
 their manifest (``bench/edge_export.py``: made here, used on a board)."""
 
 from __future__ import annotations

@@ -199,7 +199,7 @@ SETTINGS: tuple[SettingDef, ...] = (
                field="onnx_dir", tools=SHARED, folder="ONNX folder"),
     SettingDef("ARTIFACTS_DIR", "--artifacts-dir", parse_text, None, "<ONNX_DIR>/artifacts",
                "edge-runtime artifacts made for other machines, with their manifest: written by make export "
-               "RUNTIMES=executorch, used by make bench where they match, shipped to the boards by make fleet",
+               "RUNTIMES=executorch or litert, used by make bench where they match, shipped to the boards by make fleet",
                field="artifacts_dir", tools=("bench", "export", "fleet"), folder="artifacts folder"),
     SettingDef("FLOPS_DIR", "--flops-dir", parse_text, None, "<RESULTS_DIR>/flops",
                "where make flops writes its report", tools=("flops",), folder="FLOPs folder"),

@@ -1,8 +1,9 @@
 """LiteRT as a runner: it converts a ``.tflite`` per input shape from the PyTorch module, checks it
 against PyTorch, caches it under a key of model, weights, shape and versions, records what it ran
 with and how long the conversion took (apart from the latency), turns what it cannot convert into
-``unsupported`` cells with the reason, runs files converted elsewhere where the converter is
-missing (Linux aarch64), and measures beside PyTorch in a tiny suite run.
+``unsupported`` cells with the reason, runs models converted elsewhere (``make export
+RUNTIMES=litert``) where the converter is missing (Linux aarch64), and measures beside PyTorch in a
+tiny suite run.
 
 The tests that convert skip, with the reason, where the converter (litert-torch) or the runtime
 (ai-edge-litert) cannot be imported (``make setup-runtimes RUNTIMES=litert`` installs them); the
@@ -74,15 +75,17 @@ def test_converts_checks_and_caches_a_model_per_shape(tmp_path):
     assert facts["runtime_artifact_check"]["cosine"] > 0.9999  # checked when converted
     assert facts["runtime_delegate_partitions"] > 0 and facts["runtime_delegate"] == "XNNPACK"  # read back
     assert facts["runtime_undelegated_ops"] == []  # XNNPACK took every op of log-mel
-    assert facts["runtime_artifact_made_with"] is None  # made here, by these versions
+    assert facts["runtime_artifact"] == "exported here" and facts["runtime_artifact_made_with"] is None
     files = sorted((tmp_path / "litert").glob("logmel-b1-n4000-*.tflite"))
     assert len(files) == 1 and files[0].with_suffix(".json").exists()
+    assert facts["runtime_artifact_file"] == files[0].name
     runtime.close()
 
     again = litert("logmel", tmp_path)  # a later run: same model, weights, shape and versions
     again.load()
     out2 = again.outputs_numpy(again.make_call(again.prepare(wav))())
-    assert again.facts["runtime_loaded_from_cache"] is True and again.facts["runtime_export_s"] is None
+    assert again.facts["runtime_artifact"] == "from cache" and again.facts["runtime_export_s"] is None
+    assert again.facts["runtime_loaded_from_cache"] is True
     assert np.array_equal(out[-1], out2[-1])
     # another shape or other weights: another key, another file
     assert again.artifact_path((1, 4000)) == files[0] and again.artifact_path((2, 4000)) != files[0]
@@ -91,39 +94,58 @@ def test_converts_checks_and_caches_a_model_per_shape(tmp_path):
 
 
 @needs_converter
-def test_without_the_converter_it_runs_a_file_made_elsewhere_or_says_where_to_make_it(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "litert"
-    # made "elsewhere": the command line a machine with the converter runs
-    assert litert_module.main(["--models", "logmel", "--shapes", "1x3200", "--tiny", "--weights", "random",
-                               "--out", str(out)]) == 0
-    assert "logmel 1x3200: logmel-b1-n3200-" in capsys.readouterr().out
-    [made] = out.glob("logmel-b1-n3200-*.tflite")
-    sidecar = made.with_suffix(".json")
-    meta = json.loads(sidecar.read_text())
-    meta["key"].update(torch="2.0.0+elsewhere", litert_torch="0.0.1")  # other versions made it
-    sidecar.write_text(json.dumps(meta))
-
-    monkeypatch.setattr(litert_module, "has_converter", lambda: False)  # as on Linux aarch64
-    monkeypatch.setattr(litert_module, "converter_version", lambda: None)
-    runtime = litert("logmel", tmp_path)
-    runtime.load()
-    assert runtime.facts["runtime_converter"] is None
-    wav = synthetic_batch(1, 3200, seed=0)
-    out_lite = runtime.outputs_numpy(runtime.make_call(runtime.prepare(wav))())
+def test_make_export_converts_for_a_board_that_has_no_converter(tmp_path, capsys, monkeypatch):
+    """``make export RUNTIMES=litert DEVICE=rpi`` on an x86-64 machine; the board (Linux aarch64: the
+    runtime only) uses the manifest's files, and refuses a shape nobody converted saying how to make it."""
+    import export.__main__ as export_main
     from export.onnx_export import compare_outputs
 
-    err, cosine = compare_outputs(torch_outputs("logmel", wav), out_lite)
+    for name in ("RUNTIMES", "DEVICE", "MODELS", "BATCH_SIZES", "DURATIONS", "GRID", "QUICK", "ONNX_DIR",
+                 "ARTIFACTS_DIR", "FRESH", "WEIGHTS"):
+        monkeypatch.delenv(name, raising=False)
+    laptop = tmp_path / "laptop"
+    assert export_main.main(["--runtimes", "litert", "--device", "rpi", "--models", "logmel", "--tiny",
+                             "--batch-sizes", "1", "--durations", "0.25", "--results", str(laptop)]) == 0
+    out = capsys.readouterr().out
+    folder = laptop / "onnx" / "artifacts"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert sorted(tuple(e["input_shape"]) for e in manifest["artifacts"]) == [(1, 4000), (1, 16000)], out
+    entry = next(e for e in manifest["artifacts"] if e["input_shape"] == [1, 4000])
+    assert entry["runtime"] == "litert" and entry["file"].startswith("litert/logmel-b1-n4000-")
+    assert entry["file"].endswith(".tflite") and entry["check"]["cosine"] > 0.9999
+    assert entry["runtime_versions"]["ai-edge-litert"] and entry["exporter_versions"]["litert-torch"]
+    assert "edge artifacts: 2 made, 0 up to date" in out
+
+    monkeypatch.setattr(litert_module, "has_converter", lambda: False)  # the board: no converter
+    monkeypatch.setattr(litert_module, "converter_gap", lambda: "no wheel here (a test)")
+    board = make_runtime("litert", build=build("logmel"), provider="XNNPACK", threads=1, model="logmel",
+                         artifact_dir=tmp_path / "board-cache", manifest_dir=folder)
+    board.load()
+    assert board.facts["runtime_converter"] is None
+    wav = synthetic_batch(1, 4000, seed=3)
+    got = board.outputs_numpy(board.make_call(board.prepare(wav))())
+    err, cosine = compare_outputs(torch_outputs("logmel", wav), got)
     assert cosine > 0.9999 and err < 1e-3
-    assert runtime.facts["runtime_loaded_from_cache"] is True and runtime.facts["runtime_artifact"] == made.name
-    assert runtime.facts["runtime_artifact_made_with"]["torch"] == "2.0.0+elsewhere"
+    facts = board.facts
+    assert facts["runtime_artifact"].startswith("from manifest (made on ") and facts["runtime_export_s"] is None
+    assert facts["runtime_artifact_made_with"]["litert-torch"] and facts["runtime_artifact_file"].endswith(".tflite")
     with pytest.raises(UnsupportedError) as err_info:  # a shape nobody converted
-        runtime.prepare(synthetic_batch(1, 4800, seed=0))
+        board.prepare(synthetic_batch(1, 4800, seed=0))
     said = str(err_info.value)
-    assert "the LiteRT converter (litert-torch) is not installed on this machine" in said
-    assert "python -m runners.runtimes.litert --models logmel --shapes 1x4800" in said
-    assert "copy its results/onnx/litert/ here" in said
-    made.write_bytes(made.read_bytes()[:-8] + b"\0" * 8)  # a damaged file is not taken either
-    assert runtime.cached((1, 3200)) is None
+    assert said.startswith("no matching artifact and this machine cannot convert: the LiteRT converter "
+                           "(litert-torch) is not installed on this machine (no wheel here (a test))")
+    assert "make export RUNTIMES=litert DEVICE=<this board's profile>" in said
+    board.close()
+
+    edited = json.loads((folder / "manifest.json").read_text())  # another runtime release on the board
+    for e in edited["artifacts"]:
+        e["runtime_versions"]["ai-edge-litert"] = "2.0.0"
+    (folder / "manifest.json").write_text(json.dumps(edited))
+    board = make_runtime("litert", build=build("logmel"), provider="XNNPACK", threads=1, model="logmel",
+                         artifact_dir=tmp_path / "board-cache", manifest_dir=folder)
+    board.load()
+    with pytest.raises(UnsupportedError, match="refused: made for ai-edge-litert 2.0.0, this machine has ai-edge-litert"):
+        board.prepare(wav)
 
 
 def test_the_refusal_names_the_missing_aarch64_wheel():
@@ -197,7 +219,8 @@ def test_a_tiny_suite_measures_litert_beside_pytorch(tmp_path):
     assert extra["runtime_delegate"] == "XNNPACK" and extra["runtime_precision"] == "fp32"
     assert extra["runtime_threads"] == 1 and extra["runtime_version"] and extra["runtime_converter"]
     assert extra["runtime_export_s"] > 0 and extra["runtime_loaded_from_cache"] is False  # apart from latency
-    assert extra["runtime_artifact"].startswith("tera-b1-n8000-") and extra["runtime_undelegated_ops"] == []
+    assert extra["runtime_artifact"] == "exported here" and extra["runtime_undelegated_ops"] == []
+    assert extra["runtime_artifact_file"].startswith("tera-b1-n8000-")
     assert extra["canary_change"] is not None  # LiteRT's own canary ran around the cell
     assert cells[("tera", "pytorch")]["status"] == "ok"
     assert outcome.all_ok

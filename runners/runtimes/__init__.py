@@ -31,8 +31,8 @@ ONNX_RUNTIMES = ("onnxruntime", "openvino")
 # delegate, LiteRT's default CPU delegate (XNNPACK too)
 FIXED_PROVIDERS = {"openvino": "CPU", "executorch": "XNNPACK", "litert": "XNNPACK"}
 # the runtimes whose per-shape artifacts can be made on another machine (make export RUNTIMES=...)
-# and used here from their manifest (runners/runtimes/artifacts.py); LiteRT next
-SHIPPABLE = ("executorch",)
+# and used here from their manifest (runners/runtimes/artifacts.py)
+SHIPPABLE = ("executorch", "litert")
 
 
 def expand_runtimes(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -88,5 +88,5 @@ def make_runtime(kind: str, *, build: Callable[[], Any] | None = None, onnx_path
             raise UnsupportedError(f"LiteRT runs with its default XNNPACK delegate here, not {provider!r}")
         if opt_level != "all":
             raise UnsupportedError(f"ONNX Runtime's graph optimisation level {opt_level!r} does not apply to LiteRT")
-        return LiteRTRuntime(build, threads, variant, artifact_dir, model)
+        return LiteRTRuntime(build, threads, variant, artifact_dir, model, manifest_dir=manifest_dir)
     raise ValueError(f"unknown runtime {kind!r}; valid: {', '.join(RUNTIME_NAMES)}")

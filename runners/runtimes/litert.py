@@ -13,17 +13,19 @@ later run with the same key loads the file instead of converting again.  The con
 recorded apart (``extra.runtime_export_s``, ``null`` when loaded from the cache), never in a latency.
 
 The runtime (``ai-edge-litert``) installs on Linux aarch64, the converter does not (its
-``litert-converter`` has no Linux aarch64 wheel).  Where the converter is missing, the runner loads
-a ``.tflite`` made elsewhere for the same model, weights and shape (its sidecar's key, the versions
-aside: those are recorded as what it was made with) from the same folder, and otherwise refuses
-the cell saying where to convert it (``python -m runners.runtimes.litert`` on a machine with the
-converter, then copy ``results/onnx/litert/``).
+``litert-converter`` has no Linux aarch64 wheel).  Models converted on another machine (``make
+export RUNTIMES=litert DEVICE=rpi`` on an x86-64 laptop, shipped by ``make fleet``) are used from
+their manifest (``manifest_dir``) when the model hash, shape, recipe and ai-edge-litert release
+match and the file's checksum verifies (``runners/runtimes/artifacts.py``, as for ExecuTorch;
+``extra.runtime_artifact`` says where the model came from); where the converter is missing and no
+such file matches, the cell is refused saying how to make one.
 
 What it cannot take is ``unsupported`` with the reason, and the run goes on:
 
 - an RNN (GRU/LSTM) is unrolled into one set of nodes per frame and its interpreter's memory grows
-  with the input (docs/runtimes.md), so an RNN above :data:`MAX_RNN_SAMPLES` input samples is
-  refused before converting;
+  with the input (docs/runtimes.md), so an RNN above :data:`MAX_RNN_SAMPLES` input samples is not
+  converted during ``make bench`` (a cached or shipped model is still used; ``make export`` tries
+  it, within its time limit);
 - a conversion that fails, with the converter's own words; one that outlasts
   ``export_timeout_s`` is stopped (and so is every larger shape of the same model in this worker);
 - a model that disagrees with PyTorch, or that LiteRT cannot load;
@@ -37,12 +39,9 @@ default on the CPU; its partitions and the ops it left, read from the interprete
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.util
-import json
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -50,6 +49,7 @@ from typing import Any, Callable
 import numpy as np
 
 from runners.memory import return_freed_memory
+from runners.runtimes import artifacts
 from runners.runtimes.base import UnsupportedError
 from runners.runtimes.executorch import (
     MAX_REL_ERR,
@@ -57,7 +57,6 @@ from runners.runtimes.executorch import (
     Deadline,
     ExportTimeout,
     has_rnn,
-    module_digest,
     reason_of,
     time_limit,
 )
@@ -71,9 +70,6 @@ RECIPE = "litert_torch.convert(module, (sample,)) -> .tflite, fp32, default XNNP
 # (docs/runtimes.md)
 MAX_RNN_SAMPLES = 16000
 EXPORT_TIMEOUT_S = 480.0  # a conversion that takes longer is stopped: unsupported (under the 900 s cell timeout)
-# the fields of a cache key that say which model, weights and shape a file is; the others (versions)
-# say what made it, and a machine without the converter takes a file made by other versions
-IDENTITY = ("model", "module_sha256", "input_shape", "recipe")
 CONVERTER_MODULE = "litert_torch"
 
 
@@ -163,9 +159,11 @@ class LiteRTRuntime:
 
     def __init__(self, build: Callable[[], Any], threads: int | None, variant: str = "fp32",
                  artifact_dir: str | Path | None = None, model: str = "model",
-                 export_timeout_s: float | None = EXPORT_TIMEOUT_S, max_rnn_samples: int = MAX_RNN_SAMPLES) -> None:
+                 export_timeout_s: float | None = EXPORT_TIMEOUT_S, max_rnn_samples: int = MAX_RNN_SAMPLES,
+                 manifest_dir: str | Path | None = None) -> None:
         self.build, self.threads, self.variant = build, threads, variant
         self.artifact_dir = Path(artifact_dir) if artifact_dir else None
+        self.manifest_dir = Path(manifest_dir) if manifest_dir else None  # models converted elsewhere (make export)
         self.model, self.export_timeout_s, self.max_rnn_samples = model, export_timeout_s, max_rnn_samples
         self.provider = DELEGATE
         self.io = "host arrays, copied in by set_tensor and out by get_tensor inside the timed call"
@@ -173,6 +171,7 @@ class LiteRTRuntime:
         self.facts: dict[str, Any] = {}
         self.module: Any = None
         self.digest = ""
+        self.weights_digest = ""
         self.rnn: str | None = None
         self.converter = False
         self.timed_out: tuple[int, int] | None = None  # the smallest shape whose conversion timed out
@@ -195,7 +194,7 @@ class LiteRTRuntime:
         self._interpreter_class = Interpreter
         self.module = self.build().eval()
         self.rnn = has_rnn(self.module)
-        self.digest = module_digest(self.module)
+        self.digest, self.weights_digest = artifacts.module_digests(self.module)
         self.converter = has_converter()
         self.load_time_s = time.perf_counter() - start
         self.facts = {"runtime_version": litert_version(), "runtime_delegate": DELEGATE,
@@ -203,92 +202,67 @@ class LiteRTRuntime:
                       "runtime_converter": f"litert-torch {converter_version()}" if self.converter else None}
 
     # --- the artifact, per input shape -------------------------------------------------------
-    def key(self, shape: tuple[int, int]) -> dict[str, Any]:
+    def artifact_key(self, shape: tuple[int, int]) -> artifacts.ArtifactKey:
+        """What the model for ``shape`` is made from and for (runners/runtimes/artifacts.py): the
+        ai-edge-litert release loads it (must match where it is used); torch and litert-torch make it."""
         import torch  # deferred: heavy
 
-        return {"model": self.model, "module_sha256": self.digest, "input_shape": list(shape),
-                "torch": torch.__version__, "litert_torch": converter_version(), "ai_edge_litert": litert_version(),
-                "recipe": RECIPE}
+        return artifacts.ArtifactKey(
+            runtime=self.name, model=self.model, module_sha256=self.digest, weights_sha256=self.weights_digest,
+            input_shape=(int(shape[0]), int(shape[1])), recipe=RECIPE, suffix=".tflite",
+            runtime_versions={"ai-edge-litert": litert_version()},
+            exporter_versions={"torch": torch.__version__, "litert-torch": converter_version()})
+
+    def key(self, shape: tuple[int, int]) -> dict[str, Any]:
+        """The cache's key for ``shape`` (its sidecar's ``key``)."""
+        return self.artifact_key(shape).cache_dict()
 
     def artifact_path(self, shape: tuple[int, int]) -> Path | None:
         if self.artifact_dir is None:
             return None
-        key = hashlib.sha256(json.dumps(self.key(shape), sort_keys=True).encode()).hexdigest()[:16]
-        return self.artifact_dir / f"{self._stem(shape)}-{key}.tflite"
+        return artifacts.cache_path(self.artifact_dir, self.artifact_key(shape))
 
-    def _stem(self, shape: tuple[int, int]) -> str:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model)
-        return f"{safe}-b{shape[0]}-n{shape[1]}"
-
-    def _intact(self, path: Path, want: dict[str, Any], fields: tuple[str, ...] | None) -> dict[str, Any] | None:
-        """The sidecar of ``path`` when its key matches ``want`` (on ``fields``, or whole) and the file its checksum."""
-        try:
-            meta = json.loads(path.with_suffix(".json").read_text())
-        except (OSError, ValueError):
-            return None
-        key = meta.get("key") or {}
-        if (key != want) if fields is None else any(key.get(f) != want[f] for f in fields):
-            return None
-        try:
-            if meta.get("sha256") != hashlib.sha256(path.read_bytes()).hexdigest():
-                return None
-        except OSError:
-            return None
-        return meta
-
-    def cached(self, shape: tuple[int, int]) -> tuple[Path, dict[str, Any]] | None:
-        """A cached model for ``shape`` whose key and checksum still match.  Without the converter,
-        one made elsewhere (other versions) for the same model, weights and shape will do: the newest."""
-        path = self.artifact_path(shape)
-        if path is None:
-            return None
-        want = self.key(shape)
-        if path.exists():
-            meta = self._intact(path, want, None)
-            if meta is not None:
-                return path, meta
-        if self.converter:
-            return None
-        found = []
-        for other in sorted(path.parent.glob(f"{self._stem(shape)}-*.tflite")):
-            meta = self._intact(other, want, IDENTITY)
-            if meta is not None:
-                found.append((str(meta.get("created", "")), other, meta))
-        if not found:
-            return None
-        _, other, meta = max(found, key=lambda item: item[0])
-        return other, meta
+    def cached(self, shape: tuple[int, int]) -> dict[str, Any] | None:
+        """The sidecar of a cached model for ``shape`` whose key and checksum still match."""
+        return artifacts.read_cached(self.artifact_dir, self.artifact_key(shape))
 
     def refusal(self, shape: tuple[int, int]) -> str | None:
-        """Why ``shape`` is not even tried (an RNN over a long input, a shape past a timed-out one)."""
+        """Why ``shape`` is not converted during a benchmark (no converter here, an RNN over a long
+        input, a shape past a timed-out one): a cached or shipped model is still used."""
+        if not self.converter:
+            return self.no_converter(shape)
         if self.rnn and shape[1] > self.max_rnn_samples:
             return (f"LiteRT's converter unrolls the {self.rnn} frame by frame: an input of {shape[1]} samples is "
                     f"above the {self.max_rnn_samples}-sample limit set for RNNs (conversion time and the "
-                    f"interpreter's memory grow with every frame: ~9 MB per frame for full-size APC; docs/runtimes.md)")
+                    f"interpreter's memory grow with every frame: ~9 MB per frame for full-size APC; "
+                    f"docs/runtimes.md; make export RUNTIMES=litert can make it on another machine)")
+        return self.after_timeout(shape)
+
+    def after_timeout(self, shape: tuple[int, int]) -> str | None:
+        """Why ``shape`` is not tried at all: as large or larger than a shape whose conversion timed out."""
         if self.timed_out and shape[0] >= self.timed_out[0] and shape[1] >= self.timed_out[1]:
             return (f"the LiteRT conversion of input {self.timed_out[0]}x{self.timed_out[1]} took longer than "
                     f"{self.export_timeout_s:g} s and was stopped; this input is as large or larger")
         return None
 
     def no_converter(self, shape: tuple[int, int]) -> str:
-        where = f"{self.artifact_dir} holds" if self.artifact_dir else "there is no cache folder with"
-        return (f"the LiteRT converter (litert-torch) is not installed on this machine ({converter_gap()}), and "
-                f"{where} no .tflite for input {shape[0]}x{shape[1]} of this model and weights: convert it "
-                f"on a machine with the converter (python -m runners.runtimes.litert --models {self.model} "
-                f"--shapes {shape[0]}x{shape[1]}, with the run's --tiny/--weights, or a make bench "
-                f"RUNTIMES=litert there with the same settings) and copy its results/onnx/litert/ here")
+        return (f"the LiteRT converter (litert-torch) is not installed on this machine ({converter_gap()}); "
+                f"make the .tflite for input {shape[0]}x{shape[1]} on a machine that has it with make export "
+                f"RUNTIMES=litert DEVICE=<this board's profile> and the run's MODELS, TINY, WEIGHTS, BATCH_SIZES "
+                f"and DURATIONS, then ship its ARTIFACTS_DIR here (make fleet does)")
 
     def export(self, shape: tuple[int, int]) -> tuple[bytes, dict[str, Any]]:
-        """Convert and check the model for ``shape``; UnsupportedError when it cannot be."""
+        """Convert and check the model for ``shape``; UnsupportedError when it cannot be.  No size
+        limit for RNNs here (``make export`` calls this directly): only the time limit."""
         import torch  # deferred: heavy (the parent imports this module)
 
         from export.onnx_export import compare_outputs  # deferred: it imports torch
 
-        why = self.refusal(shape)
-        if why:
-            raise UnsupportedError(why)
         if not self.converter:
             raise UnsupportedError(self.no_converter(shape))
+        why = self.after_timeout(shape)
+        if why:
+            raise UnsupportedError(why)
         example = torch.from_numpy(probe(shape))
         start = time.perf_counter()
         deadline = Deadline(self.export_timeout_s)
@@ -338,27 +312,18 @@ class LiteRTRuntime:
         return data, meta
 
     def interpreter(self, shape: tuple[int, int]) -> Any:
-        """The allocated interpreter for ``shape``: its model from the cache, or converted now."""
+        """The allocated interpreter for ``shape``: its model from this machine's cache, from a
+        manifest of models converted elsewhere, or converted now (runners/runtimes/artifacts.py
+        decides, and says which)."""
         if self._shape == shape and self._interpreter is not None:
             return self._interpreter
         self._interpreter = self._source = None  # one model at a time: its weights are the cell's memory
-        hit = self.cached(shape)
-        path = self.artifact_path(shape)
-        if hit is not None:
-            path, meta = hit
-            source: Any = path
-            from_cache = True
-        else:
-            source, meta = self.export(shape)
-            from_cache = False
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tflite.tmp")
-                tmp.write_bytes(source)
-                tmp.replace(path)
-                path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
-                source = path
+        got = artifacts.obtain(self.artifact_key(shape), convert=lambda: self.export(shape),
+                               cache_dir=self.artifact_dir, manifest_dir=self.manifest_dir,
+                               cannot_convert=self.refusal(shape))
+        if got.exported_here:
             return_freed_memory()  # what the conversion freed goes back before the cell's memory is read
+        meta, source = got.meta, got.source
         start = time.perf_counter()
         try:
             if isinstance(source, Path):
@@ -366,21 +331,22 @@ class LiteRTRuntime:
             else:  # no cache folder: the bytes, kept alive as long as the interpreter
                 interpreter = self._interpreter_class(model_content=source, num_threads=self.threads or None)
             interpreter.allocate_tensors()
-        except Exception as exc:  # a file LiteRT cannot load (made by a newer converter, say)
+        except Exception as exc:  # a file LiteRT cannot load
             raise UnsupportedError(f"LiteRT {litert_version()} could not load the model for input "
-                                   f"{shape[0]}x{shape[1]}: {reason_of(exc)}") from None
+                                   f"{shape[0]}x{shape[1]} ({got.provenance}): {reason_of(exc)}") from None
         delegated, left = delegation(interpreter)
         self._source, self._interpreter, self._shape = source, interpreter, shape
-        made_here = meta["key"] == self.key(shape)
+        shipped = not got.exported_here and meta.get("exporter_versions") is not None
         self.facts.update({
-            "runtime_loaded_from_cache": from_cache,
-            "runtime_export_s": None if from_cache else meta["export_s"],
+            "runtime_artifact": got.provenance,  # exported here | from cache | from manifest (made on <host>)
+            "runtime_artifact_file": got.file_name,
+            "runtime_artifact_refused": "; ".join(got.refused) or None,
+            "runtime_artifact_made_with": meta.get("exporter_versions") if shipped else None,
+            "runtime_loaded_from_cache": not got.exported_here,
+            "runtime_export_s": meta["export_s"] if got.exported_here else None,
             "runtime_program_load_s": time.perf_counter() - start,
-            "runtime_artifact": path.name if path is not None else None,
-            "runtime_artifact_bytes": meta["bytes"],
-            "runtime_artifact_check": meta["check"],
-            "runtime_artifact_made_with": None if made_here else {
-                k: meta["key"].get(k) for k in ("torch", "litert_torch", "ai_edge_litert")},
+            "runtime_artifact_bytes": meta.get("bytes"),
+            "runtime_artifact_check": meta.get("check"),
             "runtime_delegate": None if delegated == 0 else DELEGATE,  # 0 partitions: LiteRT's own kernels ran it all
             "runtime_delegate_partitions": delegated,
             "runtime_undelegated_ops": left if delegated >= 0 else None,
@@ -441,48 +407,3 @@ def probe(shape: tuple[int, int]) -> np.ndarray:
     from runners.audio import synthetic_batch  # deferred: only a conversion needs it
 
     return synthetic_batch(shape[0], shape[1], seed=7)
-
-
-def parse_shape(text: str) -> tuple[int, int]:
-    batch, _, samples = text.lower().partition("x")
-    return int(batch), int(samples)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Convert (or find cached) ``.tflite`` files for models and shapes, into the folder a board
-    reads: ``python -m runners.runtimes.litert --models tera --shapes 1x16000,1x32000 [--tiny]``."""
-    p = argparse.ArgumentParser(prog="python -m runners.runtimes.litert", description=main.__doc__)
-    p.add_argument("--models", required=True, help="comma-separated model names")
-    p.add_argument("--shapes", default="1x16000", help="BATCHxSAMPLES,... (16000 samples = 1 s)")
-    p.add_argument("--tiny", action="store_true", help="the tiny configurations (as make bench TINY=1)")
-    p.add_argument("--weights", default="default", help="as make bench WEIGHTS (default: each model's own)")
-    p.add_argument("--out", default="results/onnx/litert", help="the cache folder (make bench's ONNX_DIR/litert)")
-    args = p.parse_args(argv)
-    # deferred: the command line only (it builds models)
-    from runners.reference import build_reference
-
-    if not has_converter():
-        print(f"error: the LiteRT converter (litert-torch) is not installed: {converter_gap()}", file=sys.stderr)
-        return 2
-    status = 0
-    for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-        runtime = LiteRTRuntime(lambda: build_reference(model, args.tiny, args.weights), None,
-                                artifact_dir=args.out, model=model)
-        runtime.load()
-        for text in args.shapes.split(","):
-            shape = parse_shape(text)
-            try:
-                runtime.interpreter(shape)
-            except UnsupportedError as exc:
-                print(f"{model} {text}: unsupported: {exc}", file=sys.stderr)
-                status = 1
-                continue
-            facts = runtime.facts
-            print(f"{model} {text}: {facts['runtime_artifact']} ({facts['runtime_artifact_bytes']} bytes, "
-                  f"{'cached' if facts['runtime_loaded_from_cache'] else 'converted in %.1f s' % facts['runtime_export_s']})")
-        runtime.close()
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
