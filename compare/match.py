@@ -8,7 +8,7 @@ Axes (``--by``):
   they are shown, not matched — unless a group has several of them for one cell, then cells
   pair by equal settings.
 * ``run`` — one group per run folder, matched like ``device``.
-* ``runtime`` — every runtime of a run side by side (pytorch, onnxruntime, openvino, executorch)
+* ``runtime`` — every runtime of a run side by side (pytorch, onnxruntime, openvino, executorch, litert)
   inside each run: the run is part of the row, the provider is a setting.  The base is the
   runtime the runs' speed-ups were against (``SPEEDUP_BASE``, recorded in each record; PyTorch
   in records written before it) when they agree, else the first.

@@ -51,7 +51,8 @@ def _short_label(comp: Comparison, row: Row, drop_model: bool) -> str:
     for name in ("runtime", "provider", "variant"):
         if f.get(name) is not None and not (name == "variant" and f[name] == "fp32"):
             v = str(f[name]).replace("ExecutionProvider", "EP")
-            parts.append({"onnxruntime": "ort", "pytorch": "pt", "openvino": "ov", "executorch": "et"}.get(v, v))
+            parts.append({"onnxruntime": "ort", "pytorch": "pt", "openvino": "ov", "executorch": "et",
+                          "litert": "lrt"}.get(v, v))
     b, d = f.get("batch_size"), f.get("duration_s")
     parts.append(f"b{int(b) if isinstance(b, float) and b.is_integer() else b}×"
                  f"{int(d) if isinstance(d, float) and d.is_integer() else d}s")

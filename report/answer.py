@@ -23,6 +23,8 @@ from runstore.identity import software_label
 from runstore.records import CellRecord
 from setting_defs.table import OPTIONAL_RUNTIME_PACKAGES
 
+PACKAGE_OF = {"litert": "ai-edge-litert"}  # a runtime whose distribution has another name
+
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     """A run.json entry that should be an object, or an empty one (an old or damaged run)."""
@@ -68,7 +70,8 @@ def machine_line(run: Mapping[str, Any], runtimes: Sequence[str] = ()) -> str:
     cores = hardware.get("usable_cores") or hardware.get("logical_cores")
     if cores:
         parts.append(f"{cores} usable core(s)")
-    optional = [r for r in runtimes if r in OPTIONAL_RUNTIME_PACKAGES]  # openvino, executorch: named as their packages
+    # openvino, executorch: named as their packages; LiteRT's package is ai-edge-litert
+    optional = [p for p in (PACKAGE_OF.get(r, r) for r in runtimes) if p in OPTIONAL_RUNTIME_PACKAGES]
     libraries = {k: software[k] for k in ("torch", "onnxruntime", *optional) if software.get(k)}
     if libraries:
         parts.append(software_label(libraries))

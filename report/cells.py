@@ -36,8 +36,9 @@ from runstore.verdict import iqr as samples_iqr
 
 PYTORCH = "pytorch"
 ORT = "onnxruntime"
-RUNTIME_LABELS = {PYTORCH: "PyTorch", ORT: "ONNX Runtime", "openvino": "OpenVINO", "executorch": "ExecuTorch"}
-SHORT_LABELS = {PYTORCH: "PT", ORT: "ORT", "openvino": "OV", "executorch": "ET"}
+RUNTIME_LABELS = {PYTORCH: "PyTorch", ORT: "ONNX Runtime", "openvino": "OpenVINO", "executorch": "ExecuTorch",
+                  "litert": "LiteRT"}
+SHORT_LABELS = {PYTORCH: "PT", ORT: "ORT", "openvino": "OV", "executorch": "ET", "litert": "LRT"}
 DEFAULT_PAIR = DEFAULT_RUNTIMES  # the default comparison: PyTorch and ONNX Runtime
 NOISY_PERCENT = f"{NOISY_IQR_RATIO:.0%}"  # "10%", for sentences that name the threshold
 SIZE_FIELDS = ("params_total", "params_unique", "params_used", "model_bytes", "onnx_bytes")

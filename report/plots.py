@@ -34,6 +34,7 @@ STYLES: dict[str, tuple[Any, ...]] = {
     PYTORCH: ("-", ":"), ORT: ("--", "-."),
     "openvino": ((0, (3, 1, 1, 1, 1, 1)), (0, (3, 5, 1, 5, 1, 5))),
     "executorch": ((0, (5, 1)), (0, (1, 1))),
+    "litert": ((0, (1, 2)), (0, (8, 2, 1, 2))),
 }
 
 
@@ -232,7 +233,7 @@ SCATTERS: tuple[ScatterSpec, ...] = (
                 "median latency (ms)", "energy per inference (J)",
                 _scaled(lambda c: c.latency_median_s, 1e3), _scaled(_energy, 1.0)),
 )
-MARKERS = {PYTORCH: "o", ORT: "s", "openvino": "D", "executorch": "^"}
+MARKERS = {PYTORCH: "o", ORT: "s", "openvino": "D", "executorch": "^", "litert": "v"}
 
 
 def _draw_scatter(spec: ScatterSpec, cells: Sequence[CellRecord], title: str, path: Path, dpi: int) -> bool:
