@@ -48,15 +48,17 @@ class Costs:
     """The costs a MAC count does not give, in seconds, from what the worker records of each cell
     (``extra.overhead_s``) on this project's 2-vCPU VM: a worker's start 1.5-3 s before its model
     loads (a comparison's workers import together), a cell's canary readings, protocol and record
-    under 1.5 s, a settle wait 10-20 ms a round.  The efficiency and the cap share were fitted to
+    0.045 s a side, a settle wait 0.034 s a side's round (the 12-05 08:48 default run: 96 side
+    cells, 720 rounds; before it the fixed part was taken as 1 s, and the prediction ran 60% over
+    the run's 391 s, its "fewest rounds" bound above it).  The efficiency and the cap share were fitted to
     the default run of ``docs/benchmarks/suite-time.md`` (2026-12-05, the stopping defaults of that
     day: calls reached 0.68 of the GEMM rate at the median; comparisons stopped a fifth of the way
     from their fewest rounds to their caps on average, 0.05 at the median)."""
 
     worker_start_s: float = 2.5  # process start, torch/onnxruntime imports, canary set-up, fidelity probe
     load_bytes_per_s: float = 60e6  # model load (and the parent's fp32 reference): its bytes at this rate
-    cell_fixed_s: float = 1.0  # canary readings before and after, protocol, memory, the record
-    settle_per_round_s: float = 0.015  # waiting for the other side's thread pool to go quiet (interleaved)
+    cell_fixed_s: float = 0.05  # canary readings before and after, protocol, memory, the record
+    settle_per_round_s: float = 0.034  # waiting for the other side's thread pool to go quiet (interleaved)
     efficiency: float = 0.67  # share of the GEMM rate a call reaches before any cell was measured
     cap_share: float = 0.2  # where between its fewest rounds (0) and its caps (1) a comparison stops
 
