@@ -13,7 +13,12 @@ slow stretch of the machine hits both alike), and reports for each:
 - the run's predicted wall time against its actual one, where the run records a prediction;
 - per cell, the verdict of the ONNX Runtime / PyTorch comparison (faster, slower or
   indistinguishable by the speed-up's 95% CI) against a reference run with ``--reference-caps``
-  times the time cap (``python -m runners --max-time``), and the share of cells that agree;
+  times the time cap (``python -m runners --max-time``) and a speed-up CI target
+  ``--reference-tighter`` times narrower (``--speedup-ci``): the stopping rule ends a cell when its
+  speed-up is known, so a reference with longer caps alone would stop at the same target and be
+  one more repeat, not a more patient run.  Each repeat's share of cells that agree, and of the
+  ones that differ, how many contradict the reference (faster against slower) rather than lack
+  its power (indistinguishable against a verdict);
 - with ``--repeats N``, the spread of each cell's speed-up across the repeats (max/min), the
   figure ``docs/benchmarks/drift.md`` reports for the old rule.
 
@@ -51,6 +56,7 @@ SCENARIOS = {
     "rpi": {"DEVICE": "rpi"},
 }
 DEFAULT_MAX_TIME_S = 8.0  # Settings.max_time_s: the reference run multiplies it
+DEFAULT_SPEEDUP_CI = 0.15  # SPEEDUP_CI's default: the reference run divides it
 
 
 def load_average() -> list[float]:
@@ -97,10 +103,13 @@ def prepare_exports(tree: Path, onnx_dir: Path, venv: Path, log: Path) -> None:
         raise SystemExit(f"suite_time: {' '.join(cmd)} exited {proc.returncode}; see {log}")
 
 
-def run_reference(tree: Path, results: Path, onnx_dir: Path, venv: Path, caps: float, log: Path) -> float:
-    """The default sweep with ``caps`` × the time cap per cell: the verdicts a patient user would get."""
+def run_reference(tree: Path, results: Path, onnx_dir: Path, venv: Path, caps: float, tighter: float,
+                  log: Path) -> float:
+    """The default sweep with ``caps`` × the time cap per cell and a speed-up CI target ``tighter``
+    times narrower: the verdicts a patient user would get."""
     cmd = [str(venv / "bin/python"), "-m", "runners", "--device", "cpu", "--results", str(results),
-           "--onnx-dir", str(onnx_dir), "--max-time", f"{DEFAULT_MAX_TIME_S * caps:g}", "--energy", "none"]
+           "--onnx-dir", str(onnx_dir), "--max-time", f"{DEFAULT_MAX_TIME_S * caps:g}",
+           "--speedup-ci", f"{DEFAULT_SPEEDUP_CI / tighter:g}", "--energy", "none"]
     start = time.perf_counter()
     with open(log, "w") as out:
         subprocess.run(cmd, cwd=tree, stdout=out, stderr=subprocess.STDOUT, check=False)
@@ -154,12 +163,20 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def agreement(run: dict[str, dict[str, Any]], reference: dict[str, dict[str, Any]]) -> tuple[int, int, list[str]]:
-    """Cells whose verdict equals the reference's, cells compared, and the ones that differ."""
+def agreement(run: dict[str, dict[str, Any]], reference: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Cells whose verdict equals the reference's, cells compared, the ones that differ (with both
+    speed-ups and CIs), and how many of those contradict it: one says faster where the other says
+    slower.  The rest differ by power: one run's CI still includes 1 where the other's does not."""
     common = sorted(set(run) & set(reference))
-    differ = [f"{k}: {run[k]['verdict']} vs {reference[k]['verdict']}" for k in common
-              if run[k]["verdict"] != reference[k]["verdict"]]
-    return len(common) - len(differ), len(common), differ
+
+    def show(cell: dict[str, Any]) -> str:
+        low, high = cell["ci"]
+        return f"{cell['verdict']} {cell['speedup']:.3f}x [{low:.3f}, {high:.3f}]"
+
+    differ = [k for k in common if run[k]["verdict"] != reference[k]["verdict"]]
+    contradict = [k for k in differ if "indistinguishable" not in (run[k]["verdict"], reference[k]["verdict"])]
+    return {"agree": len(common) - len(differ), "of": len(common), "contradict": len(contradict),
+            "differ": [f"{k}: {show(run[k])} vs reference {show(reference[k])}" for k in differ]}
 
 
 def spread(repeats: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -200,12 +217,20 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"| {row['scenario']} | " + " | ".join(f"{c.get(k, 0.0):.1f}" for k in named)
                      + f" | {other:.1f} | {stops} |")
     if result.get("agreement"):
-        lines += ["", "## Verdicts against a reference run", ""]
+        ref = result.get("reference") or {}
+        lines += ["", "## Verdicts against a reference run", "",
+                  f"Reference: the default sweep with {result['reference_caps']:g}× the time cap and a speed-up CI "
+                  f"target {result.get('reference_tighter', 1):g}× narrower (SPEEDUP_CI "
+                  f"{DEFAULT_SPEEDUP_CI / result.get('reference_tighter', 1):g}); "
+                  + (f"{ref['wall_s']:.0f} s, its cells stopped: "
+                     + ", ".join(f"{k} {v}" for k, v in sorted((ref.get('stop_reasons') or {}).items()))
+                     if ref else "") + ".", ""]
         for item in result["agreement"]:
             share = item["agree"] / item["of"] if item["of"] else float("nan")
-            lines.append(f"- {item['code']} {item['scenario']}: {item['agree']} of {item['of']} cells agree with "
-                         f"the reference ({share:.0%}); reference run {item['reference_wall_s']:.0f} s with "
-                         f"{result['reference_caps']:g}× the time cap.")
+            lines.append(f"- {item['code']} {item['scenario']} #{item.get('repeat', 0)}: {item['agree']} of "
+                         f"{item['of']} cells agree with the reference ({share:.0%}); of the "
+                         f"{item['of'] - item['agree']} that differ, {item.get('contradict', 'n/a')} contradict it "
+                         f"(faster against slower).")
             lines += [f"  - differs: {d}" for d in item["differ"]]
     if result.get("spread"):
         lines += ["", "## Spread of the speed-up across repeats", ""]
@@ -222,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--reference-caps", type=float, default=0.0,
                         help="also run the default sweep with this many times the time cap (0: no reference)")
+    parser.add_argument("--reference-tighter", type=float, default=2.0,
+                        help="the reference's speed-up CI target is SPEEDUP_CI's default divided by this")
     parser.add_argument("--venv", default=str(REPO / ".venv"))
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -239,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                               "machine": machine_line(cpu),
                               "load_start": load_average(), "rows": [], "agreement": [], "spread": [],
-                              "reference_caps": args.reference_caps}
+                              "reference_caps": args.reference_caps, "reference_tighter": args.reference_tighter}
     warm_onnx = {code: tmp / f"onnx-{i}" for i, (code, _) in enumerate(trees)}
     by_run: dict[tuple[str, str], list[dict[str, dict[str, Any]]]] = {}
     for scenario in scenarios:
@@ -266,13 +293,18 @@ def main(argv: list[str] | None = None) -> int:
             result["spread"].append({"code": code, "scenario": scenario, "repeats": len(runs), **spread(runs)})
     if args.reference_caps > 0 and "default" in scenarios:
         results = tmp / "results-reference"
-        ref_wall = run_reference(REPO, results, warm_onnx["after"], venv, args.reference_caps, tmp / "reference.log")
-        reference = verdicts(latest_run(results))
+        ref_wall = run_reference(REPO, results, warm_onnx["after"], venv, args.reference_caps,
+                                 args.reference_tighter, tmp / "reference.log")
+        ref_dir = latest_run(results)
+        reference = verdicts(ref_dir)
+        ref_facts = run_facts(ref_dir)
+        result["reference"] = {"wall_s": ref_wall, "run": ref_facts.get("run"),
+                               "stop_reasons": ref_facts.get("stop_reasons"), "verdicts": reference}
         for (code, scenario), runs in by_run.items():
             if scenario == "default":
-                agree, of, differ = agreement(runs[0], reference)
-                result["agreement"].append({"code": code, "scenario": scenario, "agree": agree, "of": of,
-                                            "differ": differ, "reference_wall_s": ref_wall})
+                for repeat, run in enumerate(runs):
+                    result["agreement"].append({"code": code, "scenario": scenario, "repeat": repeat,
+                                                **agreement(run, reference)})
     result["load_end"] = load_average()
     write_outputs(args.out, render(result), result)
     print(f"logs and runs: {tmp}", file=sys.stderr)
