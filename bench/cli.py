@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from host.environment import read_memory
 from host.sysfs import sysfs_root
 from runstore.lock import RunInProgress
-from setting_defs import SettingError, add_flags, setting, settings_for
+from setting_defs import SettingError, add_flags, check_folder, setting, settings_for
 
 if TYPE_CHECKING:
     from bench.profiles import DeviceProfile
@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                          or args.batch_sizes or args.durations)
         kwargs["models"] = args.models or _models_that_fit(profile, own_sweep)
         settings = build_settings(profile, **kwargs)  # type: ignore[arg-type]
+        if setting("ARTIFACTS_DIR").value(args.artifacts_dir):
+            # make bench only reads it (make export writes it): a typo would convert here without a word
+            check_folder(settings.artifacts_dir, "ARTIFACTS_DIR", "--artifacts-dir",
+                         f"make export RUNTIMES=executorch,litert DEVICE={profile.name} writes it")
     except (ProfileError, SettingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

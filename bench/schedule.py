@@ -194,6 +194,8 @@ class Side:
                 self.forget_worker()
                 self.fail(cell, status, text)
                 return None
+            if isinstance(message, str):  # next_message says only "timeout" as a string
+                continue
             kind = message.get("type")
             if kind == "start":
                 self.on_start(CellShape.from_dict(message["cell"]))

@@ -28,7 +28,7 @@ from runstore.records import RUNTIMES
 from setting_defs import SettingError, check_writable, measuring_fields, parse_count, parse_list, setting
 from setting_defs.kinds import is_unset
 
-QUICK = {"batch_sizes": (1,), "durations": (1.0,), "reps": 5, "min_time_s": 0.2, "max_time_s": 3.0}
+QUICK: dict[str, Any] = {"batch_sizes": (1,), "durations": (1.0,), "reps": 5, "min_time_s": 0.2, "max_time_s": 3.0}
 
 # a bad setting (one line naming the value and what is valid); the definitions raise it too
 SettingsError = SettingError

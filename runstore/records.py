@@ -190,13 +190,19 @@ class KeyedCell(Protocol):
     """Anything with a cell's identity as attributes: a :class:`CellRecord`, or a cell of the
     plan (``bench.plan.PlannedCell``), so that resume compares plan and records field by field."""
 
-    model: str
-    runtime: str
-    provider: str
-    variant: str
-    batch_size: int
-    duration_s: float
-
+    # read-only (properties): the plan's cells are frozen dataclasses
+    @property
+    def model(self) -> str: ...
+    @property
+    def runtime(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def variant(self) -> str: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def duration_s(self) -> float: ...
     @property
     def threads(self) -> int | None: ...
 

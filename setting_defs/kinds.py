@@ -112,6 +112,17 @@ def check_writable(path: str | Path, name: str, flag: str | None = None, noun: s
         raise SettingError(f"{noun} {path} is not writable (checked {probe}); choose another with {how}")
 
 
+def check_folder(path: str | Path, name: str, flag: str | None = None, hint: str = "") -> None:
+    """A folder that is only read (it must exist and be readable), checked before anything runs."""
+    target = Path(path).expanduser()
+    if not target.is_dir():
+        what = "is a file, not a folder" if target.exists() else "no such folder"
+        how = f"; set {name}=... / {flag} to another" if flag else ""
+        raise SettingError(f"{name}={path}: {what}{f' ({hint})' if hint else ''}{how}")
+    if not os.access(target, os.R_OK | os.X_OK):
+        raise SettingError(f"{name}={path}: the folder is not readable")
+
+
 def check_file(path: str | Path, name: str) -> None:
     """A file that must exist and be readable before anything runs."""
     target = Path(path).expanduser()

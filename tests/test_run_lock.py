@@ -152,6 +152,30 @@ def test_two_runs_with_the_same_settings_opened_at_once_get_one_owner(tmp_path, 
     assert holder_of(opened) is None and (opened / LOCK_FILE).read_bytes() == b""  # a clean end leaves no trace
 
 
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "every-core-busy"])
+def test_twenty_pairs_started_together_never_write_one_run_folder(tmp_path, busy):
+    """The issue's proof: 20 pairs in a loop, also with every core (both, on the 2-core lab VM) spinning,
+    so that the two openers are scheduled in every order; each pair gets one owner and one folder."""
+    cores = min(len(os.sched_getaffinity(0)), 8) if busy else 0
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        for i in range(20):
+            device_dir = tmp_path / f"pair-{i}" / "results" / "cpu"
+            device_dir.parent.parent.mkdir()
+            if i % 2:  # every other pair could both resume one interrupted run
+                write_run(device_dir / "20261201-100000-s1", status="interrupted")
+            pair = start_together(device_dir, tmp_path / f"pair-{i}", {}, {})
+            results = [opener.result() for opener in pair]
+            assert sorted("opened" in r for r in results) == [False, True], results
+            assert sorted(opener.let_go() for opener in pair) == [0, 2]
+            folders = [p.name for p in device_dir.iterdir() if p.is_dir()]
+            assert len(folders) == 1 and (folders == ["20261201-100000-s1"]) == bool(i % 2), folders
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
 def test_a_run_with_other_settings_may_measure_alongside_and_is_told(tmp_path):
     device_dir = tmp_path / "results" / "cpu"
     a, b = start_together(device_dir, tmp_path, {"settings_hash": "s1"}, {"settings_hash": "s2"})

@@ -338,3 +338,38 @@ def test_make_eval_honours_runtimes_onnx_dir_tiny_threads_and_weights(clean_env,
         assert line.startswith(message), line
         clean_env.delenv(name)
     assert len(seen) == 2   # none of the refusals reached the evaluation
+
+
+def test_a_named_artifacts_dir_that_is_not_a_folder_is_refused_before_anything_runs(clean_env, tmp_path, capsys,
+                                                                                     monkeypatch):
+    # make bench only reads ARTIFACTS_DIR (make export writes it): a typo would convert here without a word
+    seen = []
+
+    class Captured(Exception):
+        pass
+
+    def capture(settings, **kw):
+        seen.append(settings)
+        raise Captured  # the settings were accepted: nothing is measured here
+
+    monkeypatch.setattr("bench.suite.run_suite", capture)
+    argv = ["--device", "cpu", "--tiny", "--models", "logmel", "--runtimes", "pytorch", "--batch-sizes", "1",
+            "--durations", "0.5", "--energy", "none", "--threads", "1", "--no-progress",
+            "--results", str(tmp_path / "results")]
+    missing = tmp_path / "artifacts-typo"
+    assert bench_cli.main([*argv, "--artifacts-dir", str(missing)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (f"error: ARTIFACTS_DIR={missing}: no such folder (make export RUNTIMES=executorch,litert "
+                    "DEVICE=cpu writes it); set ARTIFACTS_DIR=... / --artifacts-dir to another")
+    (tmp_path / "a-file").write_text("")
+    clean_env.setenv("ARTIFACTS_DIR", str(tmp_path / "a-file"))   # make bench ARTIFACTS_DIR=...
+    assert bench_cli.main(argv) == 2
+    assert "ARTIFACTS_DIR=" in capsys.readouterr().err and seen == []
+    missing.mkdir()
+    clean_env.setenv("ARTIFACTS_DIR", str(missing))
+    with pytest.raises(Captured):
+        bench_cli.main(argv)
+    clean_env.delenv("ARTIFACTS_DIR")
+    with pytest.raises(Captured):   # unset: the default <ONNX_DIR>/artifacts may well be absent
+        bench_cli.main(argv)
+    assert [s.artifacts_dir for s in seen] == [str(missing), str(tmp_path / "results" / "onnx" / "artifacts")]
