@@ -188,12 +188,16 @@ def test_the_fleet_ships_a_board_only_what_its_run_can_use(tmp_path):
     from fleet.config import parse_hosts
 
     folder = tmp_path / "artifacts"
-    first = shipped(folder, key())
+    first = shipped(folder, key(input_shape=(1, 16000)))
     other = key(model="tera", input_shape=(1, 16000))
     rel, _ = artifacts.copy_into(folder, other, b"tera program")
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["artifacts"].append({**first, "model": "tera", "input_shape": [1, 16000], "file": rel,
                                   "sha256": hashlib.sha256(b"tera program").hexdigest(), "bytes": 12})
+    for shape in ((1, 4000), (8, 16000), (2, 32000)):  # shapes the Pi's default sweep never uses
+        extra = key(input_shape=shape)
+        name, _ = artifacts.copy_into(folder, extra, b"another logmel program")
+        manifest["artifacts"].append({**first, "input_shape": list(shape), "file": name})
     manifest["unsupported"] = [{"runtime": "executorch", "model": "apc", "reason": "too long"}]
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
@@ -209,6 +213,17 @@ def test_the_fleet_ships_a_board_only_what_its_run_can_use(tmp_path):
     assert pick(folder, board()) is None  # the Pi's profile measures PyTorch and ONNX Runtime only
     assert pick(folder, board(RUNTIMES="executorch", TINY="")) is None  # full size: none made
     assert pick(tmp_path / "none", board(RUNTIMES="executorch")) is None
+    # only the shapes the board's plan uses: its sweep (BATCH_SIZES, DURATIONS, GRID, QUICK on its profile's) and the probe
+    shapes = {name: [(e["model"], tuple(e["input_shape"])) for e in pick(folder, board(RUNTIMES="executorch", **more)).entries]
+              for name, more in (("pi", {}), ("b8", {"BATCH_SIZES": "8"}), ("grid", {"BATCH_SIZES": "2", "GRID": "1"}),
+                                 ("short", {"DURATIONS": "0.25", "MODELS": "logmel"}))}
+    assert shapes == {"pi": [("logmel", (1, 16000)), ("tera", (1, 16000))],
+                      "b8": [("logmel", (1, 16000)), ("logmel", (8, 16000)), ("tera", (1, 16000))],
+                      "grid": [("logmel", (1, 16000)), ("logmel", (2, 32000)), ("tera", (1, 16000))],
+                      "short": [("logmel", (1, 4000)), ("logmel", (1, 16000))]}
+    assert len(pick(folder, parse_hosts("pi@rpi5:auto", {"TINY": "1", "RUNTIMES": "executorch"})[0]).entries) == 5
+    with pytest.raises(ArtifactsError, match="BATCH_SIZES"):
+        pick(folder, board(RUNTIMES="executorch", BATCH_SIZES="one"))
     buffer = io.BytesIO()
     both.write_tar(buffer)
     buffer.seek(0)
