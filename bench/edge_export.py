@@ -3,7 +3,8 @@ cells, made on this machine to be used on another, with their manifest.
 
 A board cannot always make them itself: LiteRT's converter has no Linux aarch64 wheel, and an
 ExecuTorch export of an RNN takes minutes and GBs (``make bench`` does not even try one above
-0.25 s of input).  ``make export RUNTIMES=executorch DEVICE=rpi`` on a laptop makes one artifact for
+0.25 s of input; ``make export`` neither, unless ``LONG_RNN=1``).  ``make export
+RUNTIMES=executorch DEVICE=rpi`` on a laptop makes one artifact for
 every shape ``make bench DEVICE=rpi`` would measure — the profile's sweep as the bench's own settings
 make it (``BATCH_SIZES``, ``DURATIONS``, ``GRID``, ``QUICK``, ``TINY``, ``MODELS``, ``WEIGHTS``
 apply) — and for the fidelity probe's input, with the runtime's own export (the one its runner
@@ -15,7 +16,9 @@ checksum verifies (``runners/runtimes/artifacts.py``).
 An artifact already in the manifest with the same key (every version included) and an intact file
 is kept ("up to date"; ``FRESH=1`` makes it again); one in this machine's cache
 (``<ONNX_DIR>/<runtime>/``) is copied rather than exported again.  What a runtime cannot make is
-listed under the manifest's ``unsupported`` with the reason, as ``make bench`` would record it.
+listed under the manifest's ``unsupported`` with the reason, as ``make bench`` would record it —
+and so is what ``make bench`` would not try (an RNN above the runtime's input limit: ExecuTorch
+0.25 s, LiteRT 1 s), unless ``LONG_RNN=1`` asks for it.
 """
 
 from __future__ import annotations
@@ -110,10 +113,14 @@ def _drop_replaced(folder: Path, entries: list[dict[str, Any]], old: list[dict[s
             (folder / name).unlink(missing_ok=True)
 
 
-def export_artifacts(settings: Settings, runtimes: tuple[str, ...], *, fresh: bool = False,
+def export_artifacts(settings: Settings, runtimes: tuple[str, ...], *, fresh: bool = False, long_rnn: bool = False,
                      log: Callable[[str], None] = print) -> EdgeExport:
     """Make (or keep) every artifact of ``runtimes`` for ``settings``' cells and write the manifest;
-    the manifest is saved after each artifact, so an interrupted export keeps what it made."""
+    the manifest is saved after each artifact, so an interrupted export keeps what it made.
+
+    A shape the runtime would not export during ``make bench`` (its ``refusal``: an RNN above its
+    input limit, unrolled frame by frame, minutes and GBs each) is listed as unsupported with that
+    reason rather than tried up to the export time limit; ``long_rnn`` (``LONG_RNN=1``) tries it."""
     folder = Path(settings.artifacts_dir)
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -163,6 +170,12 @@ def export_artifacts(settings: Settings, runtimes: tuple[str, ...], *, fresh: bo
                     log(f"{where}: up to date ({same['file']})")
                     continue
                 cached = None if fresh else artifacts.read_cached(cache_dir, key)
+                why = None if long_rnn or cached is not None else runtime_obj.refusal(shape)
+                if why:
+                    _refuse(refused, outcome, runtime, model, shape, why, made_on, log)
+                    log(f"{where}: LONG_RNN=1 exports it anyway (within the export time limit)")
+                    save()
+                    continue
                 try:
                     if cached is not None:
                         meta: dict[str, Any] = cached

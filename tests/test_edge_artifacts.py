@@ -318,3 +318,40 @@ def test_make_export_writes_programs_and_a_manifest_a_board_uses(tmp_path, capsy
     assert runtime.facts["runtime_artifact"] == "exported here" and runtime.facts["runtime_export_s"] > 0
     assert "refused: checksum mismatch" in runtime.facts["runtime_artifact_refused"]
     runtime.close()
+
+
+@needs_executorch
+def test_make_export_lists_a_long_rnn_as_make_bench_would_unless_long_rnn_is_asked_for(tmp_path, monkeypatch):
+    """APC's GRU above 0.25 s: not exported (it would run up to the 480 s time limit) but listed under
+    ``unsupported`` with the runner's own reason; LONG_RNN=1 exports it (the export is faked here)."""
+    from bench.edge_export import export_artifacts, export_settings
+    from runners.runtimes.executorch import ExecuTorchRuntime
+
+    exported = []
+
+    def fake_export(self, shape):
+        exported.append(tuple(shape))
+        data = b"program %d" % shape[1]
+        return data, {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "export_s": 0.1}
+
+    monkeypatch.setattr(ExecuTorchRuntime, "export", fake_export)
+    found = {"DEVICE": "rpi", "MODELS": "apc", "TINY": True, "BATCH_SIZES": "1", "DURATIONS": "0.25",
+             "ONNX_DIR": str(tmp_path / "onnx"), "ARTIFACTS_DIR": str(tmp_path / "artifacts")}
+    settings = export_settings(found, ("executorch",))
+    logged: list[str] = []
+    outcome = export_artifacts(settings, ("executorch",), log=logged.append)
+    assert exported == [(1, 4000)]  # the cell at 0.25 s; the probe's 1 s is above the limit
+    manifest = json.loads((tmp_path / "artifacts" / "manifest.json").read_text())
+    assert [e["input_shape"] for e in manifest["artifacts"]] == [[1, 4000]]
+    (refused,) = manifest["unsupported"]
+    assert refused["model"] == "apc" and refused["input_shape"] == [1, 16000]
+    assert refused["reason"] == ("ExecuTorch unrolls the GRU frame by frame at export: an input of 16000 samples is "
+                                 "above the 4000-sample limit set for RNNs (its export takes minutes and GBs; "
+                                 "docs/runtimes.md; make export RUNTIMES=executorch can make it on another machine)")
+    assert outcome.unsupported and any("LONG_RNN=1" in line for line in logged)
+    exported.clear()
+    outcome = export_artifacts(settings, ("executorch",), long_rnn=True, log=logged.append)
+    assert exported == [(1, 16000)] and outcome.made == 1 and outcome.up_to_date == 1
+    manifest = json.loads((tmp_path / "artifacts" / "manifest.json").read_text())
+    assert sorted(e["input_shape"] for e in manifest["artifacts"]) == [[1, 4000], [1, 16000]]
+    assert manifest["unsupported"] == []
