@@ -7,7 +7,8 @@ unset: its profile's), of its models (``MODELS``, when set), of its size (``TINY
 shapes its run will use — its plan's cells and the fidelity probe's input, derived from its profile
 and settings (``BATCH_SIZES``, ``DURATIONS``, ``GRID``, ``QUICK``) as ``make export`` derives them
 (``bench.edge_export.artifact_shapes``; a board on ``auto`` gets every shape, its profile being
-chosen on the board) — and ships
+chosen on the board) — plus the runtime's drift canary where ``make export`` makes one
+(LiteRT's: a board without the converter has no other), and ships
 them as one folder — the picked entries' manifest, their files and a ``SHA256SUMS`` the board
 checks before it keeps anything — named by the digest of what it holds
 (``<board dir>/artifacts/<digest>/``).  A board that has that folder already gets nothing; the
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from bench.edge_export import artifact_shapes
+from bench.edge_export import artifact_shapes, canary_artifacts
 from bench.profiles import ProfileError, load_profile
 from bench.settings import Settings, sweep_lists
 from fleet.config import Board
@@ -114,9 +115,16 @@ def board_shapes(board: Board, runtimes: set[str], models: set[str]) -> set[tupl
         for model in settings.models:
             try:
                 shapes |= {(runtime, model, b, n) for b, n in artifact_shapes(settings, model, runtime)}
-            except ValueError:  # a model this checkout does not know: its run cannot use the entry either
+            except ValueError:  # a model this checkout does not know (or the canary): not a cell's shape
                 continue
+        shapes |= {(runtime, model, *shape) for model, shape in canary_artifacts(runtime)}
     return shapes
+
+
+def is_canary(entry: dict[str, Any]) -> bool:
+    """Whether ``entry`` is a runtime's drift canary (bench/edge_export.py): every board measuring the
+    runtime gets it, whatever its models and size."""
+    return (entry.get("model"), tuple(entry.get("input_shape") or ())) in canary_artifacts(str(entry.get("runtime")))
 
 
 def pick(folder: str | Path | None, board: Board) -> Shipment | None:
@@ -139,8 +147,8 @@ def pick(folder: str | Path | None, board: Board) -> Shipment | None:
     models = {m.strip() for m in board.settings.get("MODELS", "").split(",") if m.strip()}
     tiny = board.settings.get("TINY", "").strip() == "1"
     picked = [e for e in entries
-              if (runtimes is None or e.get("runtime") in runtimes) and (not models or e.get("model") in models)
-              and bool(e.get("tiny", False)) == tiny]
+              if (runtimes is None or e.get("runtime") in runtimes)
+              and (is_canary(e) or (not models or e.get("model") in models) and bool(e.get("tiny", False)) == tiny)]
     shapes = board_shapes(board, {str(e.get("runtime")) for e in picked}, {str(e.get("model")) for e in picked})
     if shapes is not None:
         picked = [e for e in picked if (e.get("runtime"), e.get("model"), *(e.get("input_shape") or [])) in shapes]

@@ -355,3 +355,31 @@ def test_make_export_lists_a_long_rnn_as_make_bench_would_unless_long_rnn_is_ask
     manifest = json.loads((tmp_path / "artifacts" / "manifest.json").read_text())
     assert sorted(e["input_shape"] for e in manifest["artifacts"]) == [[1, 4000], [1, 16000]]
     assert manifest["unsupported"] == []
+
+
+def test_the_fleet_ships_litert_s_drift_canary_to_every_board_measuring_litert(tmp_path):
+    """The canary (model ``canary``, 256×256; bench/edge_export.py) is no cell's shape and no model of
+    MODELS, of no size: a board measuring LiteRT gets it whatever its sweep, models and TINY."""
+    from fleet.artifacts import pick
+    from fleet.config import parse_hosts
+
+    folder = tmp_path / "artifacts"
+    first = shipped(folder, key(input_shape=(1, 16000)))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for model, shape, tiny in (("canary", (256, 256), None), ("logmel", (1, 4000), True)):
+        k = key(runtime="litert", model=model, input_shape=shape, suffix=".tflite",
+                runtime_versions={"ai-edge-litert": "2.3.0"})
+        name, _ = artifacts.copy_into(folder, k, b"a litert model")
+        manifest["artifacts"].append({**first, "runtime": "litert", "model": model, "input_shape": list(shape),
+                                      "file": name, "tiny": tiny})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    def picked(**settings):
+        got = pick(folder, parse_hosts("pi@rpi5:rpi", settings)[0])
+        return None if got is None else [(e["runtime"], e["model"]) for e in got.entries]
+
+    assert picked(RUNTIMES="litert", MODELS="tera") == [("litert", "canary")]  # full size, another model
+    assert picked(RUNTIMES="litert,executorch", TINY="1", DURATIONS="0.25", BATCH_SIZES="1") == [
+        ("executorch", "logmel"), ("litert", "canary"), ("litert", "logmel")]
+    assert picked(RUNTIMES="executorch", TINY="1") == [("executorch", "logmel")]
+    assert picked(RUNTIMES="onnxruntime") is None
