@@ -3,7 +3,8 @@ cells, made on this machine to be used on another, with their manifest.
 
 A board cannot always make them itself: LiteRT's converter has no Linux aarch64 wheel, and an
 ExecuTorch export of an RNN takes minutes and GBs (``make bench`` does not even try one above
-0.25 s of input).  ``make export RUNTIMES=executorch DEVICE=rpi`` on a laptop makes one artifact for
+0.25 s of input; ``make export`` neither, unless ``LONG_RNN=1``).  ``make export
+RUNTIMES=executorch DEVICE=rpi`` on a laptop makes one artifact for
 every shape ``make bench DEVICE=rpi`` would measure — the profile's sweep as the bench's own settings
 make it (``BATCH_SIZES``, ``DURATIONS``, ``GRID``, ``QUICK``, ``TINY``, ``MODELS``, ``WEIGHTS``
 apply) — and for the fidelity probe's input, with the runtime's own export (the one its runner
@@ -15,7 +16,13 @@ checksum verifies (``runners/runtimes/artifacts.py``).
 An artifact already in the manifest with the same key (every version included) and an intact file
 is kept ("up to date"; ``FRESH=1`` makes it again); one in this machine's cache
 (``<ONNX_DIR>/<runtime>/``) is copied rather than exported again.  What a runtime cannot make is
-listed under the manifest's ``unsupported`` with the reason, as ``make bench`` would record it.
+listed under the manifest's ``unsupported`` with the reason, as ``make bench`` would record it —
+and so is what ``make bench`` would not try (an RNN above the runtime's input limit: ExecuTorch
+0.25 s, LiteRT 1 s), unless ``LONG_RNN=1`` asks for it.
+
+LiteRT's drift canary (``runners/canary.py``, model ``canary``, input 256×256) is made too: its
+worker obtains it as the models' (cache, manifest, conversion), so a board without the converter
+times a canary instead of recording drift as unknown.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from bench.settings import Settings, build_settings
 from models.audio_format import samples_of
 from models.registry import get_spec
 from models.weights import NO_WEIGHTS_LABEL, has_no_weights, resolve_source
+from runners.canary import CANARY_MODEL, CANARY_SHAPE, SHIPPED_CANARIES, canary_module
 from runners.memory import return_freed_memory
 from runners.reference import build_reference, probe_shape
 from runners.runtimes import (
@@ -43,6 +51,8 @@ from runners.runtimes import (
 )
 from runstore.folder import portable_text
 from setting_defs import SettingError
+
+CANARY_WEIGHTS = "seeded (runners/canary.py)"  # the canary's fixed weights, as the manifest names them
 
 
 @dataclass
@@ -90,6 +100,13 @@ def artifact_shapes(settings: Settings, model: str, runtime: str) -> list[tuple[
     return sorted(shapes, key=lambda s: (s[1], s[0]))
 
 
+def canary_artifacts(runtime: str) -> list[tuple[str, tuple[int, int]]]:
+    """(model, shape) of the drift canary's artifact ``make export`` makes for ``runtime`` (LiteRT's:
+    a board without its converter has a canary only so), beside the models' shapes; the same for
+    every profile, size and model list, so ``make fleet`` ships it to every board of the runtime."""
+    return [(CANARY_MODEL, CANARY_SHAPE)] if runtime in SHIPPED_CANARIES else []
+
+
 def weights_label(model: str, settings: Settings, module: Any = None) -> str:
     """The weights an artifact was made with, as the records name them (``none`` for a model without
     parameters; no absolute path)."""
@@ -110,10 +127,14 @@ def _drop_replaced(folder: Path, entries: list[dict[str, Any]], old: list[dict[s
             (folder / name).unlink(missing_ok=True)
 
 
-def export_artifacts(settings: Settings, runtimes: tuple[str, ...], *, fresh: bool = False,
+def export_artifacts(settings: Settings, runtimes: tuple[str, ...], *, fresh: bool = False, long_rnn: bool = False,
                      log: Callable[[str], None] = print) -> EdgeExport:
     """Make (or keep) every artifact of ``runtimes`` for ``settings``' cells and write the manifest;
-    the manifest is saved after each artifact, so an interrupted export keeps what it made."""
+    the manifest is saved after each artifact, so an interrupted export keeps what it made.
+
+    A shape the runtime would not export during ``make bench`` (its ``refusal``: an RNN above its
+    input limit, unrolled frame by frame, minutes and GBs each) is listed as unsupported with that
+    reason rather than tried up to the export time limit; ``long_rnn`` (``LONG_RNN=1``) tries it."""
     folder = Path(settings.artifacts_dir)
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -131,11 +152,13 @@ def export_artifacts(settings: Settings, runtimes: tuple[str, ...], *, fresh: bo
 
     for runtime in runtimes:
         cache_dir = Path(settings.onnx_dir) / runtime
-        for model in settings.models:
-            shapes = artifact_shapes(settings, model, runtime)
-            runtime_obj = make_runtime(runtime, build=lambda m=model: build_reference(m, settings.tiny, settings.weights),
-                                       provider=FIXED_PROVIDERS.get(runtime, "CPUExecutionProvider"), threads=None,
-                                       artifact_dir=cache_dir, model=model)
+        canaries = dict(canary_artifacts(runtime))
+        for model in (*settings.models, *canaries):
+            canary = model in canaries and model not in settings.models
+            shapes = [canaries[model]] if canary else artifact_shapes(settings, model, runtime)
+            build = canary_module if canary else (lambda m=model: build_reference(m, settings.tiny, settings.weights))
+            runtime_obj = make_runtime(runtime, build=build, provider=FIXED_PROVIDERS.get(runtime, "CPUExecutionProvider"),
+                                       threads=None, artifact_dir=cache_dir, model=model)
             if not isinstance(runtime_obj, artifacts.Convertible):  # a SHIPPABLE runtime without the methods
                 raise TypeError(f"the {runtime} runtime has no artifact_key/export (runners/runtimes/artifacts.py)")
             try:
@@ -149,7 +172,7 @@ def export_artifacts(settings: Settings, runtimes: tuple[str, ...], *, fresh: bo
                 outcome.errors.append(f"{runtime} {model}: {type(exc).__name__}: {exc}")
                 log(f"{runtime} {model}: FAILED: {type(exc).__name__}: {exc}")
                 continue
-            label = weights_label(model, settings, getattr(runtime_obj, "module", None))
+            label = CANARY_WEIGHTS if canary else weights_label(model, settings, getattr(runtime_obj, "module", None))
             for shape in shapes:
                 key = runtime_obj.artifact_key(shape)
                 where = f"{runtime} {model} {key.shape_text()}"
@@ -163,6 +186,12 @@ def export_artifacts(settings: Settings, runtimes: tuple[str, ...], *, fresh: bo
                     log(f"{where}: up to date ({same['file']})")
                     continue
                 cached = None if fresh else artifacts.read_cached(cache_dir, key)
+                why = None if long_rnn or cached is not None else runtime_obj.refusal(shape)
+                if why:
+                    _refuse(refused, outcome, runtime, model, shape, why, made_on, log)
+                    log(f"{where}: LONG_RNN=1 exports it anyway (within the export time limit)")
+                    save()
+                    continue
                 try:
                     if cached is not None:
                         meta: dict[str, Any] = cached
@@ -184,8 +213,8 @@ def export_artifacts(settings: Settings, runtimes: tuple[str, ...], *, fresh: bo
                     outcome.errors.append(f"{where}: {type(exc).__name__}: {exc}")
                     log(f"{where}: FAILED: {type(exc).__name__}: {exc}")
                     continue
-                entry = artifacts.manifest_entry(key, meta, rel, made_on, tiny=settings.tiny, weights=label,
-                                                 profile=settings.device)
+                entry = artifacts.manifest_entry(key, meta, rel, made_on, tiny=None if canary else settings.tiny,
+                                                 weights=label, profile=None if canary else settings.device)
                 _drop_replaced(folder, entries, old, rel)
                 entries.append(entry)
                 save()

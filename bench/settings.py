@@ -219,8 +219,7 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
                                     f"available: {', '.join(available)}")
     else:
         provider_list = tuple(profile.providers_for(available))
-    batch_list = parse_list(batch_sizes, int, "BATCH_SIZES") or profile.batch_sizes
-    duration_list = parse_list(durations, float, "DURATIONS") or profile.durations
+    batch_list, duration_list = sweep_lists(profile, batch_sizes, durations, quick)
     thread_list = parse_list(threads, int, "THREADS") or (profile.default_threads(),)
     reps_given = parse_count(reps, "REPS")
     timing = {name: setting(name).parse(text, name) for name, text in (
@@ -249,7 +248,8 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     )
     if quick:
         explicit = {"batch_sizes": batch_sizes, "durations": durations, "reps": reps_given}
-        overrides = {k: v for k, v in QUICK.items() if explicit.get(k) in (None, "")}
+        overrides = {k: v for k, v in QUICK.items()  # the sweep's lists are sweep_lists' already
+                     if k not in ("batch_sizes", "durations") and explicit.get(k) in (None, "")}
         settings = replace(settings, quick=True, **overrides)
     for name, key in (("MIN_TIME", "min_time_s"), ("MAX_TIME", "max_time_s"), ("CI_TARGET", "ci_target"),
                       ("SPEEDUP_CI", "speedup_ci")):
@@ -258,6 +258,16 @@ def build_settings(profile: DeviceProfile, *, models: str | None, runtimes: str 
     if settings.max_time_s < settings.min_time_s:
         raise SettingsError(f"MAX_TIME={settings.max_time_s} must be >= MIN_TIME={settings.min_time_s}")
     return settings
+
+
+def sweep_lists(profile: DeviceProfile, batch_sizes: object, durations: object,
+                quick: bool) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """(batch sizes, durations) of a run: as given, else QUICK's, else the profile's.  Apart from
+    build_settings because the fleet needs a board's sweep on the laptop (which artifacts to ship),
+    where build_settings' checks of this machine (installed runtimes, accelerators) do not apply."""
+    batches = parse_list(batch_sizes, int, "BATCH_SIZES") or (QUICK["batch_sizes"] if quick else profile.batch_sizes)
+    seconds = parse_list(durations, float, "DURATIONS") or (QUICK["durations"] if quick else profile.durations)
+    return tuple(batches), tuple(float(d) for d in seconds)
 
 
 def check_weights(models: tuple[str, ...] | list[str], weights: str, tiny: bool = False) -> None:

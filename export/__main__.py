@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         failed += export_onnx(names, out, tiny=tiny, exporter=exporter, force=force, weights=weights)
     if edge_settings is not None:
-        outcome = export_artifacts(edge_settings, edge, fresh=force, log=print)
+        outcome = export_artifacts(edge_settings, edge, fresh=force, long_rnn=found["LONG_RNN"], log=print)
         print(summary_line(outcome))
         failed += len(outcome.errors)
     return 1 if failed else 0

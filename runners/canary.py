@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import statistics
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -33,6 +34,11 @@ MATRIX_N = 256
 CHAIN = 8  # matrix products per canary call: about 1-2 ms on a 2-core x86 VM
 REPS = 5  # canary calls per reading; the reading is their median
 DRIFT_THRESHOLD = 0.15  # |after / before - 1| above this flags the cell `drift`
+# LiteRT's canary is an artifact like its models' (a board without the converter uses the one
+# ``make export RUNTIMES=litert`` made): the manifest names it by this model name and shape
+CANARY_MODEL = "canary"
+CANARY_SHAPE = (MATRIX_N, MATRIX_N)
+SHIPPED_CANARIES = ("litert",)  # the runtimes whose canary make export makes (fleet/artifacts.py ships it)
 
 
 def torch_canary(threads: int | None, device: str = "cpu") -> Callable[[], None]:
@@ -145,15 +151,9 @@ def executorch_canary(threads: int | None) -> Callable[[], None]:
     return call
 
 
-def litert_canary(threads: int | None) -> Callable[[], None]:
-    """The chain converted to a ``.tflite`` model and run by LiteRT's interpreter (its default XNNPACK
-    delegate and thread pool, the worker's threads), fp32 as its cells.  It needs the converter
-    (litert-torch): where only the runtime is installed (Linux aarch64) there is no canary, and the
-    cells' drift is unknown (``null``, with the reason)."""
-    # deferred: heavy and optional; only the LiteRT worker builds this
-    import litert_torch
-    import torch
-    from ai_edge_litert.interpreter import Interpreter
+def canary_module() -> Any:
+    """The chain as a PyTorch module (fixed seeded weights), for the runtimes that convert it."""
+    import torch  # deferred: heavy, and the parent process never needs it for the canary
 
     rng = np.random.default_rng(0)
     weight = torch.from_numpy((rng.standard_normal((MATRIX_N, MATRIX_N)) / MATRIX_N ** 0.5).astype(np.float32))
@@ -163,15 +163,29 @@ def litert_canary(threads: int | None) -> Callable[[], None]:
             super().__init__()
             self.w = torch.nn.Parameter(weight, requires_grad=False)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
             for _ in range(CHAIN):
                 x = x @ self.w
-            return x
+            return (x,)  # a tuple of outputs, as the models return (the conversion's check reads them so)
 
-    x = np.random.default_rng(1).standard_normal((MATRIX_N, MATRIX_N)).astype(np.float32)
-    data = bytes(litert_torch.convert(Chain().eval(), (torch.from_numpy(x),)).model_content())
-    interpreter = Interpreter(model_content=data, num_threads=threads or None)
-    interpreter.allocate_tensors()
+    return Chain().eval()
+
+
+def litert_canary(threads: int | None, artifact_dir: str | Path | None = None,
+                  manifest_dir: str | Path | None = None) -> Callable[[], None]:
+    """The chain as a ``.tflite`` model run by LiteRT's interpreter (its default XNNPACK delegate and
+    thread pool, the worker's threads), fp32 as its cells.  The model is obtained as the cells' are
+    (runners/runtimes/artifacts.py): from ``artifact_dir``'s cache, from ``manifest_dir`` (``make
+    export RUNTIMES=litert`` makes it beside the models' shapes, ``make fleet`` ships it), or
+    converted here — so a board without the converter (Linux aarch64) has a canary too; with none
+    of them, the UnsupportedError's reason becomes the cells' (drift ``null``)."""
+    from runners.runtimes.litert import LiteRTRuntime  # deferred: optional, only the LiteRT worker builds this
+
+    runtime = LiteRTRuntime(canary_module, threads, artifact_dir=artifact_dir, model=CANARY_MODEL,
+                            manifest_dir=manifest_dir)
+    runtime.load()
+    interpreter = runtime.interpreter(CANARY_SHAPE)
+    x = np.random.default_rng(1).standard_normal(CANARY_SHAPE).astype(np.float32)
     index = interpreter.get_input_details()[0]["index"]
     output = interpreter.get_output_details()[0]["index"]
 
@@ -179,11 +193,14 @@ def litert_canary(threads: int | None) -> Callable[[], None]:
         interpreter.set_tensor(index, x)
         interpreter.invoke()
         interpreter.get_tensor(output)
-    call.model_bytes = data  # type: ignore[attr-defined]
+    call.runtime = runtime  # type: ignore[attr-defined]  # keeps the model's bytes and says where it came from
     return call
 
 
-def make_canary(runtime: str, threads: int | None, provider: str) -> Callable[[], None]:
+def make_canary(runtime: str, threads: int | None, provider: str, artifact_dir: str | Path | None = None,
+                manifest_dir: str | Path | None = None) -> Callable[[], None]:
+    """The canary of ``runtime``'s worker; ``artifact_dir`` and ``manifest_dir`` are the worker's
+    (LiteRT's canary is obtained like its models)."""
     if runtime == "pytorch":
         return torch_canary(threads, "cuda" if provider.startswith("cuda") else "cpu")
     if runtime == "openvino":
@@ -191,7 +208,7 @@ def make_canary(runtime: str, threads: int | None, provider: str) -> Callable[[]
     if runtime == "executorch":
         return executorch_canary(threads)
     if runtime == "litert":
-        return litert_canary(threads)
+        return litert_canary(threads, artifact_dir, manifest_dir)
     return ort_canary(threads, provider if provider != "TensorrtExecutionProvider" else "CUDAExecutionProvider")
 
 

@@ -191,6 +191,8 @@ SETTINGS: tuple[SettingDef, ...] = (
                "the CPU's power in watts, for ENERGY=estimate", fleet=True, tools=("bench", "eval")),
     _switch("FRESH", "start a new run even where an interrupted one could be resumed (make export: export again)",
             fleet=True, tools=("bench", "export")),
+    _switch("LONG_RNN", "make export RUNTIMES=executorch or litert: export RNNs above the runtime's input limit "
+            "too (ExecuTorch 0.25 s, LiteRT 1 s; minutes and GBs each, stopped after 480 s)", tools=("export",)),
     _switch("NO_PEAK", "skip the GEMM peak measurement (utilisation stays null)", fleet=True),
     # where things are: this machine's folders (a board has its own)
     SettingDef("RESULTS_DIR", "--results", parse_text, "results", "results", "where runs are written",

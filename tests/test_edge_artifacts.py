@@ -188,12 +188,16 @@ def test_the_fleet_ships_a_board_only_what_its_run_can_use(tmp_path):
     from fleet.config import parse_hosts
 
     folder = tmp_path / "artifacts"
-    first = shipped(folder, key())
+    first = shipped(folder, key(input_shape=(1, 16000)))
     other = key(model="tera", input_shape=(1, 16000))
     rel, _ = artifacts.copy_into(folder, other, b"tera program")
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["artifacts"].append({**first, "model": "tera", "input_shape": [1, 16000], "file": rel,
                                   "sha256": hashlib.sha256(b"tera program").hexdigest(), "bytes": 12})
+    for shape in ((1, 4000), (8, 16000), (2, 32000)):  # shapes the Pi's default sweep never uses
+        extra = key(input_shape=shape)
+        name, _ = artifacts.copy_into(folder, extra, b"another logmel program")
+        manifest["artifacts"].append({**first, "input_shape": list(shape), "file": name})
     manifest["unsupported"] = [{"runtime": "executorch", "model": "apc", "reason": "too long"}]
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
@@ -209,6 +213,17 @@ def test_the_fleet_ships_a_board_only_what_its_run_can_use(tmp_path):
     assert pick(folder, board()) is None  # the Pi's profile measures PyTorch and ONNX Runtime only
     assert pick(folder, board(RUNTIMES="executorch", TINY="")) is None  # full size: none made
     assert pick(tmp_path / "none", board(RUNTIMES="executorch")) is None
+    # only the shapes the board's plan uses: its sweep (BATCH_SIZES, DURATIONS, GRID, QUICK on its profile's) and the probe
+    shapes = {name: [(e["model"], tuple(e["input_shape"])) for e in pick(folder, board(RUNTIMES="executorch", **more)).entries]
+              for name, more in (("pi", {}), ("b8", {"BATCH_SIZES": "8"}), ("grid", {"BATCH_SIZES": "2", "GRID": "1"}),
+                                 ("short", {"DURATIONS": "0.25", "MODELS": "logmel"}))}
+    assert shapes == {"pi": [("logmel", (1, 16000)), ("tera", (1, 16000))],
+                      "b8": [("logmel", (1, 16000)), ("logmel", (8, 16000)), ("tera", (1, 16000))],
+                      "grid": [("logmel", (1, 16000)), ("logmel", (2, 32000)), ("tera", (1, 16000))],
+                      "short": [("logmel", (1, 4000)), ("logmel", (1, 16000))]}
+    assert len(pick(folder, parse_hosts("pi@rpi5:auto", {"TINY": "1", "RUNTIMES": "executorch"})[0]).entries) == 5
+    with pytest.raises(ArtifactsError, match="BATCH_SIZES"):
+        pick(folder, board(RUNTIMES="executorch", BATCH_SIZES="one"))
     buffer = io.BytesIO()
     both.write_tar(buffer)
     buffer.seek(0)
@@ -303,3 +318,68 @@ def test_make_export_writes_programs_and_a_manifest_a_board_uses(tmp_path, capsy
     assert runtime.facts["runtime_artifact"] == "exported here" and runtime.facts["runtime_export_s"] > 0
     assert "refused: checksum mismatch" in runtime.facts["runtime_artifact_refused"]
     runtime.close()
+
+
+@needs_executorch
+def test_make_export_lists_a_long_rnn_as_make_bench_would_unless_long_rnn_is_asked_for(tmp_path, monkeypatch):
+    """APC's GRU above 0.25 s: not exported (it would run up to the 480 s time limit) but listed under
+    ``unsupported`` with the runner's own reason; LONG_RNN=1 exports it (the export is faked here)."""
+    from bench.edge_export import export_artifacts, export_settings
+    from runners.runtimes.executorch import ExecuTorchRuntime
+
+    exported = []
+
+    def fake_export(self, shape):
+        exported.append(tuple(shape))
+        data = b"program %d" % shape[1]
+        return data, {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "export_s": 0.1}
+
+    monkeypatch.setattr(ExecuTorchRuntime, "export", fake_export)
+    found = {"DEVICE": "rpi", "MODELS": "apc", "TINY": True, "BATCH_SIZES": "1", "DURATIONS": "0.25",
+             "ONNX_DIR": str(tmp_path / "onnx"), "ARTIFACTS_DIR": str(tmp_path / "artifacts")}
+    settings = export_settings(found, ("executorch",))
+    logged: list[str] = []
+    outcome = export_artifacts(settings, ("executorch",), log=logged.append)
+    assert exported == [(1, 4000)]  # the cell at 0.25 s; the probe's 1 s is above the limit
+    manifest = json.loads((tmp_path / "artifacts" / "manifest.json").read_text())
+    assert [e["input_shape"] for e in manifest["artifacts"]] == [[1, 4000]]
+    (refused,) = manifest["unsupported"]
+    assert refused["model"] == "apc" and refused["input_shape"] == [1, 16000]
+    assert refused["reason"] == ("ExecuTorch unrolls the GRU frame by frame at export: an input of 16000 samples is "
+                                 "above the 4000-sample limit set for RNNs (its export takes minutes and GBs; "
+                                 "docs/runtimes.md; make export RUNTIMES=executorch can make it on another machine)")
+    assert outcome.unsupported and any("LONG_RNN=1" in line for line in logged)
+    exported.clear()
+    outcome = export_artifacts(settings, ("executorch",), long_rnn=True, log=logged.append)
+    assert exported == [(1, 16000)] and outcome.made == 1 and outcome.up_to_date == 1
+    manifest = json.loads((tmp_path / "artifacts" / "manifest.json").read_text())
+    assert sorted(e["input_shape"] for e in manifest["artifacts"]) == [[1, 4000], [1, 16000]]
+    assert manifest["unsupported"] == []
+
+
+def test_the_fleet_ships_litert_s_drift_canary_to_every_board_measuring_litert(tmp_path):
+    """The canary (model ``canary``, 256×256; bench/edge_export.py) is no cell's shape and no model of
+    MODELS, of no size: a board measuring LiteRT gets it whatever its sweep, models and TINY."""
+    from fleet.artifacts import pick
+    from fleet.config import parse_hosts
+
+    folder = tmp_path / "artifacts"
+    first = shipped(folder, key(input_shape=(1, 16000)))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for model, shape, tiny in (("canary", (256, 256), None), ("logmel", (1, 4000), True)):
+        k = key(runtime="litert", model=model, input_shape=shape, suffix=".tflite",
+                runtime_versions={"ai-edge-litert": "2.3.0"})
+        name, _ = artifacts.copy_into(folder, k, b"a litert model")
+        manifest["artifacts"].append({**first, "runtime": "litert", "model": model, "input_shape": list(shape),
+                                      "file": name, "tiny": tiny})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    def picked(**settings):
+        got = pick(folder, parse_hosts("pi@rpi5:rpi", settings)[0])
+        return None if got is None else [(e["runtime"], e["model"]) for e in got.entries]
+
+    assert picked(RUNTIMES="litert", MODELS="tera") == [("litert", "canary")]  # full size, another model
+    assert picked(RUNTIMES="litert,executorch", TINY="1", DURATIONS="0.25", BATCH_SIZES="1") == [
+        ("executorch", "logmel"), ("litert", "canary"), ("litert", "logmel")]
+    assert picked(RUNTIMES="executorch", TINY="1") == [("executorch", "logmel")]
+    assert picked(RUNTIMES="onnxruntime") is None

@@ -26,6 +26,7 @@ from bench.cli import main as bench_main
 from bench.profiles import load_profile
 from bench.settings import SettingsError, build_settings
 from runners.audio import synthetic_batch
+from runners.canary import make_canary, read_canary
 from runners.runtimes import LiteRTRuntime, UnsupportedError, make_runtime
 from runners.runtimes import litert as litert_module
 from runners.runtimes.packages import OPTIONAL, install, wheel_gap
@@ -109,15 +110,25 @@ def test_make_export_converts_for_a_board_that_has_no_converter(tmp_path, capsys
     out = capsys.readouterr().out
     folder = laptop / "onnx" / "artifacts"
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert sorted(tuple(e["input_shape"]) for e in manifest["artifacts"]) == [(1, 4000), (1, 16000)], out
+    assert sorted((e["model"], tuple(e["input_shape"])) for e in manifest["artifacts"]) == [
+        ("canary", (256, 256)), ("logmel", (1, 4000)), ("logmel", (1, 16000))], out  # and the drift canary
+    canary_entry = next(e for e in manifest["artifacts"] if e["model"] == "canary")
+    assert canary_entry["file"].startswith("litert/canary-") and canary_entry["check"]["cosine"] > 0.9999
+    assert canary_entry["tiny"] is None and canary_entry["weights"] == "seeded (runners/canary.py)"
     entry = next(e for e in manifest["artifacts"] if e["input_shape"] == [1, 4000])
     assert entry["runtime"] == "litert" and entry["file"].startswith("litert/logmel-b1-n4000-")
     assert entry["file"].endswith(".tflite") and entry["check"]["cosine"] > 0.9999
     assert entry["runtime_versions"]["ai-edge-litert"] and entry["exporter_versions"]["litert-torch"]
-    assert "edge artifacts: 2 made, 0 up to date" in out
+    assert "edge artifacts: 3 made, 0 up to date" in out
 
     monkeypatch.setattr(litert_module, "has_converter", lambda: False)  # the board: no converter
     monkeypatch.setattr(litert_module, "converter_gap", lambda: "no wheel here (a test)")
+    # the board's drift canary: from the manifest (none, and the worker records why drift is unknown)
+    canary = make_canary("litert", 1, "XNNPACK", tmp_path / "board-cache", folder)
+    assert canary.runtime.facts["runtime_artifact"].startswith("from manifest (made on ")
+    assert 0 < read_canary(canary, reps=3) < 1.0
+    with pytest.raises(UnsupportedError, match=r"cannot convert: the LiteRT converter \(litert-torch\) is not installed"):
+        make_canary("litert", 1, "XNNPACK", tmp_path / "other-cache", None)
     board = make_runtime("litert", build=build("logmel"), provider="XNNPACK", threads=1, model="logmel",
                          artifact_dir=tmp_path / "board-cache", manifest_dir=folder)
     board.load()

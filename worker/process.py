@@ -269,7 +269,7 @@ def serve(job: WorkerJob, commands: Iterable[str], emit: Callable[[dict[str, Any
     canary, canary_error = None, None
     if not fake:
         try:
-            canary = make_canary(job.runtime, job.threads, job.provider)
+            canary = make_canary(job.runtime, job.threads, job.provider, job.artifact_dir, job.manifest_dir)
         except Exception as exc:  # no canary must never cost the cells: drift stays unknown (null)
             canary_error = f"canary unavailable: {type(exc).__name__}: {exc}"
     tracker = PeakRSSTracker()

@@ -93,10 +93,13 @@ class ArtifactKey:
 @runtime_checkable
 class Convertible(Protocol):
     """What a runtime with per-shape artifacts offers ``make export`` beside the ``Runtime``
-    protocol (after ``load()``): the key of a shape's artifact, and its export with no
-    benchmark-time refusals (``UnsupportedError`` when it cannot be made)."""
+    protocol (after ``load()``): the key of a shape's artifact, why a shape is not exported during a
+    benchmark (``make export`` applies the same limits unless ``LONG_RNN=1``), and its export with
+    no benchmark-time refusals (``UnsupportedError`` when it cannot be made)."""
 
     def artifact_key(self, shape: tuple[int, int]) -> ArtifactKey: ...
+
+    def refusal(self, shape: tuple[int, int]) -> str | None: ...
 
     def export(self, shape: tuple[int, int]) -> tuple[bytes, dict[str, Any]]: ...
 

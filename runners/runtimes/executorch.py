@@ -21,7 +21,8 @@ reason), and the run goes on:
 - an RNN (GRU/LSTM) is unrolled into one node per frame: its export time grows with the input
   (tiny APC at 1 s did not finish in minutes), so an RNN above :data:`MAX_RNN_SAMPLES` input
   samples is not exported during ``make bench`` (a cached or shipped program is still used;
-  ``make export`` tries it, within its time limit);
+  ``make export`` lists it as unsupported with the same reason, and tries it only with
+  ``LONG_RNN=1``, within its time limit);
 - an export that outlasts ``export_timeout_s`` is stopped and refused (and so is every larger
   shape of the same model in this worker);
 - a fidelity check that fails refuses the artifact.
@@ -261,7 +262,8 @@ class ExecuTorchRuntime:
 
     def export(self, shape: tuple[int, int]) -> tuple[bytes, dict[str, Any]]:
         """Export, lower and check the program for ``shape``; UnsupportedError when it cannot be.
-        No size limit for RNNs here (``make export`` calls this directly): only the time limit."""
+        No size limit for RNNs here (``make export`` asks :meth:`refusal` first, unless ``LONG_RNN=1``): only
+        the time limit."""
         import torch  # deferred: heavy (the parent imports this module)
 
         from export.onnx_export import compare_outputs  # deferred: it imports torch

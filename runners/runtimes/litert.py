@@ -24,8 +24,8 @@ What it cannot take is ``unsupported`` with the reason, and the run goes on:
 
 - an RNN (GRU/LSTM) is unrolled into one set of nodes per frame and its interpreter's memory grows
   with the input (docs/runtimes.md), so an RNN above :data:`MAX_RNN_SAMPLES` input samples is not
-  converted during ``make bench`` (a cached or shipped model is still used; ``make export`` tries
-  it, within its time limit);
+  converted during ``make bench`` (a cached or shipped model is still used; ``make export`` lists
+  it as unsupported with the same reason, and tries it only with ``LONG_RNN=1``, within its time limit);
 - a conversion that fails, with the converter's own words; one that outlasts
   ``export_timeout_s`` is stopped (and so is every larger shape of the same model in this worker);
 - a model that disagrees with PyTorch, or that LiteRT cannot load;
