@@ -20,9 +20,10 @@ listed under the manifest's ``unsupported`` with the reason, as ``make bench`` w
 and so is what ``make bench`` would not try (an RNN above the runtime's input limit: ExecuTorch
 0.25 s, LiteRT 1 s), unless ``LONG_RNN=1`` asks for it.
 
-LiteRT's drift canary (``runners/canary.py``, model ``canary``, input 256×256) is made too: its
-worker obtains it as the models' (cache, manifest, conversion), so a board without the converter
-times a canary instead of recording drift as unknown.
+LiteRT's and ExecuTorch's drift canaries (``runners/canary.py``, model ``canary``, input 256×256)
+are made too: their workers obtain them as the models' (cache, manifest, conversion), so a board
+without LiteRT's converter times a canary instead of recording drift as unknown, and a board does
+not lower ExecuTorch's canary again in every worker.
 """
 
 from __future__ import annotations

@@ -34,11 +34,12 @@ MATRIX_N = 256
 CHAIN = 8  # matrix products per canary call: about 1-2 ms on a 2-core x86 VM
 REPS = 5  # canary calls per reading; the reading is their median
 DRIFT_THRESHOLD = 0.15  # |after / before - 1| above this flags the cell `drift`
-# LiteRT's canary is an artifact like its models' (a board without the converter uses the one
-# ``make export RUNTIMES=litert`` made): the manifest names it by this model name and shape
+# LiteRT's and ExecuTorch's canaries are artifacts like their models' (a board without LiteRT's
+# converter uses the one ``make export RUNTIMES=litert`` made; ExecuTorch's lowering is paid once
+# per machine): the manifest names them by this model name and shape
 CANARY_MODEL = "canary"
 CANARY_SHAPE = (MATRIX_N, MATRIX_N)
-SHIPPED_CANARIES = ("litert",)  # the runtimes whose canary make export makes (fleet/artifacts.py ships it)
+SHIPPED_CANARIES = ("litert", "executorch")  # the runtimes whose canary make export makes (fleet/artifacts.py ships it)
 
 
 def torch_canary(threads: int | None, device: str = "cpu") -> Callable[[], None]:
@@ -116,38 +117,27 @@ def openvino_canary(threads: int | None, device: str = "CPU") -> Callable[[], No
     return call
 
 
-def executorch_canary(threads: int | None) -> Callable[[], None]:
+def executorch_canary(threads: int | None, artifact_dir: str | Path | None = None,
+                      manifest_dir: str | Path | None = None) -> Callable[[], None]:
     """The chain as an ExecuTorch program lowered to XNNPACK (its own kernels and thread pool), fp32
-    as its cells; the pool's threads are the worker's (set when its runtime was loaded)."""
-    # deferred: heavy and optional; only the ExecuTorch worker builds this
-    import torch
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-    from executorch.runtime import Runtime
+    as its cells; the pool's threads are the worker's (set when its runtime was loaded).  The
+    program is obtained as the cells' are (runners/runtimes/artifacts.py): from ``artifact_dir``'s
+    cache, from ``manifest_dir`` (``make export RUNTIMES=executorch`` makes it, ``make fleet`` ships
+    it) or lowered here and cached — once per machine rather than about 8 s in every worker."""
+    import torch  # deferred: heavy, and the parent process never needs it for the canary
 
-    rng = np.random.default_rng(0)
-    weight = torch.from_numpy((rng.standard_normal((MATRIX_N, MATRIX_N)) / MATRIX_N ** 0.5).astype(np.float32))
+    from runners.runtimes.executorch import ExecuTorchRuntime  # deferred: optional, only its worker builds this
 
-    class Chain(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w = torch.nn.Parameter(weight, requires_grad=False)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            for _ in range(CHAIN):
-                x = x @ self.w
-            return x
-
-    x = torch.from_numpy(np.random.default_rng(1).standard_normal((MATRIX_N, MATRIX_N)).astype(np.float32))
-    program = to_edge_transform_and_lower(torch.export.export(Chain().eval(), (x,)),
-                                          partitioner=[XnnpackPartitioner()]).to_executorch()
-    data = program.buffer  # kept alive with the method: the loaded program may point into it
-    method = Runtime.get().load_program(data).load_method("forward")
-    inputs = [x]
+    runtime = ExecuTorchRuntime(canary_module, threads, artifact_dir=artifact_dir, model=CANARY_MODEL,
+                                manifest_dir=manifest_dir)
+    runtime.load()
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal(CANARY_SHAPE).astype(np.float32))
+    method, inputs, keep = runtime.prepare(x.numpy())
 
     def call() -> None:
+        assert keep is not None  # the program and the bytes it points into live as long as the call
         method.execute(inputs)
-    call.program_bytes = data  # type: ignore[attr-defined]
+    call.runtime = runtime  # type: ignore[attr-defined]  # says where the program came from
     return call
 
 
@@ -200,13 +190,13 @@ def litert_canary(threads: int | None, artifact_dir: str | Path | None = None,
 def make_canary(runtime: str, threads: int | None, provider: str, artifact_dir: str | Path | None = None,
                 manifest_dir: str | Path | None = None) -> Callable[[], None]:
     """The canary of ``runtime``'s worker; ``artifact_dir`` and ``manifest_dir`` are the worker's
-    (LiteRT's canary is obtained like its models)."""
+    (LiteRT's and ExecuTorch's canaries are obtained like their models)."""
     if runtime == "pytorch":
         return torch_canary(threads, "cuda" if provider.startswith("cuda") else "cpu")
     if runtime == "openvino":
         return openvino_canary(threads, provider)
     if runtime == "executorch":
-        return executorch_canary(threads)
+        return executorch_canary(threads, artifact_dir, manifest_dir)
     if runtime == "litert":
         return litert_canary(threads, artifact_dir, manifest_dir)
     return ort_canary(threads, provider if provider != "TensorrtExecutionProvider" else "CUDAExecutionProvider")

@@ -270,7 +270,8 @@ def test_make_export_writes_programs_and_a_manifest_a_board_uses(tmp_path, capsy
     folder = laptop / "onnx" / "artifacts"
     manifest = json.loads((folder / "manifest.json").read_text())
     shapes = sorted(tuple(e["input_shape"]) for e in manifest["artifacts"])
-    assert shapes == [(1, 4000), (1, 16000)], out  # the cell's and the fidelity probe's
+    # the cell's, the fidelity probe's and the drift canary's (runners/canary.py)
+    assert shapes == [(1, 4000), (1, 16000), (256, 256)], out
     assert not list(laptop.glob("onnx/*.onnx"))  # RUNTIMES=executorch: no ONNX export asked for
     entry = next(e for e in manifest["artifacts"] if e["input_shape"] == [1, 4000])
     assert entry["runtime"] == "executorch" and entry["model"] == "logmel" and entry["tiny"] is True
@@ -279,8 +280,8 @@ def test_make_export_writes_programs_and_a_manifest_a_board_uses(tmp_path, capsy
     assert entry["runtime_versions"]["executorch"] and entry["exporter_versions"]["torch"]
     assert entry["bytes"] == (folder / entry["file"]).stat().st_size and entry["export_s"] > 0
     assert str(tmp_path) not in (folder / "manifest.json").read_text()
-    assert "edge artifacts: 2 made, 0 up to date" in out
-    assert export_tiny_logmel(laptop) == 0 and "edge artifacts: 0 made, 2 up to date" in capsys.readouterr().out
+    assert "edge artifacts: 3 made, 0 up to date" in out
+    assert export_tiny_logmel(laptop) == 0 and "edge artifacts: 0 made, 3 up to date" in capsys.readouterr().out
 
     # the board: another cache, the shipped folder
     wav = synthetic_batch(1, 4000, seed=3)
@@ -340,9 +341,10 @@ def test_make_export_lists_a_long_rnn_as_make_bench_would_unless_long_rnn_is_ask
     settings = export_settings(found, ("executorch",))
     logged: list[str] = []
     outcome = export_artifacts(settings, ("executorch",), log=logged.append)
-    assert exported == [(1, 4000)]  # the cell at 0.25 s; the probe's 1 s is above the limit
+    # the cell at 0.25 s and the drift canary; the probe's 1 s is above the limit
+    assert exported == [(1, 4000), (256, 256)]
     manifest = json.loads((tmp_path / "artifacts" / "manifest.json").read_text())
-    assert [e["input_shape"] for e in manifest["artifacts"]] == [[1, 4000]]
+    assert [e["input_shape"] for e in manifest["artifacts"]] == [[1, 4000], [256, 256]]
     (refused,) = manifest["unsupported"]
     assert refused["model"] == "apc" and refused["input_shape"] == [1, 16000]
     assert refused["reason"] == ("ExecuTorch unrolls the GRU frame by frame at export: an input of 16000 samples is "
@@ -351,13 +353,13 @@ def test_make_export_lists_a_long_rnn_as_make_bench_would_unless_long_rnn_is_ask
     assert outcome.unsupported and any("LONG_RNN=1" in line for line in logged)
     exported.clear()
     outcome = export_artifacts(settings, ("executorch",), long_rnn=True, log=logged.append)
-    assert exported == [(1, 16000)] and outcome.made == 1 and outcome.up_to_date == 1
+    assert exported == [(1, 16000)] and outcome.made == 1 and outcome.up_to_date == 2
     manifest = json.loads((tmp_path / "artifacts" / "manifest.json").read_text())
-    assert sorted(e["input_shape"] for e in manifest["artifacts"]) == [[1, 4000], [1, 16000]]
+    assert sorted(e["input_shape"] for e in manifest["artifacts"]) == [[1, 4000], [1, 16000], [256, 256]]
     assert manifest["unsupported"] == []
 
 
-def test_the_fleet_ships_litert_s_drift_canary_to_every_board_measuring_litert(tmp_path):
+def test_the_fleet_ships_the_drift_canaries_to_every_board_measuring_litert_or_executorch(tmp_path):
     """The canary (model ``canary``, 256×256; bench/edge_export.py) is no cell's shape and no model of
     MODELS, of no size: a board measuring LiteRT gets it whatever its sweep, models and TINY."""
     from fleet.artifacts import pick
@@ -372,6 +374,8 @@ def test_the_fleet_ships_litert_s_drift_canary_to_every_board_measuring_litert(t
         name, _ = artifacts.copy_into(folder, k, b"a litert model")
         manifest["artifacts"].append({**first, "runtime": "litert", "model": model, "input_shape": list(shape),
                                       "file": name, "tiny": tiny})
+    name, _ = artifacts.copy_into(folder, key(model="canary", input_shape=(256, 256)), b"an executorch canary")
+    manifest["artifacts"].append({**first, "model": "canary", "input_shape": [256, 256], "file": name, "tiny": None})
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
     def picked(**settings):
@@ -380,6 +384,6 @@ def test_the_fleet_ships_litert_s_drift_canary_to_every_board_measuring_litert(t
 
     assert picked(RUNTIMES="litert", MODELS="tera") == [("litert", "canary")]  # full size, another model
     assert picked(RUNTIMES="litert,executorch", TINY="1", DURATIONS="0.25", BATCH_SIZES="1") == [
-        ("executorch", "logmel"), ("litert", "canary"), ("litert", "logmel")]
-    assert picked(RUNTIMES="executorch", TINY="1") == [("executorch", "logmel")]
+        ("executorch", "canary"), ("executorch", "logmel"), ("litert", "canary"), ("litert", "logmel")]
+    assert picked(RUNTIMES="executorch", TINY="1") == [("executorch", "canary"), ("executorch", "logmel")]
     assert picked(RUNTIMES="onnxruntime") is None

@@ -345,10 +345,11 @@ def test_edge_artifacts_made_on_the_laptop_are_shipped_and_used_on_the_board(lab
                              MODELS="logmel", RUNTIMES="executorch", DURATIONS="0.25")
     code, out = laptop.run(["--fleet", str(toml)])
     assert code == 0, out
-    assert "pi-board gets 2 executorch artifact(s)" in out and "checksums verified on the board" in out
+    # the cell's program, the fidelity probe's and the drift canary's (runners/canary.py)
+    assert "pi-board gets 3 executorch artifact(s)" in out and "checksums verified on the board" in out
     board = tmp_path / "board-pi-board"
     (shipped,) = [p.parent for p in (board / "artifacts").glob("*/.complete")]
-    assert len(json.loads((shipped / "manifest.json").read_text())["artifacts"]) == 2
+    assert len(json.loads((shipped / "manifest.json").read_text())["artifacts"]) == 3
     log = next((board / "runs").glob("*/log")).read_text()
     assert "setup-runtimes: executorch is installed" in log   # RUNTIMES' optional runtime, set up remote-side
     (local,) = list(laptop.results.glob("rpi/*/cells.jsonl"))

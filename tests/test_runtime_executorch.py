@@ -83,6 +83,22 @@ def test_exports_checks_and_caches_a_program_per_shape(tmp_path):
 
 
 @needs_executorch
+def test_the_drift_canary_is_lowered_once_per_machine_and_then_read_from_the_cache(tmp_path):
+    """ExecuTorch's canary is an artifact like a model's program: the first worker lowers and caches
+    it, the next reads it from the cache (no lowering), and both time the same chain."""
+    from runners.canary import make_canary, read_canary
+
+    first = make_canary("executorch", 1, "XNNPACK", tmp_path / "cache", None)
+    assert first.runtime.facts["runtime_artifact"] == "exported here"
+    assert first.runtime.facts["runtime_artifact_check"]["cosine"] > 0.9999
+    assert [p.suffix for p in (tmp_path / "cache").rglob("*.pte")] == [".pte"]
+    second = make_canary("executorch", 1, "XNNPACK", tmp_path / "cache", None)
+    assert second.runtime.facts["runtime_artifact"] == "from cache"
+    assert second.runtime.facts["runtime_export_s"] is None
+    assert 0 < read_canary(second, reps=3) < 1.0
+
+
+@needs_executorch
 def test_what_it_cannot_export_is_unsupported_with_the_reason(tmp_path):
     import torch
 
