@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_output import write_outputs  # noqa: E402
-from benchmarks.suite_time import load_average, machine_line  # noqa: E402
+from benchmarks.suite_time import latest_run, load_average, machine_line  # noqa: E402
 from host.environment import read_cpu  # noqa: E402
 from host.sysfs import sysfs_root  # noqa: E402
 from runners.stopping import paired_speedup  # noqa: E402
@@ -161,22 +161,19 @@ def main(argv: list[str] | None = None) -> int:
     cpu = read_cpu(sysfs_root())
     load_start = load_average()
     if args.run:
-        runs, wall = [Path(args.run)], float("nan")
+        run_dir = Path(args.run)
     else:
         wall = run_bench(tmp / "results", variables, tmp / "bench.log")
-        runs = sorted((p.parent for p in (tmp / "results").glob("*/*/run.json")), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise SystemExit(f"runtimes_suite: no run folder under {tmp / 'results'}; see {tmp / 'bench.log'}")
-    run = read_run_dict(runs[-1])
-    if args.run:
-        wall = float(next((s.get("wall_time", {}).get("actual_s") for s in run.get("sessions") or []
-                           if isinstance(s.get("wall_time"), dict)), float("nan")) or float("nan"))
+        run_dir = latest_run(tmp / "results")
+    run = read_run_dict(run_dir)
+    if args.run:  # the command's wall time was not seen here: the run's own record of it
+        wall = float(run.get("actual_wall_s") or "nan")
     result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "command": "make bench " + " ".join(f"{k}={v}" for k, v in variables.items()),
               "machine": machine_line(cpu),
-              "load_start": load_start, "load_end": load_average(), "wall_s": wall, "run": runs[-1].name,
+              "load_start": load_start, "load_end": load_average(), "wall_s": wall, "run": run_dir.name,
               "software": (run.get("environment") or {}).get("software"),
-              "rows": collect(runs[-1])}
+              "rows": collect(run_dir)}
     write_outputs(args.out, render(result), result)
     print(f"logs and run: {tmp}", file=sys.stderr)
     return 0

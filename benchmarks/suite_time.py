@@ -192,7 +192,6 @@ def spread(repeats: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     worst = max(ratios, key=lambda k: ratios[k])
     return {"cells": len(ratios), "median_max_over_min": round(statistics.median(ratios.values()), 3),
             "worst_max_over_min": round(ratios[worst], 3), "worst_cell": worst,
-            "worst_speedups": [round(r[worst]["speedup"], 3) for r in repeats],
             "speedups": {k: [round(r[k]["speedup"], 4) for r in repeats] for k in ratios}}
 
 
@@ -240,7 +239,7 @@ def render(result: dict[str, Any]) -> str:
         for item in result["spread"]:
             lines.append(f"- {item['code']} {item['scenario']}: {item['repeats']} repeats, {item['cells']} cells, "
                          f"median max/min {item['median_max_over_min']}, worst {item['worst_max_over_min']}"
-                         + (f" ({item['worst_cell']}: {', '.join(f'{v:.3f}' for v in item['worst_speedups'])})"
+                         + (f" ({item['worst_cell']}: {', '.join(f'{v:.3f}' for v in item['speedups'][item['worst_cell']])})"
                             if item.get("worst_cell") else ""))
     return "\n".join(lines) + "\n"
 

@@ -124,20 +124,17 @@ def executorch_canary(threads: int | None, artifact_dir: str | Path | None = Non
     program is obtained as the cells' are (runners/runtimes/artifacts.py): from ``artifact_dir``'s
     cache, from ``manifest_dir`` (``make export RUNTIMES=executorch`` makes it, ``make fleet`` ships
     it) or lowered here and cached — once per machine rather than about 8 s in every worker."""
-    import torch  # deferred: heavy, and the parent process never needs it for the canary
-
     from runners.runtimes.executorch import ExecuTorchRuntime  # deferred: optional, only its worker builds this
 
     runtime = ExecuTorchRuntime(canary_module, threads, artifact_dir=artifact_dir, model=CANARY_MODEL,
                                 manifest_dir=manifest_dir)
     runtime.load()
-    x = torch.from_numpy(np.random.default_rng(1).standard_normal(CANARY_SHAPE).astype(np.float32))
-    method, inputs, keep = runtime.prepare(x.numpy())
+    method, inputs, keep = runtime.prepare(np.random.default_rng(1).standard_normal(CANARY_SHAPE).astype(np.float32))
 
     def call() -> None:
-        assert keep is not None  # the program and the bytes it points into live as long as the call
         method.execute(inputs)
     call.runtime = runtime  # type: ignore[attr-defined]  # says where the program came from
+    call.keep = keep  # type: ignore[attr-defined]  # the program and the bytes it points into live as long as the call
     return call
 
 
