@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from export.fidelity import OutputMismatch, agrees, compare_outputs
 from export.params import count_parameters, onnx_initializer_count
 from models.build import build_weighted
 from models.registry import ModelSpec, get_spec
@@ -31,8 +31,6 @@ from models.weights import NO_WEIGHTS_LABEL, resolve_source
 OPSET = {"torchscript": 17, "dynamo": 18}
 EXPORTERS = tuple(OPSET)
 CHECK_INPUTS = ((1, 1.37), (3, 2.5))  # (batch, seconds): two lengths, not hop multiples
-MIN_COSINE = 0.9999
-MAX_REL_ERR = 1e-3  # max abs error relative to max(1, max |reference|)
 MANIFEST = "manifest.json"
 
 
@@ -90,22 +88,6 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def compare_outputs(reference: list[np.ndarray], candidate: list[np.ndarray]) -> tuple[float, float]:
-    """(max abs error over all outputs, cosine similarity of the last output)."""
-    if len(reference) != len(candidate):
-        raise ExportError(f"output count differs: {len(reference)} vs {len(candidate)}")
-    err = 0.0
-    for r, c in zip(reference, candidate):
-        if r.shape != c.shape:
-            raise ExportError(f"output shape differs: {r.shape} vs {c.shape}")
-        err = max(err, float(np.max(np.abs(r.astype(np.float64) - c.astype(np.float64)))) if r.size else 0.0)
-    a = reference[-1].astype(np.float64).ravel()
-    b = candidate[-1].astype(np.float64).ravel()
-    denom = np.linalg.norm(a) * np.linalg.norm(b)
-    cosine = float(a @ b / denom) if denom > 0 else float(np.array_equal(a, b))
-    return err, cosine
-
-
 def check_onnx(model: torch.nn.Module, path: Path, seed: int = 1234) -> list[CheckResult]:
     """Run PyTorch and ONNX Runtime on fresh random inputs and compare every output."""
     # deferred: onnxruntime is heavy and optional on a PyTorch-only path
@@ -120,10 +102,11 @@ def check_onnx(model: torch.nn.Module, path: Path, seed: int = 1234) -> list[Che
         with torch.inference_mode():
             ref = [o.numpy() for o in model(wav)]
         out = session.run(None, {"waveform": wav.numpy()})
-        err, cosine = compare_outputs(ref, out)
-        scale = max(1.0, max(float(np.max(np.abs(r))) for r in ref))
-        ok = cosine >= MIN_COSINE and err <= MAX_REL_ERR * scale
-        results.append(CheckResult(batch, samples, err, cosine, ok))
+        try:
+            err, cosine = compare_outputs(ref, out)
+        except OutputMismatch as exc:
+            raise ExportError(str(exc)) from None
+        results.append(CheckResult(batch, samples, err, cosine, agrees(ref, err, cosine)))
     return results
 
 

@@ -9,6 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from export.fidelity import OutputMismatch
 from export.onnx_export import ExportError, compare_outputs, export_model, onnx_path
 from export.params import onnx_initializer_count
 from models.registry import LAB_SUITE, get_spec
@@ -116,7 +117,7 @@ def test_shared_layer_is_stored_once_in_onnx(tiny_onnx_dir, tmp_path):
 def test_compare_outputs():
     a = [np.ones((1, 2, 3), np.float32)]
     assert compare_outputs(a, [a[0] + 0.25]) == (0.25, pytest.approx(1.0))
-    with pytest.raises(ExportError, match="shape"):
+    with pytest.raises(OutputMismatch, match="shape"):
         compare_outputs(a, [np.ones((1, 3, 3), np.float32)])
 
 

@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from export.fidelity import MAX_REL_ERR, MIN_COSINE
 from runners.memory import return_freed_memory
 from runners.runtimes import artifacts
 from runners.runtimes.base import UnsupportedError
@@ -59,9 +60,6 @@ RECIPE = "torch.export -> to_edge_transform_and_lower(XnnpackPartitioner) -> to_
 # takes minutes and GBs (docs/runtimes.md), so it is refused before trying
 MAX_RNN_SAMPLES = 4000
 EXPORT_TIMEOUT_S = 480.0  # an export that takes longer is stopped: unsupported (under the 900 s cell timeout)
-# the ONNX export's acceptance thresholds (export/onnx_export.py)
-MIN_COSINE = 0.9999
-MAX_REL_ERR = 1e-3  # max abs error relative to max(1, max |reference|)
 
 
 class ExportTimeout(BaseException):  # not swallowed by a library's broad `except Exception`
@@ -295,9 +293,10 @@ class ExecuTorchRuntime:
             raise UnsupportedError(f"ExecuTorch {executorch_version()} ({DELEGATE}) could not export input "
                                    f"{shape[0]}x{shape[1]}: {reason_of(exc)}") from None
         export_s = time.perf_counter() - start
-        method = self._runtime.load_program(data).load_method("forward")
+        program = self._runtime.load_program(data)  # the program, and ``data``, outlive its method
+        method = program.load_method("forward")
         got = [np.array(t.detach().numpy(), dtype=np.float32) for t in method.execute([example])]
-        del method  # before ``data`` can go
+        del method, program  # before ``data`` can go
         with torch.inference_mode():
             ref = [o.numpy() for o in self.module(example)]
         err, cosine = compare_outputs(ref, got)
