@@ -5,6 +5,7 @@ the CPU features are read from an auxv as the kernel lays it out."""
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pytest
 
