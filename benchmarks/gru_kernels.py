@@ -310,13 +310,13 @@ def run_openvino(folder: Path, case: str, w: dict[str, np.ndarray]) -> tuple[np.
         import openvino as ov
     except ImportError as exc:
         raise Absent(f"openvino not installed ({exc})") from None
-    from runners.runtimes.openvino import compile_config
+    from runners.runtimes.openvino import _read_back, compile_config
 
     path = folder / f"gru-{case}.onnx"
     if not path.exists():
         raise Absent(f"{path.name} missing")
     compiled = ov.Core().compile_model(str(path), "CPU", compile_config(1, None))
-    precision = compiled.get_property("INFERENCE_PRECISION_HINT")
+    precision = _read_back(compiled, "INFERENCE_PRECISION_HINT")
     out = compiled({"x": w["x"]})
     return np.asarray(next(iter(out.values()))), f"openvino {ov.__version__}, CPU plugin, precision {precision}"
 
@@ -496,8 +496,20 @@ def cell(row: dict[str, Any] | None) -> str:
     return row["status"]
 
 
+def merge(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of one machine label as one (a first check of every runtime, a later one of a few): the
+    weights are drawn from one seed, so their rows add up; a row seen twice keeps its first reading."""
+    merged: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        into = merged.setdefault(run["machine"]["label"], {"machine": run["machine"], "rows": []})
+        seen = {(r["case"], r["runtime"], r["graph"]) for r in into["rows"]}
+        into["rows"] += [r for r in run["rows"] if (r["case"], r["runtime"], r["graph"]) not in seen]
+    return list(merged.values())
+
+
 def report(runs: list[dict[str, Any]]) -> str:
     """A Markdown table: a row per case and runtime, a column per machine (cosine / max abs error)."""
+    runs = merge(runs)
     heads = [r["machine"]["label"] for r in runs]
     keys: list[tuple[str, str, str]] = []
     for run in runs:
@@ -591,9 +603,14 @@ def main(argv: list[str] | None = None) -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(run, indent=1) + "\n")
         return 1 if any(r.status in ("differs", "error") for r in rows) else 0
-    text = report([json.loads(p.read_text()) for p in args.runs])
+    runs = [json.loads(p.read_text()) for p in args.runs]
+    text = report(runs)
     if args.out:
-        args.out.write_text(text)
+        args.out.write_text(f"# GRU kernels: every runtime against NumPy, machine by machine\n\n"
+                            f"Made by `benchmarks/gru_kernels.py report` from the checks in "
+                            f"[{args.out.with_suffix('.json').name}]({args.out.with_suffix('.json').name}); "
+                            f"what they show: docs/platforms.md.\n\n{text}")
+        args.out.with_suffix(".json").write_text(json.dumps(merge(runs), indent=1) + "\n")
     else:
         print(text, end="")
     return 0

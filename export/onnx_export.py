@@ -110,6 +110,27 @@ def check_onnx(model: torch.nn.Module, path: Path, seed: int = 1234) -> list[Che
     return results
 
 
+def onednn_rnn_verdict(model: torch.nn.Module, path: Path) -> str:
+    """When an RNN model's ONNX graph disagrees with PyTorch, whose output is off: PyTorch runs
+    GRUs and LSTMs through oneDNN where it can, and on an emulated Arm CPU with SVE that path gave
+    wrong results for a small GRU while PyTorch's own kernel, ONNX Runtime and the other runtimes
+    agreed with a NumPy reference (docs/platforms.md).  The check is run again with oneDNN off; if
+    the graph then agrees, the words say so (the file is refused all the same: the PyTorch runner
+    would measure the oneDNN path).  Empty when it does not apply or tells nothing."""
+    if not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled:
+        return ""
+    if not any(isinstance(m, torch.nn.RNNBase) for m in model.modules()):
+        return ""
+    with torch.backends.mkldnn.flags(enabled=False):
+        plain = check_onnx(model, path)
+    if not all(c.ok for c in plain):
+        return ""
+    worst = min(plain, key=lambda c: c.cosine)
+    return (f"; with oneDNN off, PyTorch agrees with the ONNX graph (cosine {worst.cosine:.6f}, max abs err "
+            f"{worst.max_abs_err:.3g}): this machine's oneDNN RNN kernel is the output that is off, not the "
+            f"ONNX graph (docs/platforms.md; benchmarks/gru_kernels.py checks each runtime against NumPy)")
+
+
 def _torch_export(model: torch.nn.Module, spec: ModelSpec, path: Path, exporter: str, n_outputs: int) -> None:
     example = torch.randn(2, 16000)
     names = [f"hidden_state_{i}" for i in range(n_outputs)]
@@ -208,10 +229,11 @@ def export_model(name: str, out_dir: str | Path, *, tiny: bool = False, exporter
     checks = check_onnx(model, path)
     if not all(c.ok for c in checks):
         bad = [c for c in checks if not c.ok]
+        whose = onednn_rnn_verdict(model, path)
         path.unlink(missing_ok=True)
         raise ExportError(f"{name}: ONNX output differs from PyTorch: " + "; ".join(
             f"batch {c.batch} x {c.samples} samples: max abs err {c.max_abs_err:.3g}, "
-            f"cosine {c.cosine:.6f}" for c in bad))
+            f"cosine {c.cosine:.6f}" for c in bad) + whose)
     # deferred: onnx is loaded only where a graph is read or written
     import onnx
 

@@ -130,8 +130,19 @@ for ((i = 0; i < ncpu; i++)); do
   mkdir -p "$CPUS/cpu$i/regs/identification" "$CPUS/cpu$i/topology"
   echo 0x00000000414fd0b1 > "$CPUS/cpu$i/regs/identification/midr_el1"
   echo 0x0 > "$CPUS/cpu$i/regs/identification/revidr_el1"
-  echo "$i" > "$CPUS/cpu$i/topology/core_id"
-  echo 0 > "$CPUS/cpu$i/topology/physical_package_id"
+  T="$CPUS/cpu$i/topology"
+  echo "$i" > "$T/core_id"
+  for f in physical_package_id cluster_id die_id; do echo 0 > "$T/$f"; done
+  for f in thread_siblings_list core_cpus_list; do echo "$i" > "$T/$f"; done
+  for f in core_siblings_list package_cpus_list cluster_cpus_list die_cpus_list; do echo "0-$((ncpu - 1))" > "$T/$f"; done
+  # the caches a Pi 5 has (OpenVINO's CPU plugin and hwloc read them): L1 64 KiB each, L2 512 KiB per core, L3 2 MiB shared
+  for spec in "0 1 Data 64K $i" "1 1 Instruction 64K $i" "2 2 Unified 512K $i" "3 3 Unified 2048K 0-$((ncpu - 1))"; do
+    read -r index level type size shared <<<"$spec"
+    C="$CPUS/cpu$i/cache/index$index"
+    mkdir -p "$C"
+    echo "$level" > "$C/level"; echo "$type" > "$C/type"; echo "$size" > "$C/size"
+    echo "$shared" > "$C/shared_cpu_list"; echo 64 > "$C/coherency_line_size"
+  done
 done
 # local wheel folders and file:// indexes that the host's pip configuration names (find-links,
 # extra-index-url): the same paths, read-only, so the copied configuration means the same inside

@@ -154,3 +154,43 @@ def test_the_dynamo_exporter_without_onnxscript_says_how_to_install_it(tmp_path,
     logged: list[str] = []
     assert export_models(settings, logged.append) == {"logmel": {"error": hint}}
     assert logged == [f"export logmel: FAILED: {hint}"]
+
+
+class _GruOffUnderOneDnn(torch.nn.Module):
+    """A GRU whose PyTorch output is wrong while oneDNN is on (as the oneDNN GRU under an emulated
+    SVE CPU was, docs/platforms.md) and right with it off: the ONNX graph is traced with it off."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = torch.nn.GRU(160, 8, batch_first=True)
+
+    def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor]:
+        frames = wav[:, : wav.shape[1] // 160 * 160].reshape(wav.shape[0], -1, 160)
+        out = self.gru(frames)[0]
+        if torch.backends.mkldnn.enabled:
+            out = out * 0.5 + 0.1
+        return (out,)
+
+
+def test_an_rnn_that_disagrees_only_under_onednn_is_named(tmp_path):
+    from export.onnx_export import check_onnx, onednn_rnn_verdict
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    model = _GruOffUnderOneDnn().eval()
+    path = tmp_path / "gru.onnx"
+    with torch.backends.mkldnn.flags(enabled=False):
+        torch.onnx.export(model, (torch.zeros(1, 16000),), str(path), input_names=["waveform"],
+                          dynamic_axes={"waveform": {0: "batch", 1: "samples"}}, dynamo=False)
+    assert not any(c.ok for c in check_onnx(model, path))  # oneDNN on: PyTorch's output is off
+    words = onednn_rnn_verdict(model, path)
+    assert words.startswith("; with oneDNN off, PyTorch agrees with the ONNX graph (cosine 1.000000")
+    assert "oneDNN RNN kernel is the output that is off" in words
+    broken = tmp_path / "other.onnx"  # a graph that is wrong either way: nothing to say
+    graph = onnx.load(str(path))
+    for init in graph.graph.initializer:
+        if init.dims and len(init.dims) == 3:
+            init.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(init) * -1.0, init.name))
+    onnx.save(graph, str(broken))
+    assert onednn_rnn_verdict(model, broken) == ""
+    assert onednn_rnn_verdict(torch.nn.Sequential(torch.nn.Linear(2, 2)), path) == ""  # no RNN
