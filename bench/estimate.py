@@ -13,7 +13,10 @@ seconds), so the share of cells done says little about the time left.  The predi
   the run's ``TimingPolicy``: at least ``MIN_ROUNDS``, REPS samples and MIN_TIME; at most the time
   cap, scaled with the call, or the sample cap; in interleaved order the first side at its cap ends
   the cell for both); :func:`cell_rounds` is the one place here that knows the rule;
-* **a worker** costs its start and model load once, at its first cell.
+* **a worker** costs its start and model load once, at its first cell;
+* **an edge artifact** (an ExecuTorch program or a LiteRT model, one per input shape) that is in
+  neither this machine's cache nor the shipped manifest is made by the worker before the cell:
+  :attr:`Costs.edge_export_s` plus the model's bytes at :attr:`Costs.edge_export_bytes_per_s`.
 
 The point prediction puts every comparison :attr:`Costs.cap_share` of the way from its fewest rounds
 to its caps (1: at the caps, which a noisy machine reaches) until cells were measured, then where
@@ -61,6 +64,12 @@ class Costs:
     settle_per_round_s: float = 0.034  # waiting for the other side's thread pool to go quiet (interleaved)
     efficiency: float = 0.67  # share of the GEMM rate a call reaches before any cell was measured
     cap_share: float = 0.2  # where between its fewest rounds (0) and its caps (1) a comparison stops
+    # making one ExecuTorch program or LiteRT model (export, lowering or conversion, and its check):
+    # fitted to the 22 made in docs/benchmarks/runtimes-suite.md (12-05 17:04, 2 threads): log-mel 1 s,
+    # TERA 8-14 s, wav2vec 2.0 / HuBERT 23-31 s, Mockingjay 24-43 s; APC's unrolled GRU (48 s at 1 s
+    # of audio) takes longer than its bytes say
+    edge_export_s: float = 2.0
+    edge_export_bytes_per_s: float = 15e6
 
 
 def config_key(config: RuntimeConfig | Mapping[str, Any]) -> tuple:
@@ -184,10 +193,12 @@ class WorkEstimate:
     def __init__(self, todo: list[PlannedCell], policy: TimingPolicy, order: str,
                  flops_of: Callable[[RuntimeConfig, CellShape], float | None],
                  rate_of: Callable[[RuntimeConfig], float | None],
-                 worker_s: Callable[[RuntimeConfig], float], costs: Costs = Costs()) -> None:
+                 worker_s: Callable[[RuntimeConfig], float], costs: Costs = Costs(),
+                 artifact_s: Callable[[RuntimeConfig, CellShape], float] | None = None) -> None:
         self.policy, self.order, self.costs = policy, order, costs
         self.units = comparisons(list(todo))
         self.base: dict[SideKey, float | None] = {}  # call seconds at the default efficiency
+        self.making: dict[SideKey, float] = {}  # seconds to make the side's artifact before it measures
         self.worker: dict[tuple, float] = {}
         for unit in self.units:
             for config, shapes in unit:
@@ -195,6 +206,7 @@ class WorkEstimate:
                 rate = rate_of(config)
                 for shape in shapes:
                     self.base[side_key(config, shape)] = call_seconds(flops_of(config, shape), rate, costs.efficiency)
+                    self.making[side_key(config, shape)] = float(artifact_s(config, shape)) if artifact_s else 0.0
         self.ratios: dict[tuple, float] = {}  # measured / predicted call time, per worker group
         self.shares: dict[tuple, float] = {}  # where its cells stopped between fewest rounds and caps
         self.seen: dict[tuple, int] = {}  # records learned from, per worker group
@@ -229,7 +241,7 @@ class WorkEstimate:
                                         [self.shares.get(g) for g, _ in sides], mean_share)
                 for (g, k), side in zip(sides, found):
                     if k not in self.done:
-                        setup = self.worker[g] if g not in started else 0.0
+                        setup = (self.worker[g] if g not in started else 0.0) + self.making[k]
                         self.cost[k] = (side.point_s + setup, side.low_s + setup, side.high_s + setup)
                         self.rounds[k] = (side.fewest, side.most)
                 started.update(g for g, _ in sides)
@@ -287,9 +299,12 @@ class WorkEstimate:
 
 def estimate_run(todo: list[PlannedCell], policy: TimingPolicy, order: str,
                  manifest: Mapping[str, Mapping[str, Any]], rate_of: Callable[[RuntimeConfig], float | None],
-                 tiny: bool, costs: Costs = Costs()) -> WorkEstimate:
+                 tiny: bool, costs: Costs = Costs(),
+                 artifact_ready: Callable[[RuntimeConfig, CellShape], bool] | None = None) -> WorkEstimate:
     """The suite's estimate: FLOPs from ``flops.macs_for`` (the analytic count, else the fp32 ONNX
-    graph of the export manifest), model bytes from the manifest, GEMM rates from ``rate_of``."""
+    graph of the export manifest), model bytes from the manifest, GEMM rates from ``rate_of``;
+    ``artifact_ready(config, shape)``: whether an edge runtime's artifact for that side is already
+    at hand (None: no side of the run makes one)."""
 
     def flops_of(config: RuntimeConfig, shape: CellShape) -> float | None:
         entry = manifest.get(config.model) or {}
@@ -305,7 +320,13 @@ def estimate_run(todo: list[PlannedCell], policy: TimingPolicy, order: str,
         size = (manifest.get(config.model) or {}).get("model_bytes") or 0
         return costs.worker_start_s + float(size) / costs.load_bytes_per_s
 
-    return WorkEstimate(todo, policy, order, flops_of, rate_of, worker_s, costs)
+    def artifact_s(config: RuntimeConfig, shape: CellShape) -> float:
+        if artifact_ready is None or artifact_ready(config, shape):
+            return 0.0
+        size = (manifest.get(config.model) or {}).get("model_bytes") or 0
+        return costs.edge_export_s + float(size) / costs.edge_export_bytes_per_s
+
+    return WorkEstimate(todo, policy, order, flops_of, rate_of, worker_s, costs, artifact_s)
 
 
 def fmt_duration(seconds: float) -> str:

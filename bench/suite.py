@@ -27,12 +27,13 @@ from export.needs import missing_for
 from export.onnx_export import ExportError, describe_model, describe_onnx, export_model
 from export.variants import onnx_variant, parse_variant
 from host.environment import collect_environment, throttle_snapshot, wavebench_version
+from models.audio_format import SAMPLE_RATE
 from models.registry import get_spec
 from runners.canary import DRIFT_THRESHOLD
 from runners.gemm_peak import gemm_peak_entry
 from runners.memory import return_freed_memory
 from runners.reference import save_reference
-from runners.runtimes import ONNX_RUNTIMES, SHIPPABLE
+from runners.runtimes import ONNX_RUNTIMES, SHIPPABLE, artifacts
 from runstore.folder import SCHEMA_VERSION, OpenedRun, RunFolder, open_run, portable_text
 from runstore.identity import fingerprint_hash, identity
 from runstore.records import DEFAULT_RUNTIMES, cell_key
@@ -290,7 +291,17 @@ def predict(settings: Settings, todo: list[PlannedCell], manifest: dict[str, Any
     for config, rate in rates.items():
         if not rate and _on_cpu(config):
             rates[config] = cpu_rates.get(config.threads)
-    estimate = estimate_run(todo, settings.policy(), settings.order, manifest, rates.get, settings.tiny)
+    def artifact_ready(config: RuntimeConfig, shape: CellShape) -> bool:
+        """Whether an edge runtime's side will find its artifact rather than make it."""
+        if config.runtime not in SHIPPABLE:  # OpenVINO compiles in its load, counted in the worker's start
+            return True
+        samples = int(round(float(shape.duration_s) * SAMPLE_RATE))
+        return artifacts.at_hand(config.runtime, config.model, (int(shape.batch_size), samples),
+                                 Path(settings.onnx_dir) / config.runtime,
+                                 settings.artifacts_dir)
+
+    estimate = estimate_run(todo, settings.policy(), settings.order, manifest, rates.get, settings.tiny,
+                            artifact_ready=artifact_ready)
     log(prediction_line(estimate, all(rates.values())))
     return estimate
 

@@ -4,6 +4,7 @@ on synthetic cells: known FLOPs and a known GEMM rate give a known prediction.""
 from __future__ import annotations
 
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import pytest
 
@@ -215,3 +216,52 @@ def test_the_suite_predicts_with_the_gemm_rates_it_measured_and_lends_a_cpu_rate
     assert all(call is not None for call in (est.call_s(k) for k in est.cost))
     assert said == [prediction_line(est, rates_known=True)]
     assert predict(settings, [], {}, peak_for, said.append) is None
+
+
+def test_an_edge_artifact_to_make_is_predicted_once_per_shape_and_not_when_at_hand(tmp_path):
+    """ExecuTorch programs and LiteRT models are made per input shape before the cell: their cost is
+    a fixed part plus the model's bytes at a rate; one in the cache or the manifest costs nothing."""
+    from bench.estimate import estimate_run
+    from bench.suite import predict
+    from runners.runtimes import artifacts
+
+    costs = replace(BARE, edge_export_s=2.0, edge_export_bytes_per_s=1e6)
+    todo = [PlannedCell("m", "executorch", "XNNPACK", "fp32", 1, 1, 1.0),
+            PlannedCell("m", "executorch", "XNNPACK", "fp32", 1, 1, 4.0)]
+    manifest = {"m": {"model_bytes": 3_000_000}}
+
+    def total(ready):
+        return estimate_run(todo, POLICY, "grouped", manifest, lambda g: RATE, False, costs,
+                            artifact_ready=ready).first[0]
+
+    none_made = total(lambda c, s: True)
+    assert total(None) == pytest.approx(none_made)
+    assert total(lambda c, s: False) == pytest.approx(none_made + 2 * (2.0 + 3.0))
+    assert total(lambda c, s: s.duration_s == 1.0) == pytest.approx(none_made + 5.0)
+
+    # what counts as at hand: a cached file of that model and shape, or a manifest entry for it
+    cache, shipped = tmp_path / "executorch", tmp_path / "artifacts"
+    cache.mkdir()
+    assert not artifacts.at_hand("executorch", "m", (1, 16000), cache, shipped)
+    (cache / "m-b1-n16000-0123456789abcdef.pte").write_bytes(b"x")
+    assert artifacts.at_hand("executorch", "m", (1, 16000), cache, shipped)
+    assert not artifacts.at_hand("executorch", "m", (1, 64000), cache, shipped)
+    entry = {"runtime": "litert", "model": "m", "input_shape": [1, 64000]}
+    artifacts.save_manifest(shipped, {**artifacts.empty_manifest(), "artifacts": [entry]})
+    assert artifacts.at_hand("litert", "m", (1, 64000), None, shipped)
+    assert not artifacts.at_hand("executorch", "m", (1, 64000), None, shipped)
+    (shipped / artifacts.MANIFEST).write_text("{damaged")
+    assert not artifacts.at_hand("litert", "m", (1, 64000), None, shipped)
+
+    # the suite asks with its own folders: an empty cache predicts the exports, a filled one does not
+    settings = Settings(device="cpu", models=("logmel",), runtimes=("pytorch", "executorch"), batch_sizes=(1,),
+                        durations=(1.0,), tiny=True, results_dir=str(tmp_path / "r"), onnx_dir=str(tmp_path / "r" / "onnx"),
+                        artifacts_dir=str(tmp_path / "r" / "onnx" / "artifacts"))
+    rate = lambda config: ({"flops_per_s": RATE}, None)  # noqa: E731
+    before = predict(settings, settings.plan(), {}, rate, lambda line: None)
+    made = Path(settings.onnx_dir) / "executorch"
+    made.mkdir(parents=True)
+    (made / "logmel-b1-n16000-0123456789abcdef.pte").write_bytes(b"x")
+    after = predict(settings, settings.plan(), {}, rate, lambda line: None)
+    assert before is not None and after is not None
+    assert before.first[0] - after.first[0] == pytest.approx(Costs().edge_export_s)  # no model bytes known: the fixed part

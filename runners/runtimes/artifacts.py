@@ -60,6 +60,11 @@ CANNOT_CONVERT = "no matching artifact and this machine cannot convert"
 COMMON_META = ("sha256", "bytes", "export_s", "check", "created")
 
 
+def safe_name(model: str) -> str:
+    """A model's name as the start of an artifact's file name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
+
+
 @dataclass(frozen=True)
 class ArtifactKey:
     """What an artifact was made from and for.  ``runtime_versions`` (the packages that load the
@@ -83,7 +88,7 @@ class ArtifactKey:
 
     def file_name(self) -> str:
         digest = hashlib.sha256(json.dumps(self.cache_dict(), sort_keys=True).encode()).hexdigest()[:16]
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model)
+        safe = safe_name(self.model)
         return f"{safe}-b{self.input_shape[0]}-n{self.input_shape[1]}-{digest}{self.suffix}"
 
     def shape_text(self) -> str:
@@ -342,6 +347,25 @@ def manifest_entry(key: ArtifactKey, meta: dict[str, Any], file: str, made_on: d
             "duration_s": samples / SAMPLE_RATE, "file": file, "recipe": key.recipe,
             "runtime_versions": dict(key.runtime_versions), "exporter_versions": dict(key.exporter_versions),
             "made_on": dict(made_on), "key": key.cache_dict()}
+
+
+def at_hand(runtime: str, model: str, input_shape: tuple[int, int], cache_dir: str | Path | None,
+            manifest_dir: str | Path | None) -> bool:
+    """Whether an artifact of ``runtime`` for ``model`` at ``input_shape`` is in this machine's cache
+    or in the manifest, by name and shape only (no module is built: ``make bench``'s prediction
+    asks before any worker starts).  One made from other weights or versions counts too: the
+    prediction may then leave out an export that :func:`obtain` will still make."""
+    batch, samples = input_shape
+    safe = safe_name(model)
+    if cache_dir is not None and any(Path(cache_dir).glob(f"{safe}-b{batch}-n{samples}-*")):
+        return True
+    try:
+        manifest = load_manifest(manifest_dir)
+    except ManifestError:
+        return False
+    return any(entry.get("runtime") == runtime and entry.get("model") == model
+               and list(entry.get("input_shape") or []) == [batch, samples]
+               for entry in (manifest or {}).get("artifacts", []))
 
 
 def same_artifact(entry: dict[str, Any], key: ArtifactKey) -> bool:
