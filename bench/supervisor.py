@@ -15,12 +15,15 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from bench.job import WorkerJob
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+EXIT_POLL_S = 0.5  # how often a wait for a message looks whether the worker has exited
+EXIT_GRACE_S = 1.0  # after its exit, how long the reader thread gets to hand over its last lines
 
 
 class WorkerSupervisor:
@@ -31,6 +34,7 @@ class WorkerSupervisor:
         self.cell_timeout_s, self.load_timeout_s = cell_timeout_s, load_timeout_s
         self.proc: subprocess.Popen | None = None
         self.messages: queue.Queue = queue.Queue()
+        self.killed = False
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -71,24 +75,42 @@ class WorkerSupervisor:
         self.messages.put(None)  # end of stream
 
     def next_message(self, timeout: float) -> dict[str, Any] | None | str:
-        """A message, ``None`` at end of stream, or ``"timeout"``."""
-        try:
-            return self.messages.get(timeout=timeout)
-        except queue.Empty:
-            return "timeout"
+        """A message, ``None`` at end of stream, or ``"timeout"``.
+
+        The end of stream is also the worker's own exit: a process the worker forked (a library's
+        helper: OpenVINO's under an emulator, seen in docs/platforms.md) keeps a copy of its answer
+        pipe open after it died, and waiting for the pipe to close would wait out the cell's timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "timeout"
+            try:
+                return self.messages.get(timeout=min(left, EXIT_POLL_S))
+            except queue.Empty:
+                if self.proc is None or self.proc.poll() is None:
+                    continue
+            try:  # exited: what it wrote before is read within the grace; then the stream has ended
+                return self.messages.get(timeout=EXIT_GRACE_S)
+            except queue.Empty:
+                return None
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+        """The worker and whatever it left in its session (it is a session leader: its pid is the
+        group's), also when the worker itself has already exited."""
+        if self.proc is None or self.killed:
+            return
+        self.killed = True  # once: a later pid of that number is another process's
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            if self.proc.poll() is None:
                 self.proc.kill()
-        if self.proc:
-            self.proc.wait()
+        self.proc.wait()
 
     def exit_description(self) -> tuple[str, str]:
         """(status, message) for a worker that ended without finishing its cells."""

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from models.frontend import SAMPLE_RATE
+from models.portable_init import exact_weight_norms, portable_normal
 
 BUILD_SEED = 0
 SOURCE_PREFIXES = ("python:", "onnx:", "s3prl:", "hf:")
@@ -54,9 +55,11 @@ class ModelSpec:
         return (n_samples - self.min_samples) // self.hop_samples + 1
 
     def build(self, tiny: bool = False) -> nn.Module:
-        """Build in eval mode with seeded random weights (same weights on every call)."""
+        """Build in eval mode with seeded random weights (the same weights on every call and machine)."""
         if self.builder is None:
             raise NoTorchModelError(f"{self.name} has no PyTorch model (an ONNX file runs in ONNX Runtime only)")
         torch.manual_seed(BUILD_SEED)
-        model = self.builder(tiny)
+        with portable_normal():  # the same weights on every CPU (models/portable_init.py)
+            model = self.builder(tiny)
+        exact_weight_norms(model)
         return model.eval()
