@@ -209,9 +209,12 @@ class ExecuTorchRuntime:
             _unsafe_reset_threadpool(int(self.threads))
         self._runtime = Runtime.get()
         self.module = self.build().eval()
+        # the hash before the buffers are made persistent: a derived buffer (the log-mel filterbank,
+        # the window) is computed on each machine and its last bits differ by CPU, so with it in the
+        # state dict a board never matched the programs made on a laptop (docs/platforms.md)
+        self.digest, self.weights_digest = artifacts.module_digests(self.module)
         make_persistent(self.module)
         self.rnn = has_rnn(self.module)
-        self.digest, self.weights_digest = artifacts.module_digests(self.module)
         self.load_time_s = time.perf_counter() - start
         self.facts = {"runtime_version": executorch_version(), "runtime_delegate": DELEGATE,
                       "runtime_precision": PRECISION, "runtime_threads": int(_threadpool_get_thread_count())}
