@@ -246,36 +246,31 @@ def run_numpy32(folder: Path, case: str, w: dict[str, np.ndarray]) -> tuple[np.n
     return reference(w, np.float32), f"numpy {np.__version__}"
 
 
-def run_pytorch(folder: Path, case: str, w: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
+def _pytorch(w: dict[str, np.ndarray], onednn: bool = True, float64: bool = False) -> tuple[np.ndarray, str]:
+    """torch.nn.GRU on one thread; ``onednn=False``: PyTorch's own RNN kernel instead of oneDNN's
+    (``torch.backends.mkldnn``); ``float64``: its plainest path, no float32 kernel at all."""
     try:
         import torch
     except ImportError as exc:
         raise Absent(f"torch not installed ({exc})") from None
     torch.set_num_threads(1)
-    with torch.inference_mode():
-        return torch_gru(w)(torch.from_numpy(w["x"])).numpy(), f"torch {torch.__version__}"
+    module, x = torch_gru(w), torch.from_numpy(w["x"])
+    if float64:
+        module, x = module.double(), x.double()
+    with torch.backends.mkldnn.flags(enabled=onednn), torch.inference_mode():
+        return module(x).numpy(), f"torch {torch.__version__}"
+
+
+def run_pytorch(folder: Path, case: str, w: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
+    return _pytorch(w)
 
 
 def run_pytorch_without_onednn(folder: Path, case: str, w: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
-    """torch.nn.GRU with oneDNN (mkldnn) turned off: PyTorch's own RNN kernel instead of oneDNN's."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise Absent(f"torch not installed ({exc})") from None
-    torch.set_num_threads(1)
-    with torch.backends.mkldnn.flags(enabled=False), torch.inference_mode():
-        return torch_gru(w)(torch.from_numpy(w["x"])).numpy(), f"torch {torch.__version__}"
+    return _pytorch(w, onednn=False)
 
 
 def run_pytorch_float64(folder: Path, case: str, w: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
-    """torch.nn.GRU in float64 (no oneDNN, no float32 kernels): PyTorch's arithmetic on its plainest path."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise Absent(f"torch not installed ({exc})") from None
-    torch.set_num_threads(1)
-    with torch.inference_mode():
-        return torch_gru(w).double()(torch.from_numpy(w["x"]).double()).numpy(), f"torch {torch.__version__}"
+    return _pytorch(w, float64=True)
 
 
 def _ort(folder: Path, file: str, w: dict[str, np.ndarray], threads: int) -> tuple[np.ndarray, str]:
