@@ -199,6 +199,7 @@ class WorkEstimate:
         self.units = comparisons(list(todo))
         self.base: dict[SideKey, float | None] = {}  # call seconds at the default efficiency
         self.making: dict[SideKey, float] = {}  # seconds to make the side's artifact before it measures
+        made: set[tuple] = set()  # one artifact per runtime, model, variant and shape, whatever the threads
         self.worker: dict[tuple, float] = {}
         for unit in self.units:
             for config, shapes in unit:
@@ -206,7 +207,10 @@ class WorkEstimate:
                 rate = rate_of(config)
                 for shape in shapes:
                     self.base[side_key(config, shape)] = call_seconds(flops_of(config, shape), rate, costs.efficiency)
-                    self.making[side_key(config, shape)] = float(artifact_s(config, shape)) if artifact_s else 0.0
+                    artifact = (config.runtime, config.model, config.variant, int(shape.batch_size), float(shape.duration_s))
+                    first = artifact not in made
+                    made.add(artifact)
+                    self.making[side_key(config, shape)] = float(artifact_s(config, shape)) if artifact_s and first else 0.0
         self.ratios: dict[tuple, float] = {}  # measured / predicted call time, per worker group
         self.shares: dict[tuple, float] = {}  # where its cells stopped between fewest rounds and caps
         self.seen: dict[tuple, int] = {}  # records learned from, per worker group

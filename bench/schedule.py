@@ -190,6 +190,8 @@ class Side:
                 self.fail(cell, "timeout", timeout_text)
                 return None
             if message is None:  # the worker died
+                self.sup.await_exit(5.0)  # its own exit status says how it ended, not the kill below
+                self.sup.kill()  # what it left in its session (a helper holding its pipe) goes too
                 status, text = self.sup.exit_description()
                 self.forget_worker()
                 self.fail(cell, status, text)

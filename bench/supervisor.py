@@ -88,12 +88,34 @@ class WorkerSupervisor:
             try:
                 return self.messages.get(timeout=min(left, EXIT_POLL_S))
             except queue.Empty:
-                if self.proc is None or self.proc.poll() is None:
+                if not self.exited():
                     continue
             try:  # exited: what it wrote before is read within the grace; then the stream has ended
                 return self.messages.get(timeout=EXIT_GRACE_S)
             except queue.Empty:
                 return None
+
+    def exited(self) -> bool:
+        """Whether the worker process has ended, without reaping it: its pid (and so its process
+        group's number) stays reserved until :meth:`kill` has signalled what it left behind."""
+        if self.proc is None or self.proc.returncode is not None:
+            return True
+        if not hasattr(os, "waitid"):  # macOS: poll() reaps, the group number may then be reused
+            return self.proc.poll() is not None
+        try:
+            found = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return found is not None
+
+    def await_exit(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the worker to end (not reaped); whether it has."""
+        deadline = time.monotonic() + timeout
+        while not self.exited():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     @property
     def pid(self) -> int | None:

@@ -435,8 +435,13 @@ def in_child(folder: Path, case: str, runtime: str, timeout_s: float) -> list[Ro
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(MARK):
             return [Row(**r) for r in json.loads(line[len(MARK):])]
-    how = (f"killed by signal {-done.returncode} ({signal.Signals(-done.returncode).name})" if done.returncode < 0
-           else f"exit code {done.returncode}")
+    if done.returncode < 0:
+        try:
+            how = f"killed by signal {-done.returncode} ({signal.Signals(-done.returncode).name})"
+        except ValueError:  # a signal number without a name
+            how = f"killed by signal {-done.returncode}"
+    else:
+        how = f"exit code {done.returncode}"
     last = next((ln.strip() for ln in reversed(done.stderr.splitlines()) if ln.strip()), "")
     return [Row(case, runtime, graph, "error", note=f"the process died: {how}" + (f"; last words: {last[:200]}" if last else ""))]
 

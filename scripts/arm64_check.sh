@@ -171,8 +171,8 @@ run_step() {  # name, command inside the root
 cpu_file() { echo "${1//[,=]/_}"; }   # a qemu -cpu value as part of a file name
 
 on_host() {  # name, command run here (not in the root), in the repository
-  echo "arm64_check: $1 (on this host): $2   (log: $LOGS/$1.log)"
-  (cd "$REPO" && bash -c "$2") >> "$LOGS/$1.log" 2>&1
+  echo "arm64_check: $1 (on this host): $2   (log: $LOGS/$1-host.log)"
+  (cd "$REPO" && bash -c "$2") > "$LOGS/$1-host.log" 2>&1
 }
 
 EDGE_SHAPES="QUICK=1 TINY=1 MODELS=$EDGE_MODELS DEVICE=cpu"   # the same plan here and inside: the same shapes
@@ -192,7 +192,7 @@ for step in ${STEPS//,/ }; do
           ARTIFACTS_DIR=/opt/wavebench-artifacts ENERGY=none"
         TIME[edge]=$((SECONDS - t0))
       else
-        RESULT[edge]="failed on this host"; TIME[edge]=$((SECONDS - t0)); tail -n 15 "$LOGS/edge.log" >&2
+        RESULT[edge]="failed on this host"; TIME[edge]=$((SECONDS - t0)); tail -n 15 "$LOGS/edge-host.log" >&2
       fi ;;
     gru)
       # one GRU's weights and artifacts made here; inside, each emulated CPU runs every runtime on them
@@ -209,7 +209,7 @@ for step in ${STEPS//,/ }; do
         TIME[gru]=$((SECONDS - t0))
         cp "$ROOT"/opt/wavebench-gru/check-*.json "$LOGS/" 2>/dev/null || true
       else
-        RESULT[gru]="failed on this host"; TIME[gru]=$((SECONDS - t0)); tail -n 15 "$LOGS/gru.log" >&2
+        RESULT[gru]="failed on this host"; TIME[gru]=$((SECONDS - t0)); tail -n 15 "$LOGS/gru-host.log" >&2
       fi ;;
     run) run_step run "${ARM64_RUN:?ARM64_STEPS=run needs ARM64_RUN, the command to run inside}" ;;
     tests) run_step tests "$VENV/bin/python -m pytest -p no:cacheprovider \$(grep -v '^#' tests/fast.txt)" ;;
@@ -240,7 +240,7 @@ edge_cells=$(count_cells results-edge 1)
 gru_line=""
 for cpu in $QEMU_CPUS; do
   [ -f "$LOGS/check-$(cpu_file "$cpu").json" ] || continue
-  gru_line="$gru_line $cpu: $("$HOST_VENV/bin/python" "$REPO/benchmarks/gru_kernels.py" verdict "$LOGS/check-$(cpu_file "$cpu").json" 2>/dev/null);"
+  gru_line="$gru_line $cpu: $("$HOST_VENV/bin/python" "$REPO/benchmarks/gru_kernels.py" verdict "$LOGS/check-$(cpu_file "$cpu").json" 2>/dev/null || echo unknown);"
 done
 tests_line=$(grep -E "^[0-9]+ (passed|failed)|passed|failed" "$LOGS/tests.log" 2>/dev/null | tail -n 1 || true)
 echo

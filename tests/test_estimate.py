@@ -238,10 +238,18 @@ def test_an_edge_artifact_to_make_is_predicted_once_per_shape_and_not_when_at_ha
     assert total(None) == pytest.approx(none_made)
     assert total(lambda c, s: False) == pytest.approx(none_made + 2 * (2.0 + 3.0))
     assert total(lambda c, s: s.duration_s == 1.0) == pytest.approx(none_made + 5.0)
+    two_threads = todo + [replace(c, threads=2) for c in todo]  # one artifact serves every thread count
+    made_once = estimate_run(two_threads, POLICY, "grouped", manifest, lambda g: RATE, False, costs,
+                             artifact_ready=lambda c, s: False).first[0]
+    assert made_once == pytest.approx(estimate_run(two_threads, POLICY, "grouped", manifest, lambda g: RATE, False,
+                                                   costs, artifact_ready=lambda c, s: True).first[0] + 2 * 5.0)
 
     # what counts as at hand: a cached file of that model and shape, or a manifest entry for it
     cache, shipped = tmp_path / "executorch", tmp_path / "artifacts"
     cache.mkdir()
+    assert not artifacts.at_hand("executorch", "m", (1, 16000), cache, shipped)
+    (cache / "m-b1-n16000-0123456789abcdef.pte.json").write_text("{}")  # a sidecar alone is no artifact
+    (cache / "m-b1-n16000-0123456789abcdef.pte.tmp").write_bytes(b"x")  # nor a half-written file
     assert not artifacts.at_hand("executorch", "m", (1, 16000), cache, shipped)
     (cache / "m-b1-n16000-0123456789abcdef.pte").write_bytes(b"x")
     assert artifacts.at_hand("executorch", "m", (1, 16000), cache, shipped)

@@ -45,9 +45,11 @@ def test_a_dead_worker_is_seen_although_its_child_holds_the_pipe(tmp_path):
     assert sup.next_message(60) is None  # the end of stream: the worker's exit, not the pipe's close
     assert time.monotonic() - start < 20  # far under the 60 s it would otherwise wait
     assert alive(child)  # the child still holds the pipe
+    assert sup.exited() and sup.proc.returncode is None  # seen, not reaped: its group number stays reserved
+    assert sup.await_exit(0.1)
+    sup.kill()  # as the schedule does: the leftovers first, then how the worker ended
     status, text = sup.exit_description()
     assert status == "error" and text.startswith(f"worker died with signal {int(signal.SIGSEGV)}")
-    sup.kill()
     deadline = time.monotonic() + 10
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -61,5 +63,6 @@ def test_a_live_worker_still_times_out(tmp_path):
                                 stdout=subprocess.PIPE, text=True, start_new_session=True)
     threading.Thread(target=sup._pump, daemon=True).start()
     assert sup.next_message(1.2) == "timeout"
+    assert not sup.exited() and not sup.await_exit(0.2)
     sup.kill()
     assert sup.proc.returncode == -signal.SIGKILL

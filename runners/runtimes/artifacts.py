@@ -357,8 +357,9 @@ def at_hand(runtime: str, model: str, input_shape: tuple[int, int], cache_dir: s
     prediction may then leave out an export that :func:`obtain` will still make."""
     batch, samples = input_shape
     safe = safe_name(model)
-    if cache_dir is not None and any(Path(cache_dir).glob(f"{safe}-b{batch}-n{samples}-*")):
-        return True
+    if cache_dir is not None and any(p.suffix not in (".json", ".tmp")
+                                     for p in Path(cache_dir).glob(f"{safe}-b{batch}-n{samples}-*")):
+        return True  # the artifact itself: not a sidecar left alone, nor a half-written file
     try:
         manifest = load_manifest(manifest_dir)
     except ManifestError:
