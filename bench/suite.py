@@ -27,7 +27,7 @@ from export.needs import missing_for
 from export.onnx_export import ExportError, describe_model, describe_onnx, export_model
 from export.variants import onnx_variant, parse_variant
 from host.environment import collect_environment, throttle_snapshot, wavebench_version
-from models.audio_format import SAMPLE_RATE
+from models.audio_format import samples_of
 from models.registry import get_spec
 from runners.canary import DRIFT_THRESHOLD
 from runners.gemm_peak import gemm_peak_entry
@@ -110,7 +110,7 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
         weights=manifest.get("weights", "random"), weights_source=settings.weights, tiny=settings.tiny,
         onnx_path=files.get("fp32") if tensorrt else files.get(base_variant),
         flops_onnx_path=files.get("fp32"), trt_cache=str(Path(settings.results_dir) / "trt_cache"),
-        artifact_dir=str(Path(settings.onnx_dir) / config.runtime) if config.runtime in ARTIFACT_CACHES else None,
+        artifact_dir=str(artifact_cache(settings, config.runtime)) if config.runtime in ARTIFACT_CACHES else None,
         manifest_dir=settings.artifacts_dir if config.runtime in SHIPPABLE else None,
         manifest_entry=manifest, policy=settings.policy(), energy=settings.energy,
         energy_preferred=list(settings.energy_preferred),
@@ -121,6 +121,11 @@ def make_job(settings: Settings, folder: RunFolder, host: str, device_name: str,
 # runtimes that cache what they compile or export beside the ONNX files (OpenVINO's compiled model,
 # ExecuTorch's .pte and LiteRT's .tflite per input shape): <ONNX_DIR>/<runtime>/
 ARTIFACT_CACHES = ("openvino", "executorch", "litert")
+
+
+def artifact_cache(settings: Settings, runtime: str) -> Path:
+    """This machine's cache of ``runtime``'s artifacts (compiled models, programs, converted models)."""
+    return Path(settings.onnx_dir) / runtime
 
 
 def run_suite(settings: Settings, *, fresh: bool = False, profile_note: str | None = None,
@@ -295,10 +300,8 @@ def predict(settings: Settings, todo: list[PlannedCell], manifest: dict[str, Any
         """Whether an edge runtime's side will find its artifact rather than make it."""
         if config.runtime not in SHIPPABLE:  # OpenVINO compiles in its load, counted in the worker's start
             return True
-        samples = int(round(float(shape.duration_s) * SAMPLE_RATE))
-        return artifacts.at_hand(config.runtime, config.model, (int(shape.batch_size), samples),
-                                 Path(settings.onnx_dir) / config.runtime,
-                                 settings.artifacts_dir)
+        return artifacts.at_hand(config.runtime, config.model, (int(shape.batch_size), samples_of(shape.duration_s)),
+                                 artifact_cache(settings, config.runtime), settings.artifacts_dir)
 
     estimate = estimate_run(todo, settings.policy(), settings.order, manifest, rates.get, settings.tiny,
                             artifact_ready=artifact_ready)

@@ -316,10 +316,16 @@ def run_openvino(folder: Path, case: str, w: dict[str, np.ndarray]) -> tuple[np.
     return np.asarray(next(iter(out.values()))), f"openvino {ov.__version__}, CPU plugin, precision {precision}"
 
 
-def run_executorch(folder: Path, case: str, w: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
-    path = folder / f"gru-{case}.pte"
+def edge_file(folder: Path, case: str, suffix: str, made_by: str) -> Path:
+    """An ExecuTorch or LiteRT file ``make`` wrote, or :class:`Absent` saying why there is none."""
+    path = folder / f"gru-{case}{suffix}"
     if not path.exists():
-        raise Absent(f"{path.name} not made (ExecuTorch export is for {', '.join(EDGE_CASES)} on a machine with executorch)")
+        raise Absent(f"{path.name} not made ({made_by} is for {', '.join(EDGE_CASES)} on a machine that has it)")
+    return path
+
+
+def run_executorch(folder: Path, case: str, w: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
+    path = edge_file(folder, case, ".pte", "ExecuTorch's export")
     try:
         import torch
         from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
@@ -338,9 +344,7 @@ def run_executorch(folder: Path, case: str, w: dict[str, np.ndarray]) -> tuple[n
 
 
 def run_litert(folder: Path, case: str, w: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
-    path = folder / f"gru-{case}.tflite"
-    if not path.exists():
-        raise Absent(f"{path.name} not made (LiteRT conversion is for {', '.join(EDGE_CASES)} on a machine with litert-torch)")
+    path = edge_file(folder, case, ".tflite", "LiteRT's converter (litert-torch)")
     try:
         from ai_edge_litert.interpreter import Interpreter
 

@@ -60,9 +60,10 @@ CANNOT_CONVERT = "no matching artifact and this machine cannot convert"
 COMMON_META = ("sha256", "bytes", "export_s", "check", "created")
 
 
-def safe_name(model: str) -> str:
-    """A model's name as the start of an artifact's file name."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
+def file_prefix(model: str, input_shape: tuple[int, int]) -> str:
+    """The start of an artifact's file name: the model's name made safe, and the shape."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
+    return f"{safe}-b{input_shape[0]}-n{input_shape[1]}-"
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,7 @@ class ArtifactKey:
 
     def file_name(self) -> str:
         digest = hashlib.sha256(json.dumps(self.cache_dict(), sort_keys=True).encode()).hexdigest()[:16]
-        safe = safe_name(self.model)
-        return f"{safe}-b{self.input_shape[0]}-n{self.input_shape[1]}-{digest}{self.suffix}"
+        return f"{file_prefix(self.model, self.input_shape)}{digest}{self.suffix}"
 
     def shape_text(self) -> str:
         return f"{self.input_shape[0]}x{self.input_shape[1]}"
@@ -253,8 +253,13 @@ def save_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
 
 def for_shape(entry: dict[str, Any], key: ArtifactKey) -> bool:
     """Whether ``entry`` is an artifact of ``key``'s runtime and model for its input shape."""
-    return (entry.get("runtime") == key.runtime and entry.get("model") == key.model
-            and list(entry.get("input_shape") or []) == list(key.input_shape))
+    return names(entry, key.runtime, key.model, key.input_shape)
+
+
+def names(entry: dict[str, Any], runtime: str, model: str, input_shape: tuple[int, int]) -> bool:
+    """Whether ``entry`` is an artifact of ``runtime`` for ``model`` at ``input_shape``."""
+    return (entry.get("runtime") == runtime and entry.get("model") == model
+            and list(entry.get("input_shape") or []) == list(input_shape))
 
 
 def mismatch(entry: dict[str, Any], key: ArtifactKey) -> str | None:
@@ -355,18 +360,14 @@ def at_hand(runtime: str, model: str, input_shape: tuple[int, int], cache_dir: s
     or in the manifest, by name and shape only (no module is built: ``make bench``'s prediction
     asks before any worker starts).  One made from other weights or versions counts too: the
     prediction may then leave out an export that :func:`obtain` will still make."""
-    batch, samples = input_shape
-    safe = safe_name(model)
     if cache_dir is not None and any(p.suffix not in (".json", ".tmp")
-                                     for p in Path(cache_dir).glob(f"{safe}-b{batch}-n{samples}-*")):
+                                     for p in Path(cache_dir).glob(f"{file_prefix(model, input_shape)}*")):
         return True  # the artifact itself: not a sidecar left alone, nor a half-written file
     try:
         manifest = load_manifest(manifest_dir)
     except ManifestError:
         return False
-    return any(entry.get("runtime") == runtime and entry.get("model") == model
-               and list(entry.get("input_shape") or []) == [batch, samples]
-               for entry in (manifest or {}).get("artifacts", []))
+    return any(names(entry, runtime, model, input_shape) for entry in (manifest or {}).get("artifacts", []))
 
 
 def same_artifact(entry: dict[str, Any], key: ArtifactKey) -> bool:
