@@ -56,7 +56,12 @@ def test_check_reports_every_runtime_and_flags_a_wrong_one(tmp_path, monkeypatch
         return gk.reference(w, np.float32) * 0.9, "wrong 1.0"
 
     monkeypatch.setitem(gk.RUNNERS, "wrong", ("a bad kernel", wrong))
-    rows = {r.runtime: r for r in gk.check(tmp_path, isolate=False) if r.case == "small"}
+    # in this process (the monkeypatched runner exists only here), so only the runtimes asserted on:
+    # the others' kernels (OpenVINO's, PyTorch's with oneDNN toggled) stay out of the test process,
+    # as the tool's own default keeps every runtime in a child
+    asked = ["numpy-float32", "onnxruntime-gru", "onnxruntime-unrolled", "executorch", "wrong"]
+    rows = {r.runtime: r for r in gk.check(tmp_path, asked, isolate=False) if r.case == "small"}
+    assert set(rows) == set(asked)
     assert rows["numpy-float32"].status == "ok" and rows["numpy-float32"].max_abs_err < 1e-5
     assert rows["onnxruntime-gru"].status == "ok" and rows["onnxruntime-unrolled"].status == "ok"
     assert rows["wrong"].status == "differs" and rows["wrong"].cosine == pytest.approx(1.0)  # scaled: cosine 1, error not
