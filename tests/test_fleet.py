@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
+from background_shell import SIGINT_IGNORED
 
 from fleet import loopback
 from fleet.config import ConfigError, load_fleet, parse_hosts
@@ -121,10 +122,10 @@ class Laptop:
 
     def popen(self, args: list[str], sigint_ignored: bool = False, **extra: str) -> subprocess.Popen:
         """``sigint_ignored``: started as a shell without job control starts a background command."""
-        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
-        return subprocess.Popen([sys.executable, "-m", "fleet", *args], cwd=self.lab["repo"], env=self.env(**extra),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True, preexec_fn=ignore)
+        prefix = SIGINT_IGNORED if sigint_ignored else []
+        return subprocess.Popen([*prefix, sys.executable, "-m", "fleet", *args], cwd=self.lab["repo"],
+                                env=self.env(**extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
 
     def start(self, args: list[str], sigint_ignored: bool = False, **extra: str) -> "Running":
         return Running(self.popen(args, sigint_ignored, **extra))

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from background_shell import SIGINT_IGNORED
 
 from bench.profiles import load_profile
 from bench.settings import build_settings
@@ -196,8 +197,8 @@ def test_ctrl_c_keeps_finished_cells_marks_the_run_and_resumes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # SIGINT ignored as a shell without job control leaves it for a background command
     # (``make test &``): the run must still take Ctrl-C
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    proc = subprocess.Popen([*SIGINT_IGNORED, *cmd], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         wait_for(hold.with_suffix(".held"), proc)  # the worker is inside the third cell and stays there
         proc.send_signal(signal.SIGINT)
